@@ -1,0 +1,79 @@
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.db.models import Q
+
+from accounts.admin_base import ScopedAdmin, SuperAdminOnly
+from accounts.models import MOTD, Invite, Maintenance, Role, Unit, User
+
+# Roles replace Django groups/permissions; hide the unused Group model.
+admin.site.unregister(Group)
+
+
+@admin.register(Unit)
+class UnitAdmin(ScopedAdmin):
+    unit_lookup = "pk"
+    change_roles = (Role.UNIT_ADMIN,)
+    list_display = ("name", "display_name", "internal_ref", "contact_email", "quota_bytes",
+                    "days_in_available", "days_in_expired")
+    search_fields = ("name", "display_name", "internal_ref")
+    readonly_fields = ("public_id", "project_counter", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if request.user.role != Role.SUPER_ADMIN:
+            # Identity and quota are the operator's decision, not the unit's.
+            fields += ["name", "internal_ref", "quota_bytes"]
+        return fields
+
+
+@admin.register(User)
+class UserAdmin(ScopedAdmin):
+    change_roles = (Role.UNIT_ADMIN,)
+    list_display = ("username", "name", "email", "role", "unit", "is_active", "last_login")
+    list_filter = ("role", "is_active")
+    search_fields = ("username", "name", "email")
+    fields = ("username", "name", "email", "role", "unit", "is_active", "date_joined",
+              "last_login", "has_keys")
+    readonly_fields = ("username", "date_joined", "last_login", "has_keys")
+
+    def scope_filter(self, user):
+        if user.role == Role.SUPER_ADMIN:
+            return None
+        # A unit's staff, and researchers who are members of the unit's projects.
+        return Q(unit_id=user.unit_id) | Q(memberships__project__unit_id=user.unit_id)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if request.user.role != Role.SUPER_ADMIN:
+            fields += ["role", "unit"]
+        return fields
+
+    @admin.display(boolean=True, description="Key pair")
+    def has_keys(self, obj):
+        return bool(obj.public_key)
+
+
+@admin.register(Invite)
+class InviteAdmin(ScopedAdmin):
+    change_roles = ()
+    list_display = ("email", "role", "unit", "project", "is_owner", "created_at", "expires_at")
+    list_filter = ("role",)
+    search_fields = ("email",)
+    fields = ("email", "role", "unit", "project", "is_owner", "created_by", "created_at",
+              "expires_at")
+    readonly_fields = fields
+
+    def scope_filter(self, user):
+        if user.role == Role.SUPER_ADMIN:
+            return None
+        return Q(unit_id=user.unit_id) | Q(project__unit_id=user.unit_id)
+
+
+@admin.register(MOTD)
+class MOTDAdmin(SuperAdminOnly):
+    list_display = ("message", "is_active", "created_at")
+
+
+@admin.register(Maintenance)
+class MaintenanceAdmin(SuperAdminOnly):
+    list_display = ("__str__", "is_active", "changed_at")

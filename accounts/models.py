@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+USERNAME_VALIDATOR = RegexValidator(
+    r"^[A-Za-z0-9._-]{3,30}$",
+    "Use 3–30 characters: letters, digits, dot, underscore or hyphen.",
+)
+UNIT_REF_VALIDATOR = RegexValidator(
+    r"^[a-z0-9]{2,10}$", "Use 2–10 lower-case letters or digits."
+)
+
+
+def new_public_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class Unit(models.Model):
+    """A facility that delivers data (e.g. a sequencing platform)."""
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id,
+                                 editable=False)
+    name = models.CharField(max_length=255, unique=True)
+    display_name = models.CharField(max_length=255)
+    contact_email = models.EmailField()
+    internal_ref = models.CharField(
+        max_length=10, unique=True, validators=[UNIT_REF_VALIDATOR],
+        help_text="Prefix of this unit's project ids, e.g. 'ngi' gives 'ngi-00001'.",
+    )
+    days_in_available = models.PositiveSmallIntegerField(
+        default=90, validators=[MinValueValidator(1), MaxValueValidator(90)])
+    days_in_expired = models.PositiveSmallIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(90)])
+    quota_bytes = models.PositiveBigIntegerField(default=100 * 1024**4)
+    warning_level = models.FloatField(
+        default=0.8, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Fraction of the quota at which staff are warned.")
+    project_counter = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+
+class Role(models.TextChoices):
+    SUPER_ADMIN = "super_admin", "Super Admin"
+    UNIT_ADMIN = "unit_admin", "Unit Admin"
+    UNIT_PERSONNEL = "unit_personnel", "Unit Personnel"
+    RESEARCHER = "researcher", "Researcher"
+
+
+UNIT_ROLES = (Role.UNIT_ADMIN, Role.UNIT_PERSONNEL)
+STAFF_ROLES = (Role.SUPER_ADMIN, Role.UNIT_ADMIN, Role.UNIT_PERSONNEL)
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, username: str, email: str, password: str | None = None,
+                    **extra) -> User:
+        user = self.model(username=username, email=self.normalize_email(email), **extra)
+        user.set_password(password)
+        user.full_clean(exclude=["password"])
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, username: str, email: str, password: str | None = None,
+                         **extra) -> User:
+        extra["role"] = Role.SUPER_ADMIN
+        extra.setdefault("name", username)
+        return self.create_user(username, email, password, **extra)
+
+
+class User(AbstractBaseUser):
+    """Every account. The role decides what the user may do; unit staff belong to a unit.
+
+    There is deliberately no PermissionsMixin: permissions follow from the role (see
+    ``accounts.permissions``), not from per-user grants that could drift.
+    """
+
+    username = models.CharField(max_length=30, unique=True, validators=[USERNAME_VALIDATOR])
+    email = models.EmailField()
+    name = models.CharField(max_length=255)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.RESEARCHER)
+    unit = models.ForeignKey(Unit, null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="staff")
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now, editable=False)
+    # Key pair (security model point 4). The private key is AES-256-GCM encrypted under a
+    # key derived from the password with Argon2id; the server never stores it in clear.
+    public_key = models.BinaryField(null=True, blank=True, editable=False)
+    private_key_encrypted = models.BinaryField(null=True, blank=True, editable=False)
+    kdf_salt = models.BinaryField(null=True, blank=True, editable=False)
+    kdf_params = models.JSONField(default=dict, blank=True, editable=False)
+    # Bumped to end every session of the user at once (logout everywhere, password
+    # change/reset, deactivation).
+    session_generation = models.PositiveIntegerField(default=0, editable=False)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "username"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        ordering = ["username"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="user_email_unique_ci"),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(role__in=[r.value for r in UNIT_ROLES], unit__isnull=False)
+                    | (~models.Q(role__in=[r.value for r in UNIT_ROLES])
+                       & models.Q(unit__isnull=True))
+                ),
+                name="user_unit_iff_unit_role",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def is_superuser(self) -> bool:
+        return self.role == Role.SUPER_ADMIN
+
+    @property
+    def is_staff(self) -> bool:
+        """Facility staff and operators may open the Django admin."""
+        return self.role in STAFF_ROLES
+
+    @property
+    def is_unit_staff(self) -> bool:
+        return self.role in UNIT_ROLES
+
+    def has_perm(self, perm: str, obj=None) -> bool:
+        # The admin asks ModelAdmin.has_*_permission, which decide by role; this is only
+        # consulted by code paths that do not (e.g. the admin's app index).
+        return self.is_active and self.is_staff
+
+    def has_perms(self, perm_list, obj=None) -> bool:
+        return all(self.has_perm(p, obj) for p in perm_list)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return self.is_active and self.is_staff
+
+
+class Invite(models.Model):
+    """An invitation to register (or, for an existing user, to join a project).
+
+    Carries its own key pair so project access can be granted before the invitee has a
+    password (security model point 5); the private key is sealed until registration.
+    """
+
+    email = models.EmailField()
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.RESEARCHER)
+    unit = models.ForeignKey(Unit, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="invites")
+    project = models.ForeignKey("projects.Project", null=True, blank=True,
+                                on_delete=models.CASCADE, related_name="invites")
+    is_owner = models.BooleanField(default=False)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    # Only a hash of the emailed token is kept: a database dump cannot accept invites.
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True,
+                                  editable=False)
+    public_key = models.BinaryField(null=True, blank=True, editable=False)
+    private_key_encrypted = models.BinaryField(null=True, blank=True, editable=False)
+    kdf_salt = models.BinaryField(null=True, blank=True, editable=False)
+    kdf_params = models.JSONField(default=dict, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # Re-inviting replaces the earlier invite.
+            models.UniqueConstraint(Lower("email"), name="invite_email_unique_ci"),
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="invite_expires_idx")]
+
+    def __str__(self) -> str:
+        return f"Invite for {self.email}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+
+class MOTD(models.Model):
+    """A message of the day, shown in the portal and by the CLI."""
+
+    message = models.TextField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "message of the day"
+        verbose_name_plural = "messages of the day"
+
+    def __str__(self) -> str:
+        return self.message[:60]
+
+
+class Maintenance(models.Model):
+    """Maintenance mode: one row; while active only super admins may use the system."""
+
+    is_active = models.BooleanField(default=False)
+    message = models.TextField(blank=True, default="The system is under maintenance.")
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "maintenance mode"
+        verbose_name_plural = "maintenance mode"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="maintenance_singleton"),
+        ]
+
+    def __str__(self) -> str:
+        return "Maintenance: on" if self.is_active else "Maintenance: off"
+
+    @classmethod
+    def current(cls) -> Maintenance:
+        obj, _ = cls.objects.get_or_create(id=1)
+        return obj

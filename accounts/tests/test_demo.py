@@ -1,0 +1,46 @@
+import json
+import stat
+
+import pytest
+from django.core.management import call_command
+
+from accounts.models import Role, Unit, User
+from projects.audit import audit_verify
+from projects.models import Project
+
+
+@pytest.mark.django_db
+def test_demo_data_is_idempotent(settings, tmp_path, capsys):
+    settings.VAR_DIR = tmp_path
+    call_command("demo_data")
+    first = capsys.readouterr().out
+    counts = (Unit.objects.count(), User.objects.count(), Project.objects.count())
+    call_command("demo_data")
+    second = capsys.readouterr().out
+    assert (Unit.objects.count(), User.objects.count(), Project.objects.count()) == counts
+    assert counts == (1, 5, 1)
+    assert first == second  # same credentials printed again
+
+    creds_file = tmp_path / "demo-credentials.json"
+    assert stat.S_IMODE(creds_file.stat().st_mode) == 0o600
+    creds = json.loads(creds_file.read_text())
+    admin = User.objects.get(username="demo-unitadmin")
+    assert admin.role == Role.UNIT_ADMIN and admin.check_password(creds["demo-unitadmin"])
+    unit = Unit.objects.get()
+    assert unit.staff.filter(role=Role.UNIT_ADMIN).count() == 2
+    assert unit.storage_locations.filter(is_active=True).count() == 1
+    project = Project.objects.get()
+    assert project.memberships.filter(user__username="demo-researcher").exists()
+    assert audit_verify().ok
+
+
+@pytest.mark.django_db
+def test_demo_unit_admin_can_log_into_the_admin(client, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("demo_data")
+    creds = json.loads((tmp_path / "demo-credentials.json").read_text())
+    response = client.post("/admin/login/?next=/admin/",
+                           {"username": "demo-unitadmin", "password": creds["demo-unitadmin"]})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    page = client.get("/admin/projects/project/").content.decode()
+    assert "demo-00001" in page

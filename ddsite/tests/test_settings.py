@@ -1,0 +1,87 @@
+"""The production guard, `check --deploy`, health probes and migrations."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(code_or_args, env_overrides):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE")}
+    env.update({"DJANGO_SETTINGS_MODULE": "ddsite.settings", **env_overrides})
+    return subprocess.run([sys.executable, *code_or_args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_production_refuses_to_start_without_secret_key(tmp_path):
+    result = _run(["manage.py", "check"], {"DEBUG": "0", "ALLOWED_HOSTS": "dds.example.org",
+                                           "DDS_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_production_refuses_wildcard_hosts(tmp_path):
+    result = _run(["manage.py", "check"], {"DEBUG": "0", "ALLOWED_HOSTS": "*",
+                                           "SECRET_KEY": secrets.token_urlsafe(64),
+                                           "DDS_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "wildcard" in result.stderr
+
+
+def test_check_deploy_has_no_warnings(tmp_path):
+    result = _run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                  {"DEBUG": "0", "ALLOWED_HOSTS": "dds.example.org",
+                   "SECRET_KEY": secrets.token_urlsafe(64), "DDS_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_debug_without_secret_creates_a_private_dev_key(tmp_path):
+    result = _run(["manage.py", "check"], {"DEBUG": "1", "DDS_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    key_file = tmp_path / "dev-secret-key"
+    assert key_file.stat().st_mode & 0o077 == 0
+    assert len(key_file.read_text()) >= 50
+
+
+@pytest.mark.django_db
+def test_no_missing_migrations():
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_checks_the_database(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["database"] == "ok"
+
+
+@pytest.mark.django_db
+def test_readyz_reports_unavailable_database(client, monkeypatch):
+    from django.db.backends.utils import CursorWrapper
+
+    def boom(self, *args, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(CursorWrapper, "execute", boom)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == "unavailable"
+
+
+def test_celery_runs_eagerly_without_a_broker():
+    from ddsite.celery import app
+
+    assert app.conf.task_always_eager is True

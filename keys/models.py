@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class ProjectUserKey(models.Model):
+    """The project's X25519 private key, RSA-OAEP-encrypted to one user's public key.
+
+    Having a row is what "has access to the project's data" means cryptographically.
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE,
+                                related_name="user_keys")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="project_keys")
+    key_encrypted = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="project_user_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"key of {self.project_id} for {self.user_id}"
+
+
+class InviteProjectKey(models.Model):
+    """The project's private key encrypted to an invite's key pair, until registration."""
+
+    invite = models.ForeignKey("accounts.Invite", on_delete=models.CASCADE,
+                               related_name="project_keys")
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE,
+                                related_name="invite_keys")
+    key_encrypted = models.BinaryField()
+    is_owner = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["invite", "project"],
+                                    name="invite_project_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"key of {self.project_id} for invite {self.invite_id}"

@@ -1,0 +1,89 @@
+from django.contrib import admin
+from django.db.models import Q
+
+from accounts.admin_base import ScopedAdmin
+from accounts.models import Role
+from projects.models import AuditEvent, Project, ProjectMembership, ProjectStatusEvent
+from projects.services import project_create
+
+
+class MembershipInline(admin.TabularInline):
+    model = ProjectMembership
+    extra = 0
+    fields = ("user", "is_owner", "created_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class StatusEventInline(admin.TabularInline):
+    model = ProjectStatusEvent
+    extra = 0
+    fields = ("status", "deadline", "is_aborted", "by", "at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Project)
+class ProjectAdmin(ScopedAdmin):
+    unit_lookup = "unit"
+    add_roles = (Role.UNIT_ADMIN, Role.UNIT_PERSONNEL)
+    list_display = ("public_id", "title", "unit", "status", "deadline", "pi", "created_at")
+    list_filter = ("status", "non_sensitive")
+    search_fields = ("public_id", "title", "pi")
+    readonly_fields = ("public_id", "unit", "status", "deadline", "released", "bucket",
+                       "busy", "created_by", "created_at", "updated_at")
+    inlines = [MembershipInline, StatusEventInline]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("title", "description", "pi", "non_sensitive")
+        return ("public_id", "title", "description", "pi", "non_sensitive", "unit", "status",
+                "deadline", "released", "bucket", "busy", "created_by", "created_at",
+                "updated_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return self.readonly_fields + ("non_sensitive",)
+
+    def has_add_permission(self, request):
+        # A Super Admin holds no project keys, so projects are created by unit staff.
+        user = request.user
+        return user.is_active and user.role in self.add_roles
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = project_create(unit=request.user.unit, by=request.user, title=obj.title,
+                                 description=obj.description, pi=obj.pi,
+                                 non_sensitive=obj.non_sensitive)
+        obj.__dict__.update({k: v for k, v in created.__dict__.items() if k != "_state"})
+        obj._state.adding = False
+
+
+@admin.register(ProjectStatusEvent)
+class ProjectStatusEventAdmin(ScopedAdmin):
+    unit_lookup = "project__unit"
+    read_only = True
+    list_display = ("project", "status", "deadline", "is_aborted", "by", "at")
+    list_filter = ("status",)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ScopedAdmin):
+    read_only = True
+    list_display = ("at", "actor_username", "action", "project_public_id", "target", "ip")
+    list_filter = ("action",)
+    search_fields = ("actor_username", "action", "project_public_id", "target")
+
+    def scope_filter(self, user):
+        if user.role == Role.SUPER_ADMIN:
+            return None
+        return Q(project__unit_id=user.unit_id) | Q(actor__unit_id=user.unit_id)

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class StorageLocation(models.Model):
+    """Where a unit's objects live: an S3-compatible endpoint, or the local backend.
+
+    Credentials are sealed under a server key (keys.sealing) and never shown again after
+    saving; the region/endpoint must be on the allowed list (data stays in one
+    jurisdiction).
+    """
+
+    unit = models.ForeignKey("accounts.Unit", on_delete=models.CASCADE,
+                             related_name="storage_locations")
+    name = models.CharField(max_length=100)
+    endpoint = models.URLField(blank=True, help_text="Empty for the local backend.")
+    region = models.CharField(max_length=64)
+    bucket_prefix = models.CharField(max_length=30, blank=True)
+    access_key_sealed = models.BinaryField(null=True, blank=True, editable=False)
+    secret_key_sealed = models.BinaryField(null=True, blank=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["unit"], condition=models.Q(is_active=True),
+                                    name="one_active_storage_location_per_unit"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.region})"
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.access_key_sealed and self.secret_key_sealed)
+
+
+class File(models.Model):
+    """The current version of one delivered file.
+
+    ``header`` is the 124-byte Crypt4GH header (the wrapped per-file session key); the
+    object in storage holds only the data segments.
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE,
+                                related_name="files")
+    path = models.CharField(max_length=1024, help_text="Path within the project.")
+    name = models.CharField(max_length=255)
+    folder = models.CharField(max_length=1024, blank=True, help_text="'' for the root.")
+    object_key = models.CharField(max_length=255, unique=True)
+    size_original = models.PositiveBigIntegerField()
+    size_stored = models.PositiveBigIntegerField()
+    compressed = models.BooleanField(default=False)
+    header = models.BinaryField()
+    checksum = models.CharField("SHA-256", max_length=64)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    last_downloaded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "path"], name="file_path_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "folder", "name"], name="file_folder_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class FileVersion(models.Model):
+    """Every stored object a file ever had, for invoicing (kept after overwrite/delete)."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE,
+                                related_name="file_versions")
+    file = models.ForeignKey(File, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="versions")
+    object_key = models.CharField(max_length=255)
+    size_stored = models.PositiveBigIntegerField()
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    invoiced_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["project", "deleted_at"], name="version_project_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.object_key} ({self.size_stored} B)"
+
+
+class UploadStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    ABORTED = "aborted", "Aborted"
+
+
+class Upload(models.Model):
+    """A multipart upload in progress; its reserved bytes count against the unit quota."""
+
+    public_id = models.CharField(max_length=32, unique=True)
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE,
+                                related_name="uploads")
+    path = models.CharField(max_length=1024)
+    object_key = models.CharField(max_length=255, unique=True)
+    multipart_id = models.CharField(max_length=1024, blank=True)
+    size_original = models.PositiveBigIntegerField()
+    reserved_bytes = models.PositiveBigIntegerField()
+    part_size = models.PositiveIntegerField()
+    overwrite = models.BooleanField(default=False)
+    status = models.CharField(max_length=20, choices=UploadStatus.choices,
+                              default=UploadStatus.IN_PROGRESS)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "path"],
+                condition=models.Q(status="in_progress"),
+                name="one_active_upload_per_path",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="upload_stale_idx")]
+
+    def __str__(self) -> str:
+        return f"upload of {self.path}"
+
+
+class Usage(models.Model):
+    """Stored byte-hours of a project over one invoicing period."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.PROTECT,
+                                related_name="usage")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    byte_hours = models.DecimalField(max_digits=30, decimal_places=2, default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "period_start"],
+                                    name="usage_period_unique"),
+            models.CheckConstraint(condition=models.Q(period_end__gt=models.F("period_start")),
+                                   name="usage_period_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.period_start:%Y-%m}"
