@@ -46,3 +46,39 @@ class InviteProjectKey(models.Model):
 
     def __str__(self) -> str:
         return f"key of {self.project_id} for invite {self.invite_id}"
+
+
+class KeyRotationStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+
+
+class KeyRotation(models.Model):
+    """A project key rotation in progress (or finished).
+
+    While running, the old and new private keys are kept here sealed under the server key
+    (keys.sealing), so the Celery task receives only this row's id and can resume after a
+    crash; both sealed keys are erased when the rotation finishes.
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE,
+                                related_name="key_rotations")
+    status = models.CharField(max_length=10, choices=KeyRotationStatus.choices,
+                              default=KeyRotationStatus.RUNNING)
+    new_public_key = models.BinaryField()
+    old_private_key_sealed = models.BinaryField(null=True, blank=True)
+    new_private_key_sealed = models.BinaryField(null=True, blank=True)
+    files_done = models.PositiveIntegerField(default=0)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project"], condition=models.Q(status="running"),
+                                    name="one_running_rotation_per_project"),
+        ]
+
+    def __str__(self) -> str:
+        return f"key rotation of {self.project_id} ({self.status})"

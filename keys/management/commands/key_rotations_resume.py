@@ -1,0 +1,18 @@
+from django.core.management.base import BaseCommand
+
+from keys.models import KeyRotation, KeyRotationStatus
+from keys.rotation import project_key_rotation_run
+
+
+class Command(BaseCommand):
+    help = "Finish every interrupted project key rotation (safe to run at any time)."
+
+    def handle(self, *args, **options):
+        running = list(KeyRotation.objects.filter(status=KeyRotationStatus.RUNNING)
+                       .values_list("pk", flat=True))
+        for rotation_id in running:
+            rotation = project_key_rotation_run(rotation_id=rotation_id)
+            self.stdout.write(f"rotation {rotation_id} of project "
+                              f"{rotation.project.public_id}: {rotation.status}")
+        if not running:
+            self.stdout.write("no rotation to resume")

@@ -1,0 +1,262 @@
+"""Key management services: user keys, project keys, access grants, header re-encryption.
+
+The server holds no usable secret on its own. Every operation that needs a private key
+takes the caller's key-encryption key (KEK) explicitly; the KEK comes from the password at
+login and lives only in the caller's sealed session (accounts issue). The rules:
+
+- a user's RSA private key is stored AES-256-GCM-wrapped under the user's KEK;
+- a project's X25519 private key is stored once per holder, RSA-OAEP-wrapped to the
+  holder's public key (``ProjectUserKey``) or to an invite's key (``InviteProjectKey``);
+- granting access means: unlock the project key with the granter's key, wrap it to the
+  grantee's public key. Nobody without a holder's password can do it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Iterable, Sequence
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from keys import c4gh, primitives
+from keys.models import InviteProjectKey, ProjectUserKey
+
+
+class KeyAccessError(Exception):
+    """The caller's keys do not open what was asked (wrong password, no grant, reset)."""
+
+
+# --------------------------------------------------------------------------- user keys
+
+
+def kdf_params_current() -> primitives.KdfParams:
+    return primitives.KdfParams(time_cost=settings.DDS_KDF_TIME_COST,
+                                memory_cost_kib=settings.DDS_KDF_MEMORY_KIB,
+                                parallelism=settings.DDS_KDF_PARALLELISM)
+
+
+def user_kek_derive(*, user, password: str) -> bytes:
+    """The user's KEK from their password, with the salt and costs stored at wrap time."""
+    if not user.kdf_salt:
+        raise KeyAccessError("this account has no key pair yet")
+    params = primitives.KdfParams.from_dict(user.kdf_params)
+    return primitives.derive_kek_with(password, bytes(user.kdf_salt), params)
+
+
+def _wrap_user_private_key(user, private_der: bytes, password: str) -> None:
+    params = kdf_params_current()
+    salt = os.urandom(32)
+    kek = primitives.derive_kek_with(password, salt, params)
+    user.private_key_encrypted = primitives.wrap_private_key(private_der, kek, user.username)
+    user.kdf_salt = salt
+    user.kdf_params = params.to_dict()
+
+
+def user_keys_create(*, user, password: str) -> None:
+    """Give a user a fresh RSA key pair, wrapped under a KEK from ``password``."""
+    private_der, public_pem = primitives.generate_user_keypair(bits=settings.DDS_USER_RSA_BITS)
+    user.public_key = public_pem
+    _wrap_user_private_key(user, private_der, password)
+    user.save(update_fields=["public_key", "private_key_encrypted", "kdf_salt", "kdf_params"])
+
+
+def user_private_key(*, user, kek: bytes) -> bytes:
+    """The user's private key (DER), unwrapped with their KEK."""
+    if not user.private_key_encrypted:
+        raise KeyAccessError("this account has no key pair yet")
+    try:
+        return primitives.unwrap_private_key(bytes(user.private_key_encrypted), kek,
+                                             user.username)
+    except primitives.KeyWrapError as exc:
+        raise KeyAccessError("the key-encryption key does not open this user's key") from exc
+
+
+def user_keys_rewrap(*, user, kek: bytes, new_password: str) -> None:
+    """Password change: same key pair, re-wrapped under the new password's KEK.
+
+    Project access is kept because the public key (and so every wrapped project key) is
+    unchanged.
+    """
+    private_der = user_private_key(user=user, kek=kek)
+    _wrap_user_private_key(user, private_der, new_password)
+    user.save(update_fields=["private_key_encrypted", "kdf_salt", "kdf_params"])
+
+
+@transaction.atomic
+def user_keys_reset(*, user, new_password: str) -> int:
+    """Password reset: the old key cannot be recovered, so the user gets a new pair.
+
+    Every project key wrapped to the old public key is useless now and is removed; the
+    user's memberships stay, and an "access fix" by a holder re-grants the keys. Returns
+    how many project keys were lost.
+    """
+    lost = ProjectUserKey.objects.filter(user=user).delete()[0]
+    user_keys_create(user=user, password=new_password)
+    return lost
+
+
+# --------------------------------------------------------------------------- project keys
+
+
+def _holders_public_keys(users: Iterable) -> list:
+    return [u for u in users if u.public_key]
+
+
+@transaction.atomic
+def project_keys_create(*, project, holders: Sequence) -> bytes:
+    """Make the project's X25519 key pair and wrap the private key to each holder.
+
+    ``holders`` are users with key pairs (the unit's staff, the creator). The private key
+    exists in clear only in this function's memory.
+    """
+    private_key, public_key = c4gh.generate_keypair()
+    project.public_key = public_key
+    project.save(update_fields=["public_key"])
+    ProjectUserKey.objects.bulk_create([
+        ProjectUserKey(project=project, user=u,
+                       key_encrypted=primitives.wrap_project_key(private_key,
+                                                                 bytes(u.public_key)))
+        for u in _holders_public_keys(holders)
+    ], ignore_conflicts=True)
+    return public_key
+
+
+def project_private_key(*, project, user, kek: bytes) -> bytes:
+    """Unlock the project's X25519 private key with the user's own key."""
+    row = ProjectUserKey.objects.filter(project=project, user=user).first()
+    if row is None:
+        raise KeyAccessError(f"you hold no key for project {project.public_id}")
+    private_der = user_private_key(user=user, kek=kek)
+    try:
+        return primitives.unwrap_project_key(bytes(row.key_encrypted), private_der)
+    except primitives.KeyWrapError as exc:
+        raise KeyAccessError(
+            f"your key no longer opens project {project.public_id}; ask for an access fix"
+        ) from exc
+
+
+def project_access_grant(*, project, grantee, granter, granter_kek: bytes) -> ProjectUserKey:
+    """Wrap the project key to ``grantee``'s public key (idempotent: replaces any copy)."""
+    if not grantee.public_key:
+        raise KeyAccessError(f"{grantee.username} has no key pair yet")
+    sk = project_private_key(project=project, user=granter, kek=granter_kek)
+    row, _ = ProjectUserKey.objects.update_or_create(
+        project=project, user=grantee,
+        defaults={"key_encrypted": primitives.wrap_project_key(sk, bytes(grantee.public_key)),
+                  "created_at": timezone.now()})
+    return row
+
+
+def project_access_revoke(*, project, user) -> bool:
+    return ProjectUserKey.objects.filter(project=project, user=user).delete()[0] > 0
+
+
+def project_keys_destroy(*, project) -> None:
+    """Remove every copy of the project key (delete/archive): the data becomes unreadable."""
+    ProjectUserKey.objects.filter(project=project).delete()
+    InviteProjectKey.objects.filter(project=project).delete()
+    project.public_key = None
+    project.save(update_fields=["public_key"])
+
+
+def headers_reencrypt(*, project, user, kek: bytes, headers: Sequence[bytes],
+                      recipient_public_key: bytes) -> list[bytes]:
+    """Re-address stored Crypt4GH headers to a client's ephemeral X25519 key.
+
+    Security model point 7: the project private key never leaves the server; a download
+    gets headers only the requesting client can open.
+    """
+    if len(recipient_public_key) != 32:
+        raise ValueError("the recipient public key must be 32 bytes (X25519)")
+    sk = project_private_key(project=project, user=user, kek=kek)
+    return [c4gh.reencrypt_header(bytes(h), sk, [recipient_public_key]) for h in headers]
+
+
+# --------------------------------------------------------------------------- invite keys
+
+
+def _invite_kek(token: str) -> bytes:
+    # The token is 256 random bits, so a fast KDF is enough; only its hash is stored.
+    return hashlib.blake2b(token.encode(), digest_size=32, person=b"dds-invite-kek").digest()
+
+
+def invite_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invite_keys_create(*, invite, token: str) -> None:
+    """Give an invite a key pair, its private key wrapped under a KEK from the emailed token."""
+    private_der, public_pem = primitives.generate_user_keypair(bits=settings.DDS_USER_RSA_BITS)
+    invite.public_key = public_pem
+    invite.private_key_encrypted = primitives.wrap_private_key(
+        private_der, _invite_kek(token), f"invite:{invite.email.lower()}")
+    invite.token_hash = invite_token_hash(token)
+    invite.save(update_fields=["public_key", "private_key_encrypted", "token_hash"])
+
+
+def invite_token_matches(*, invite, token: str) -> bool:
+    return bool(invite.token_hash) and hmac.compare_digest(invite.token_hash,
+                                                           invite_token_hash(token))
+
+
+def invite_access_grant(*, invite, project, granter, granter_kek: bytes,
+                        is_owner: bool = False) -> InviteProjectKey:
+    sk = project_private_key(project=project, user=granter, kek=granter_kek)
+    row, _ = InviteProjectKey.objects.update_or_create(
+        invite=invite, project=project,
+        defaults={"key_encrypted": primitives.wrap_project_key(sk, bytes(invite.public_key)),
+                  "is_owner": is_owner})
+    return row
+
+
+@transaction.atomic
+def invite_keys_transfer(*, invite, token: str, user) -> list:
+    """At registration: move the invite's project keys to the new user's key pair.
+
+    Returns the projects the user now holds keys for.
+    """
+    if not invite_token_matches(invite=invite, token=token):
+        raise KeyAccessError("the invite link is not valid")
+    try:
+        invite_private = primitives.unwrap_private_key(
+            bytes(invite.private_key_encrypted), _invite_kek(token),
+            f"invite:{invite.email.lower()}")
+    except primitives.KeyWrapError as exc:
+        raise KeyAccessError("the invite's key cannot be opened") from exc
+    projects = []
+    for row in InviteProjectKey.objects.filter(invite=invite).select_related("project"):
+        sk = primitives.unwrap_project_key(bytes(row.key_encrypted), invite_private)
+        ProjectUserKey.objects.update_or_create(
+            project=row.project, user=user,
+            defaults={"key_encrypted": primitives.wrap_project_key(sk, bytes(user.public_key))})
+        projects.append(row.project)
+    InviteProjectKey.objects.filter(invite=invite).delete()
+    return projects
+
+
+# --------------------------------------------------------------------------- access fix
+
+
+def project_access_fix(*, user, granter, granter_kek: bytes, project=None) -> list:
+    """Re-grant keys to ``user`` after a password reset, for every project where the user
+    should have access (member, or staff of the project's unit) and ``granter`` holds a key.
+    """
+    from projects.models import Project
+
+    if not user.public_key:
+        raise KeyAccessError(f"{user.username} has no key pair yet")
+    candidates = Project.objects.filter(user_keys__user=granter, public_key__isnull=False)
+    if project is not None:
+        candidates = candidates.filter(pk=project.pk)
+    entitled = candidates.filter(memberships__user=user)
+    if user.is_unit_staff:
+        entitled = entitled | candidates.filter(unit_id=user.unit_id)
+    fixed = []
+    for p in entitled.exclude(user_keys__user=user).distinct():
+        project_access_grant(project=p, grantee=user, granter=granter, granter_kek=granter_kek)
+        fixed.append(p)
+    return fixed
