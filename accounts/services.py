@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.models import UNIT_ROLES, Role, Unit, User
+from keys.services import user_keys_create
 from projects.audit import audit_record
 
 
@@ -22,13 +23,14 @@ def unit_create(*, name: str, display_name: str, contact_email: str, internal_re
 @transaction.atomic
 def user_create(*, username: str, email: str, name: str, password: str, role: str,
                 unit: Unit | None = None, by: User | None = None) -> User:
-    """Create an account. Unit roles need a unit, other roles must not have one."""
+    """Create an account with its key pair. Unit roles need a unit, others must not have one."""
     if role in UNIT_ROLES and unit is None:
         raise ValueError(f"a {Role(role).label} must belong to a unit")
     if role not in UNIT_ROLES:
         unit = None
     user = User.objects.create_user(username=username, email=email, password=password,
                                     name=name, role=role, unit=unit)
+    user_keys_create(user=user, password=password)
     audit_record(action="user.create", actor=by or user, target=user.username,
                  details={"role": role, "unit": unit.name if unit else None})
     return user

@@ -1,10 +1,28 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import Q
 
 from accounts.admin_base import ScopedAdmin
 from accounts.models import Role
 from projects.models import AuditEvent, Project, ProjectMembership, ProjectStatusEvent
-from projects.services import project_create
+from projects.services import ProjectRuleError, project_create, unit_admin_check
+
+
+class ProjectAddForm(forms.ModelForm):
+    force = forms.BooleanField(
+        required=False, label="Create even though the unit has fewer than three Unit Admins")
+
+    class Meta:
+        model = Project
+        fields = ("title", "description", "pi", "non_sensitive")
+
+    def clean(self):
+        data = super().clean()
+        try:
+            unit_admin_check(unit=self.request_user.unit, force=data.get("force", False))
+        except ProjectRuleError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data
 
 
 class MembershipInline(admin.TabularInline):
@@ -40,9 +58,16 @@ class ProjectAdmin(ScopedAdmin):
                        "busy", "created_by", "created_at", "updated_at")
     inlines = [MembershipInline, StatusEventInline]
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ProjectAddForm
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request_user = request.user
+        return form
+
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("title", "description", "pi", "non_sensitive")
+            return ("title", "description", "pi", "non_sensitive", "force")
         return ("public_id", "title", "description", "pi", "non_sensitive", "unit", "status",
                 "deadline", "released", "bucket", "busy", "created_by", "created_at",
                 "updated_at")
@@ -63,7 +88,8 @@ class ProjectAdmin(ScopedAdmin):
             return
         created = project_create(unit=request.user.unit, by=request.user, title=obj.title,
                                  description=obj.description, pi=obj.pi,
-                                 non_sensitive=obj.non_sensitive)
+                                 non_sensitive=obj.non_sensitive,
+                                 force=form.cleaned_data.get("force", False))
         obj.__dict__.update({k: v for k, v in created.__dict__.items() if k != "_state"})
         obj._state.adding = False
 

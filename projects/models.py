@@ -38,6 +38,10 @@ class Project(models.Model):
     deadline = models.DateTimeField(null=True, blank=True, editable=False)
     released = models.BooleanField(default=False, editable=False,
                                    help_text="Has ever been released.")
+    # Re-releases from Expired and extensions while Available; limited per project life.
+    rerelease_count = models.PositiveSmallIntegerField(default=0, editable=False)
+    # Set once deleted/archived data is gone from storage; the clean-up job looks for NULL.
+    storage_purged_at = models.DateTimeField(null=True, blank=True, editable=False)
     is_active = models.BooleanField(default=True, editable=False)
     busy = models.BooleanField(default=False, editable=False,
                                help_text="A long operation holds the project.")

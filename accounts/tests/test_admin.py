@@ -88,13 +88,19 @@ def test_unit_admin_edits_own_project_title(client, admin_a, project_a):
 
 
 @pytest.mark.django_db
-def test_unit_staff_create_a_project_through_the_service(client, personnel_a, unit_a):
+def test_unit_staff_create_a_project_through_the_service(client, personnel_a, unit_a,
+                                                         admin_a):
+    UserFactory(role=Role.UNIT_ADMIN, unit=unit_a)
     client.force_login(personnel_a)
-    response = client.post(reverse("admin:projects_project_add"),
-                           {"title": "New delivery", "description": "", "pi": "PI",
-                            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
-                            "status_events-TOTAL_FORMS": "0",
-                            "status_events-INITIAL_FORMS": "0"})
+    form = {"title": "New delivery", "description": "", "pi": "PI",
+            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
+            "status_events-TOTAL_FORMS": "0", "status_events-INITIAL_FORMS": "0"}
+    # Two Unit Admins: allowed only when confirmed.
+    response = client.post(reverse("admin:projects_project_add"), form)
+    assert response.status_code == 200
+    assert "3 are recommended" in response.content.decode()
+    assert not Project.objects.exists()
+    response = client.post(reverse("admin:projects_project_add"), {**form, "force": "on"})
     assert response.status_code == 302, response.content.decode()[:2000]
     project = Project.objects.get(title="New delivery")
     assert project.unit == unit_a

@@ -16,7 +16,7 @@ from django.db import transaction
 
 from accounts.models import Role, Unit, User
 from accounts.services import unit_create, user_create
-from projects.models import Project, ProjectMembership
+from projects.models import Project
 from projects.services import project_create
 from transfers.services import storage_location_create_local
 
@@ -76,10 +76,8 @@ class Command(BaseCommand):
             if project is None:
                 project = project_create(
                     unit=unit, by=users["demo-unitadmin"], title=DEMO_PROJECT_TITLE,
-                    description="A project to try the system with.", pi="Demo Researcher")
-            ProjectMembership.objects.get_or_create(project=project,
-                                                    user=users["demo-researcher"],
-                                                    defaults={"is_owner": True})
+                    description="A project to try the system with.", pi="Demo Researcher",
+                    owners=[users["demo-researcher"]], force=True)
         self._save_credentials(creds)
 
         self.stdout.write(self.style.SUCCESS(f"Demo unit: {unit.display_name} "

@@ -1,0 +1,20 @@
+"""Shared body of the scheduled-work commands (run by operators and Kubernetes CronJobs)."""
+
+from django.core.management.base import BaseCommand
+
+
+class ScheduledCommand(BaseCommand):
+    #: service(dry_run=...) -> list of project ids
+    service = None
+    verb = ""
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true",
+                            help="Print what would change and change nothing.")
+
+    def handle(self, *args, dry_run=False, **options):
+        ids = type(self).service(dry_run=dry_run)
+        prefix = "would " if dry_run else ""
+        for public_id in ids:
+            self.stdout.write(f"{prefix}{self.verb} {public_id}")
+        self.stdout.write(f"{len(ids)} project(s) {'to ' + self.verb if dry_run else 'done'}")

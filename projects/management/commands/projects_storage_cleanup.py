@@ -1,0 +1,8 @@
+from projects.management.commands._scheduled import ScheduledCommand
+from projects.services import projects_storage_cleanup_due
+
+
+class Command(ScheduledCommand):
+    help = "Remove the stored objects of deleted and archived projects (retries failures)."
+    service = projects_storage_cleanup_due
+    verb = "clean up"
