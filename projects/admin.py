@@ -1,11 +1,20 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q
+from django.template.response import TemplateResponse
 
 from accounts.admin_base import ScopedAdmin
 from accounts.models import Role
 from projects.models import AuditEvent, Project, ProjectMembership, ProjectStatusEvent
-from projects.services import ProjectRuleError, project_create, unit_admin_check
+from projects.selectors import user_is_project_staff
+from projects.services import (
+    ProjectRuleError,
+    project_archive,
+    project_create,
+    project_release,
+    project_retract,
+    unit_admin_check,
+)
 
 
 class ProjectAddForm(forms.ModelForm):
@@ -57,6 +66,56 @@ class ProjectAdmin(ScopedAdmin):
     readonly_fields = ("public_id", "unit", "status", "deadline", "released", "bucket",
                        "busy", "created_by", "created_at", "updated_at")
     inlines = [MembershipInline, StatusEventInline]
+    actions = ["release_projects", "retract_projects", "archive_projects"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if request.user.role not in (Role.UNIT_ADMIN, Role.UNIT_PERSONNEL):
+            # Lifecycle changes are the unit's decision, not the operator's.
+            for name in self.actions:
+                actions.pop(name, None)
+        return actions
+
+    def _apply(self, request, queryset, verb, action) -> None:
+        done, refused = [], []
+        for project in queryset:
+            if not user_is_project_staff(request.user, project):
+                refused.append(f"{project.public_id}: not your unit's project")
+                continue
+            try:
+                action(project)
+                done.append(project.public_id)
+            except ProjectRuleError as exc:
+                refused.append(f"{project.public_id}: {exc}")
+        if done:
+            self.message_user(request, f"{verb}: {', '.join(done)}", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.ERROR)
+
+    @admin.action(description="Release selected projects (unit's default deadline)")
+    def release_projects(self, request, queryset):
+        self._apply(request, queryset, "Released",
+                    lambda p: project_release(project=p, by=request.user))
+
+    @admin.action(description="Retract selected projects to In Progress")
+    def retract_projects(self, request, queryset):
+        self._apply(request, queryset, "Retracted",
+                    lambda p: project_retract(project=p, by=request.user))
+
+    @admin.action(description="Archive selected projects…")
+    def archive_projects(self, request, queryset):
+        if request.POST.get("confirm") != "yes":
+            return TemplateResponse(request, "admin/projects/archive_confirm.html", {
+                **self.admin_site.each_context(request),
+                "title": "Archive projects?",
+                "projects": queryset,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            })
+        abort = request.POST.get("abort") == "on"
+        self._apply(request, queryset, "Archived (aborted)" if abort else "Archived",
+                    lambda p: project_archive(project=p, by=request.user, abort=abort))
+        return None
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

@@ -433,3 +433,75 @@ def project_storage_cleanup(*, project: Project) -> int:
 def projects_storage_cleanup_due(*, dry_run: bool = False) -> list[str]:
     return _run_each(projects_due_for_cleanup(),
                      lambda p: project_storage_cleanup(project=p), dry_run=dry_run)
+
+
+# --------------------------------------------------------------------------- members
+
+
+def _open_for_members(project: Project) -> None:
+    if project.status in FINAL_STATUSES:
+        raise TransitionRefused(f"cannot change members: project is "
+                                f"{project.get_status_display()}")
+
+
+def project_member_add(*, project: Project, by: User, kek: bytes, email: str,
+                       owner: bool = False, ip: str | None = None):
+    """Add a researcher: an existing account gets membership and a key; a new email an
+    invite carrying the key (accounts.services.invite_create holds that rule)."""
+    from accounts.services import invite_create
+
+    _open_for_members(project)
+    result = invite_create(email=email, role=Role.RESEARCHER, by=by, by_kek=kek,
+                           project=project, is_owner=owner, ip=ip)
+    if result.kind == "added":
+        return ProjectMembership.objects.select_related("user").get(project=project,
+                                                                    user=result.user)
+    return result.invite
+
+
+def _membership(project: Project, username: str) -> ProjectMembership:
+    membership = (ProjectMembership.objects.select_related("user")
+                  .filter(project=project, user__username=username).first())
+    if membership is None:
+        raise ProjectRuleError(f"{username} is not a member of {project.public_id}")
+    return membership
+
+
+@transaction.atomic
+def project_member_set_owner(*, project: Project, by: User, username: str,
+                             owner: bool) -> ProjectMembership:
+    _open_for_members(project)
+    membership = _membership(project, username)
+    if membership.is_owner != owner:
+        membership.is_owner = owner
+        membership.save(update_fields=["is_owner"])
+        audit_record(action="project.member_owner", actor=by, project=project,
+                     target=username, details={"is_owner": owner})
+    return membership
+
+
+@transaction.atomic
+def project_member_revoke(*, project: Project, by: User, username: str) -> None:
+    """Remove a member and destroy their copy of the project key."""
+    from keys.services import project_access_revoke
+
+    membership = _membership(project, username)
+    project_access_revoke(project=project, user=membership.user)
+    membership.delete()
+    audit_record(action="project.member_revoke", actor=by, project=project, target=username)
+
+
+@transaction.atomic
+def project_access_fix(*, project: Project | None, by: User, kek: bytes,
+                       username: str) -> list[Project]:
+    """Re-grant keys to a user who reset their password (for ``project``, or all the
+    caller can fix when None)."""
+    from keys.services import project_access_fix as keys_access_fix
+
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise ProjectRuleError(f"no active user {username!r}")
+    fixed = keys_access_fix(user=user, granter=by, granter_kek=kek, project=project)
+    audit_record(action="project.access_fix", actor=by, project=project, target=username,
+                 details={"projects": [p.public_id for p in fixed]})
+    return fixed
