@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 USERNAME_VALIDATOR = RegexValidator(
     r"^[A-Za-z0-9._-]{3,30}$",
@@ -152,6 +153,14 @@ class User(AbstractBaseUser):
     def has_module_perms(self, app_label: str) -> bool:
         return self.is_active and self.is_staff
 
+    def _get_session_auth_hash(self, secret=None):
+        # Portal sessions carry this hash; mixing in session_generation means that
+        # bumping it (logout everywhere, reset, deactivation) ends every portal session at
+        # once, just as a password change does in stock Django.
+        key_salt = "accounts.User.get_session_auth_hash"
+        return salted_hmac(key_salt, f"{self.password}:{self.session_generation}",
+                           secret=secret, algorithm="sha256").hexdigest()
+
 
 class Invite(models.Model):
     """An invitation to register (or, for an existing user, to join a project).
@@ -232,3 +241,66 @@ class Maintenance(models.Model):
     def current(cls) -> Maintenance:
         obj, _ = cls.objects.get_or_create(id=1)
         return obj
+
+
+class AuthSessionKind(models.TextChoices):
+    API = "api", "API token"
+    PORTAL = "portal", "Web portal"
+
+
+class AuthSessionState(models.TextChoices):
+    PENDING = "pending", "Waiting for the second factor"
+    ACTIVE = "active", "Active"
+
+
+class AuthSession(models.Model):
+    """One login (API token family or portal session) and its sealed key session.
+
+    ``kek_sealed`` is the user's key-encryption key encrypted under a random per-session
+    key that is *not* stored here: it travels only inside the client's token (or portal
+    cookie), itself sealed under the server key. A database dump therefore holds no usable
+    KEK, a stolen token without the server secret opens nothing, and ending the session
+    (erasing ``kek_sealed``) makes the token useless even with the server secret.
+    """
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id,
+                                 editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="auth_sessions")
+    kind = models.CharField(max_length=10, choices=AuthSessionKind.choices)
+    state = models.CharField(max_length=10, choices=AuthSessionState.choices,
+                             default=AuthSessionState.PENDING)
+    kek_sealed = models.BinaryField(null=True, blank=True, editable=False)
+    # Which refresh token of the family is current; an older one coming back means the
+    # family leaked, so the whole session is ended.
+    refresh_counter = models.PositiveIntegerField(default=0)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "ended_at"], name="authsession_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} session of {self.user_id} ({self.state})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.ended_at is None and self.expires_at > timezone.now()
+
+
+class LoginThrottle(models.Model):
+    """Failed password/code attempts per account or per client address.
+
+    The key is a hash ("user:" + username, or "ip:" + address) so that a password typed
+    into the username field never lands in the database in clear.
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_start = models.DateTimeField(default=timezone.now)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key[:12]}… {self.failures} failures"

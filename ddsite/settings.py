@@ -10,9 +10,11 @@ hosts, is refused (see ``_production_guard``).
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -150,8 +152,25 @@ AUTH_PASSWORD_VALIDATORS = [
      "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "accounts.validators.PasswordPolicyValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:account"
+
+# Accounts: links in emails, invites, lockout, second factor (docs/accounts.md).
+DDS_PUBLIC_URL = env.str("DDS_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+DDS_INVITE_DAYS = env.int("DDS_INVITE_DAYS", default=7)
+DDS_LOCKOUT_FAILURES = env.int("DDS_LOCKOUT_FAILURES", default=5)
+DDS_LOCKOUT_IP_FAILURES = env.int("DDS_LOCKOUT_IP_FAILURES", default=20)
+DDS_LOCKOUT_MINUTES = env.int("DDS_LOCKOUT_MINUTES", default=15)
+DDS_EMAIL_CODE_MINUTES = 15
+DDS_PORTAL_SESSION_MAX_AGE = env.int("DDS_PORTAL_SESSION_MAX_AGE", default=12 * 60 * 60)
+PASSWORD_RESET_TIMEOUT = 60 * 60
+# Our own per-account/per-IP lockout replaces django-otp's per-device delays, so that the
+# rule and its message are the same for passwords and codes.
+OTP_EMAIL_THROTTLE_FACTOR = 0
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="DDS")
 
 # Argon2id parameters of the key-encryption key (KEK) that wraps each user's private key.
 # Stored per user at key creation, so raising them later only affects new wraps.
@@ -189,6 +208,16 @@ AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
 # "Data stays in Sweden": a StorageLocation must name one of these regions/endpoints.
 DDS_ALLOWED_STORAGE_REGIONS = env.list("DDS_ALLOWED_STORAGE_REGIONS", default=["local", "se"])
 DDS_ALLOWED_STORAGE_ENDPOINTS = env.list("DDS_ALLOWED_STORAGE_ENDPOINTS", default=[])
+# Uploads: parts are whole 65 564-byte Crypt4GH segments; 80 segments is the smallest
+# part S3 accepts (5 MiB). Presigned URLs are short-lived; downloads at most one hour.
+DDS_UPLOAD_MIN_PART_SEGMENTS = env.int("DDS_UPLOAD_MIN_PART_SEGMENTS", default=80)
+DDS_UPLOAD_PART_URL_TTL = env.int("DDS_UPLOAD_PART_URL_TTL", default=15 * 60)
+DDS_DOWNLOAD_URL_TTL = min(env.int("DDS_DOWNLOAD_URL_TTL", default=60 * 60), 60 * 60)
+DDS_UPLOAD_STALE_HOURS = env.int("DDS_UPLOAD_STALE_HOURS", default=24)
+# Folders with more files than this are removed by a Celery task, not in the request.
+DDS_FOLDER_REMOVE_SYNC_LIMIT = env.int("DDS_FOLDER_REMOVE_SYNC_LIMIT", default=1000)
+# Base URL of the local backend's signed object URLs; empty: the host of the API request.
+DDS_LOCAL_STORAGE_URL = env.str("DDS_LOCAL_STORAGE_URL", default="")
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -202,7 +231,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+# Periodic jobs; each is also a management command for Kubernetes CronJobs.
+CELERY_BEAT_SCHEDULE: dict = {
+    "projects-expire": {"task": "projects.tasks.projects_expire_due",
+                        "schedule": crontab(hour=0, minute=5)},
+    "projects-archive": {"task": "projects.tasks.projects_archive_due",
+                         "schedule": crontab(hour=0, minute=15)},
+    "projects-storage-cleanup": {"task": "projects.tasks.projects_storage_cleanup_due",
+                                 "schedule": crontab(minute=30)},
+    "accounts-invites-delete-expired": {"task": "accounts.tasks.invites_delete_expired",
+                                        "schedule": crontab(hour=1, minute=0)},
+    "transfers-uploads-abort-stale": {"task": "transfers.tasks.uploads_abort_stale",
+                                      "schedule": crontab(minute=45)},
+    "transfers-usage-record": {"task": "transfers.tasks.usage_record_last_month",
+                               "schedule": crontab(day_of_month=1, hour=2, minute=0)},
+}
 
 # --- cache ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -224,12 +267,21 @@ else:
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # A live, fully (2FA) authenticated session; pending tokens reach only /auth/2fa.
+        "accounts.authentication.SessionJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "ddsite.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+}
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("DDS_ACCESS_TOKEN_MINUTES", default=60)),
+    # A login's refresh-token family lives at most this long (rotated on every use).
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("DDS_REFRESH_MAX_DAYS", default=7)),
+    "UPDATE_LAST_LOGIN": False,
+    "AUTH_HEADER_TYPES": ("Bearer",),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "DDS API",
