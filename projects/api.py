@@ -99,7 +99,7 @@ def _out(request, project):
 
 
 class ProjectListCreate(APIView):
-    class CreateIn(serializers.Serializer):
+    class ProjectCreateIn(serializers.Serializer):
         title = serializers.CharField(max_length=255)
         description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
         pi = serializers.CharField(required=False, allow_blank=True, max_length=255)
@@ -117,13 +117,13 @@ class ProjectListCreate(APIView):
             qs = qs.filter(status=request.query_params["status"])
         return Response(ProjectOut(qs, many=True, context={"request": request}).data)
 
-    @extend_schema(request=CreateIn, responses={201: ProjectOut},
+    @extend_schema(request=ProjectCreateIn, responses={201: ProjectOut},
                    summary="Create a project (unit staff)")
     def post(self, request):
         if request.user.role not in UNIT_ROLES:
             return Response({"detail": "Only unit staff can create projects."},
                             status=status.HTTP_403_FORBIDDEN)
-        data = self.CreateIn(data=request.data)
+        data = self.ProjectCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         researchers, unknown = _users_by_email(v["researchers"])
@@ -153,7 +153,7 @@ def _users_by_email(emails):
 
 
 class ProjectDetail(APIView):
-    class UpdateIn(serializers.Serializer):
+    class ProjectUpdateIn(serializers.Serializer):
         title = serializers.CharField(max_length=255, required=False)
         description = serializers.CharField(allow_blank=True, max_length=10000, required=False)
         pi = serializers.CharField(allow_blank=True, max_length=255, required=False)
@@ -163,11 +163,11 @@ class ProjectDetail(APIView):
         project = project_get_for_user(user=request.user, public_id=project_id)
         return Response(_out(request, project))
 
-    @extend_schema(request=UpdateIn, responses=ProjectOut,
+    @extend_schema(request=ProjectUpdateIn, responses=ProjectOut,
                    summary="Edit title/description/PI (staff; owners: description)")
     def patch(self, request, project_id):
         project = project_get_for_user(user=request.user, public_id=project_id, need=Need.OWNER)
-        data = self.UpdateIn(data=request.data)
+        data = self.ProjectUpdateIn(data=request.data)
         data.is_valid(raise_exception=True)
         project = services.project_update(project=project, by=request.user,
                                           **data.validated_data)
@@ -203,24 +203,24 @@ class _Transition(APIView):
         return Response(_out(request, project))
 
 
-class ReleaseIn(serializers.Serializer):
+class ProjectReleaseIn(serializers.Serializer):
     deadline_days = serializers.IntegerField(required=False, min_value=1, max_value=90,
                                              help_text="Days available (default: unit's).")
     notify = serializers.BooleanField(required=False, default=True)
 
 
-class ExtendIn(serializers.Serializer):
+class ProjectExtendIn(serializers.Serializer):
     days = serializers.IntegerField(min_value=1, max_value=90)
 
 
-class ArchiveIn(serializers.Serializer):
+class ProjectArchiveIn(serializers.Serializer):
     abort = serializers.BooleanField(required=False, default=False)
 
 
-@extend_schema(request=ReleaseIn, responses=ProjectOut,
+@extend_schema(request=ProjectReleaseIn, responses=ProjectOut,
                summary="Release (In Progress/Expired → Available)")
 class ProjectRelease(_Transition):
-    In = ReleaseIn
+    In = ProjectReleaseIn
 
     def act(self, request, project, data):
         return services.project_release(project=project, by=request.user,
@@ -234,17 +234,17 @@ class ProjectRetract(_Transition):
         return services.project_retract(project=project, by=request.user)
 
 
-@extend_schema(request=ExtendIn, responses=ProjectOut, summary="Extend the deadline")
+@extend_schema(request=ProjectExtendIn, responses=ProjectOut, summary="Extend the deadline")
 class ProjectExtend(_Transition):
-    In = ExtendIn
+    In = ProjectExtendIn
 
     def act(self, request, project, data):
         return services.project_extend(project=project, by=request.user, days=data["days"])
 
 
-@extend_schema(request=ArchiveIn, responses=ProjectOut, summary="Archive (optionally abort)")
+@extend_schema(request=ProjectArchiveIn, responses=ProjectOut, summary="Archive (optionally abort)")
 class ProjectArchive(_Transition):
-    In = ArchiveIn
+    In = ProjectArchiveIn
 
     def act(self, request, project, data):
         return services.project_archive(project=project, by=request.user, abort=data["abort"])
@@ -266,7 +266,7 @@ class MembersOut(serializers.Serializer):
 
 
 class ProjectMembers(APIView):
-    class AddIn(serializers.Serializer):
+    class MemberAddIn(serializers.Serializer):
         email = serializers.EmailField()
         owner = serializers.BooleanField(required=False, default=False)
 
@@ -280,11 +280,11 @@ class ProjectMembers(APIView):
         invites = project.invites.order_by("email")
         return Response(MembersOut({"members": members, "invites": invites}).data)
 
-    @extend_schema(request=AddIn, responses={200: MemberOut, 201: InviteOut},
+    @extend_schema(request=MemberAddIn, responses={200: MemberOut, 201: InviteOut},
                    summary="Add a researcher (existing user) or invite (new email)")
     def post(self, request, project_id):
         project = project_get_for_user(user=request.user, public_id=project_id, need=Need.OWNER)
-        data = self.AddIn(data=request.data)
+        data = self.MemberAddIn(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.project_member_add(
             project=project, by=request.user, kek=_kek(request),
@@ -297,13 +297,13 @@ class ProjectMembers(APIView):
 
 
 class ProjectMember(APIView):
-    class OwnerIn(serializers.Serializer):
+    class MemberOwnerIn(serializers.Serializer):
         owner = serializers.BooleanField()
 
-    @extend_schema(request=OwnerIn, responses=MemberOut, summary="Set or unset owner")
+    @extend_schema(request=MemberOwnerIn, responses=MemberOut, summary="Set or unset owner")
     def patch(self, request, project_id, username):
         project = project_get_for_user(user=request.user, public_id=project_id, need=Need.OWNER)
-        data = self.OwnerIn(data=request.data)
+        data = self.MemberOwnerIn(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.project_member_set_owner(
             project=project, by=request.user, username=username,
@@ -319,15 +319,15 @@ class ProjectMember(APIView):
 
 
 class ProjectAccessFix(APIView):
-    class FixIn(serializers.Serializer):
+    class AccessFixIn(serializers.Serializer):
         username = serializers.CharField(max_length=30)
 
-    @extend_schema(request=FixIn, responses=inline_serializer("AccessFixOut", {
+    @extend_schema(request=AccessFixIn, responses=inline_serializer("AccessFixOut", {
         "fixed": serializers.ListField(child=serializers.CharField())}),
         summary="Re-grant keys to a member who reset their password")
     def post(self, request, project_id):
         project = project_get_for_user(user=request.user, public_id=project_id, need=Need.OWNER)
-        data = self.FixIn(data=request.data)
+        data = self.AccessFixIn(data=request.data)
         data.is_valid(raise_exception=True)
         fixed = services.project_access_fix(project=project, by=request.user, kek=_kek(request),
                                             username=data.validated_data["username"])
