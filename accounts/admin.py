@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 
+from accounts import services
 from accounts.admin_base import ScopedAdmin, SuperAdminOnly
 from accounts.models import MOTD, Invite, Maintenance, Role, Unit, User
 
@@ -47,6 +49,27 @@ class UserAdmin(ScopedAdmin):
         if request.user.role != Role.SUPER_ADMIN:
             fields += ["role", "unit"]
         return fields
+
+    actions = ["deactivate", "reactivate"]
+
+    def _each(self, request, queryset, service, verb: str) -> None:
+        done = 0
+        for user in queryset:
+            try:
+                service(user=user, by=request.user, ip=request.META.get("REMOTE_ADDR"))
+                done += 1
+            except (PermissionDenied, ValidationError) as exc:
+                reason = " ".join(getattr(exc, "messages", [str(exc)]))
+                self.message_user(request, f"{user}: {reason}", level="error")
+        self.message_user(request, f"{verb} {done} user(s).")
+
+    @admin.action(description="Deactivate (ends all their sessions)")
+    def deactivate(self, request, queryset):
+        self._each(request, queryset, services.user_deactivate, "Deactivated")
+
+    @admin.action(description="Reactivate")
+    def reactivate(self, request, queryset):
+        self._each(request, queryset, services.user_reactivate, "Reactivated")
 
     @admin.display(boolean=True, description="Key pair")
     def has_keys(self, obj):

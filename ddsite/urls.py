@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from ddsite import health
@@ -8,9 +8,21 @@ admin.site.site_header = "DDS administration"
 admin.site.site_title = "DDS admin"
 admin.site.index_title = "Data Delivery System"
 
+# Each app owns its API routes (``<app>/urls.py``), all under /api/v1/.
+api_v1 = [
+    path("", include("accounts.urls")),
+    path("", include("projects.urls")),
+    path("", include("transfers.urls")),
+    path("", include("keys.urls")),
+    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+]
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
-    path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/", include(api_v1)),
+    path("accounts/", include("accounts.portal_urls")),
+    # The local storage backend's signed, expiring object URLs (not part of the API).
+    path("storage/", include("transfers.storage_urls")),
 ]

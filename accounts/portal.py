@@ -1,0 +1,389 @@
+"""Portal pages for accounts: login with a second factor, registration, passwords, account.
+
+Thin views over accounts.services, like the API. The key session of a portal login is the
+same as the API's: the sealed session key lives in an HttpOnly cookie, never in the
+session store (which is in the database).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+
+import qrcode
+import qrcode.image.svg
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import login, logout, update_session_auth_hash
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import services
+from accounts.models import AuthSessionKind, AuthSessionState
+from accounts.selectors import client_ip, user_projects_summary
+from accounts.sessions import (
+    PORTAL_KEY_COOKIE,
+    PORTAL_SESSION_KEY,
+    live_session,
+    portal_cookie_kwargs,
+    session_key_for_client,
+    session_key_from_client,
+)
+from accounts.validators import MAX_LENGTH
+from ddsite.errors import DDSError
+
+PENDING_KEY = "dds_pending_sid"
+INVITE_KEY = "dds_invite_token"
+
+
+def _errors(form: forms.Form, exc: Exception) -> None:
+    if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
+        for name, errs in exc.message_dict.items():
+            form.add_error(name if name in form.fields else None, errs)
+    elif isinstance(exc, ValidationError):
+        form.add_error(None, exc.messages)
+    else:
+        form.add_error(None, str(exc))
+
+
+def _page(request, title: str, form: forms.Form, *, submit: str, intro: str = "",
+          status: int = 200, links=()):
+    return render(request, "accounts/form.html", {"title": title, "form": form,
+                                                  "submit": submit, "intro": intro,
+                                                  "links": links}, status=status)
+
+
+def portal_login_required(view):
+    """A logged-in, second-factor verified user with a live key session."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        user = request.user
+        sid = request.session.get(PORTAL_SESSION_KEY)
+        if not (user.is_authenticated and user.is_verified() and sid
+                and live_session(public_id=sid, user_id=user.pk)):
+            logout(request)
+            return redirect(f"{reverse('accounts:login')}?next={request.path}")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------- login
+
+
+class LoginForm(forms.Form):
+    username = forms.CharField(max_length=150, widget=forms.TextInput(
+        attrs={"autocomplete": "username", "autofocus": True}))
+    password = forms.CharField(max_length=MAX_LENGTH * 4, strip=False, widget=forms.PasswordInput(
+        attrs={"autocomplete": "current-password"}))
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(max_length=16, widget=forms.TextInput(
+        attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}))
+
+
+@require_http_methods(["GET", "POST"])
+def login_view(request):
+    form = LoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            challenge = services.login_start(kind=AuthSessionKind.PORTAL, ip=client_ip(request),
+                                             **form.cleaned_data)
+        except DDSError as exc:
+            _errors(form, exc)
+            return _page(request, "Log in", form, submit="Continue",
+                         status=getattr(exc, "status_code", 400))
+        request.session.cycle_key()
+        request.session[PENDING_KEY] = challenge.session.public_id
+        request.session["dds_next"] = request.GET.get("next", "")
+        response = redirect("accounts:login-code")
+        response.set_cookie(PORTAL_KEY_COOKIE, session_key_for_client(
+            session=challenge.session, session_key=challenge.session_key),
+            **portal_cookie_kwargs())
+        return response
+    return _page(request, "Log in", form, submit="Continue",
+                 links=[(reverse("accounts:password-reset"), "Forgot your password?")])
+
+
+@require_http_methods(["GET", "POST"])
+def login_code_view(request):
+    pending = live_session(public_id=request.session.get(PENDING_KEY, ""),
+                           state=AuthSessionState.PENDING)
+    if pending is None:
+        return redirect("accounts:login")
+    method = services.second_factor_method(pending.user)
+    intro = ("Enter the 8-digit code we emailed you (valid 15 minutes)." if method == "email"
+             else "Enter the 6-digit code from your authenticator app.")
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            session = services.login_verify(session=pending, code=form.cleaned_data["code"],
+                                             ip=client_ip(request))
+        except DDSError as exc:
+            _errors(form, exc)
+            return _page(request, "Second factor", form, submit="Log in", intro=intro,
+                         status=exc.status_code)
+        next_url = request.session.get("dds_next") or reverse("accounts:account")
+        login(request, session.user, backend="django.contrib.auth.backends.ModelBackend")
+        otp_login(request, services.second_factor_device(session.user))
+        request.session[PORTAL_SESSION_KEY] = session.public_id
+        if not next_url.startswith("/") or next_url.startswith("//"):
+            next_url = reverse("accounts:account")
+        return HttpResponseRedirect(next_url)
+    return _page(request, "Second factor", form, submit="Log in", intro=intro)
+
+
+@require_POST
+def logout_view(request):
+    if request.user.is_authenticated:
+        services.auth_logout(user=request.user, ip=client_ip(request))
+    logout(request)
+    response = redirect("accounts:login")
+    response.delete_cookie(PORTAL_KEY_COOKIE)
+    messages.info(request, "You are logged out everywhere.")
+    return response
+
+
+# --------------------------------------------------------------------------- registration
+
+
+class RegisterForm(forms.Form):
+    username = forms.CharField(min_length=3, max_length=30, help_text=(
+        "3–30 characters: letters, digits, dot, underscore or hyphen."))
+    name = forms.CharField(max_length=255)
+    password = forms.CharField(max_length=MAX_LENGTH, strip=False, widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password"}), help_text=(
+        "10–64 characters, with upper- and lower-case letters and a digit or symbol."))
+    password_again = forms.CharField(max_length=MAX_LENGTH, strip=False,
+                                     widget=forms.PasswordInput(
+                                         attrs={"autocomplete": "new-password"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") != data.get("password_again"):
+            raise ValidationError("The passwords differ.")
+        return data
+
+
+@require_http_methods(["GET", "POST"])
+def register_view(request):
+    if "t" in request.GET:
+        # Keep the invite secret out of the address bar and browser history.
+        request.session[INVITE_KEY] = request.GET["t"][:200]
+        return redirect("accounts:register")
+    token = request.session.get(INVITE_KEY, "")
+    invite = services.invite_get_by_token(token)
+    if invite is None:
+        return render(request, "accounts/message.html", {
+            "title": "Invite not valid",
+            "message": "This invite link is not valid or has expired. Ask for a new one."},
+            status=400)
+    form = RegisterForm(request.POST or None)
+    intro = f"Register as {invite.get_role_display()} with {invite.email}."
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.user_register(token=token, username=form.cleaned_data["username"],
+                                   name=form.cleaned_data["name"],
+                                   password=form.cleaned_data["password"],
+                                   ip=client_ip(request))
+        except (DDSError, ValidationError) as exc:
+            _errors(form, exc)
+            return _page(request, "Register", form, submit="Register", intro=intro, status=400)
+        request.session.pop(INVITE_KEY, None)
+        messages.success(request, "Your account is ready: log in.")
+        return redirect("accounts:login")
+    return _page(request, "Register", form, submit="Register", intro=intro)
+
+
+# --------------------------------------------------------------------------- passwords
+
+
+class ResetRequestForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+
+
+class NewPasswordForm(forms.Form):
+    new_password = forms.CharField(max_length=MAX_LENGTH, strip=False,
+                                   widget=forms.PasswordInput(attrs={"autocomplete":
+                                                                     "new-password"}))
+
+
+class ChangePasswordForm(NewPasswordForm):
+    current_password = forms.CharField(max_length=MAX_LENGTH * 4, strip=False,
+                                       widget=forms.PasswordInput(
+                                           attrs={"autocomplete": "current-password"}))
+    field_order = ["current_password", "new_password"]
+
+
+@require_http_methods(["GET", "POST"])
+def password_reset_view(request):
+    form = ResetRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.user_password_reset_request(email=form.cleaned_data["email"],
+                                             ip=client_ip(request))
+        return render(request, "accounts/message.html", {
+            "title": "Check your email",
+            "message": "If the address has an account, a reset link is on its way. "
+                       "It is valid for one hour."})
+    return _page(request, "Reset your password", form, submit="Send link", intro=(
+        "A reset gives you a new key pair: you keep your projects but lose access to their "
+        "data until someone with access restores it."))
+
+
+@require_http_methods(["GET", "POST"])
+def password_reset_confirm_view(request, uid: str, token: str):
+    if services.password_reset_user(uid, token) is None:
+        return render(request, "accounts/message.html", {
+            "title": "Link not valid",
+            "message": "The reset link is not valid, already used or older than an hour."},
+            status=400)
+    form = NewPasswordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.user_password_reset(uid=uid, token=token, ip=client_ip(request),
+                                         new_password=form.cleaned_data["new_password"])
+        except (DDSError, ValidationError) as exc:
+            _errors(form, exc)
+            return _page(request, "Choose a new password", form, submit="Reset", status=400)
+        messages.success(request, "Password reset: log in with the new one.")
+        return redirect("accounts:login")
+    return _page(request, "Choose a new password", form, submit="Reset")
+
+
+@portal_login_required
+@require_http_methods(["GET", "POST"])
+def password_change_view(request):
+    form = ChangePasswordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        session = live_session(public_id=request.session[PORTAL_SESSION_KEY],
+                               user_id=request.user.pk)
+        try:
+            key = session_key_from_client(session_public_id=session.public_id,
+                                          carried=request.COOKIES.get(PORTAL_KEY_COOKIE, ""))
+            services.user_password_change(user=request.user, keep=session, keep_key=key,
+                                          ip=client_ip(request), **form.cleaned_data)
+        except Exception as exc:  # noqa: BLE001 - shown to the user as a form error
+            if not isinstance(exc, (DDSError, ValidationError)):
+                exc = ValidationError("Your key session has ended: log in again.")
+            _errors(form, exc)
+            return _page(request, "Change password", form, submit="Change", status=400)
+        update_session_auth_hash(request, request.user)
+        messages.success(request, "Password changed; your other sessions were ended.")
+        return redirect("accounts:account")
+    return _page(request, "Change password", form, submit="Change")
+
+
+# --------------------------------------------------------------------------- account
+
+
+def _qr_svg(uri: str) -> str:
+    image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    svg = buffer.getvalue().decode()
+    return svg[svg.index("<svg"):]
+
+
+@portal_login_required
+@require_http_methods(["GET"])
+def account_view(request):
+    user = request.user
+    setup = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    context = {
+        "projects": user_projects_summary(user),
+        "method": services.second_factor_method(user),
+        "setup": setup, "code_form": CodeForm(),
+    }
+    if setup is not None:
+        context["qr_svg"] = mark_safe(_qr_svg(setup.config_url))  # noqa: S308 - our own SVG
+        context["secret"] = base64.b32encode(setup.bin_key).decode()
+    return render(request, "accounts/account.html", context)
+
+
+@portal_login_required
+@require_POST
+def totp_setup_view(request):
+    services.totp_setup_start(user=request.user, ip=client_ip(request))
+    return redirect("accounts:account")
+
+
+@portal_login_required
+@require_POST
+def totp_confirm_view(request):
+    form = CodeForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError("Enter the 6-digit code.")
+        services.totp_setup_confirm(user=request.user, code=form.cleaned_data["code"],
+                                    ip=client_ip(request))
+        messages.success(request, "Authenticator app enabled.")
+    except (DDSError, ValidationError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    return redirect("accounts:account")
+
+
+@portal_login_required
+@require_POST
+def totp_disable_request_view(request):
+    try:
+        services.totp_disable_request(user=request.user, ip=client_ip(request))
+        messages.info(request, "Check your email to confirm turning the app off.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("accounts:account")
+
+
+@portal_login_required
+@require_http_methods(["GET", "POST"])
+def totp_disable_view(request, token: str):
+    if request.method == "POST":
+        try:
+            services.totp_disable(user=request.user, token=token, ip=client_ip(request))
+            messages.success(request, "Authenticator app turned off; logins use email codes.")
+        except DDSError as exc:
+            messages.error(request, str(exc))
+        return redirect("accounts:account")
+    return render(request, "accounts/confirm.html", {
+        "title": "Turn off the authenticator app?", "submit": "Turn off",
+        "message": "Logins will use codes sent to your email instead."})
+
+
+@portal_login_required
+@require_POST
+def delete_request_view(request):
+    try:
+        services.user_self_delete_request(user=request.user, ip=client_ip(request))
+        messages.info(request, "Check your email to confirm deleting your account.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("accounts:account")
+
+
+@portal_login_required
+@require_http_methods(["GET", "POST"])
+def delete_view(request, token: str):
+    if request.method == "POST":
+        try:
+            services.user_self_delete(user=request.user, token=token, ip=client_ip(request))
+        except (DDSError, ValidationError) as exc:
+            messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+            return redirect("accounts:account")
+        logout(request)
+        response = render(request, "accounts/message.html", {
+            "title": "Account deleted", "message": "Your account and keys are gone."})
+        response.delete_cookie(PORTAL_KEY_COOKIE)
+        return response
+    return render(request, "accounts/confirm.html", {
+        "title": "Delete your account?", "submit": "Delete my account",
+        "message": "Your account, keys and project access are removed. This cannot be "
+                   "undone."})
+
