@@ -497,6 +497,8 @@ class _SegmentOpener:
             if j:  # keep the working key first
                 self.aeads.insert(0, self.aeads.pop(j))
             self.index += 1
+            if not self.index % YIELD_EVERY:
+                time.sleep(0)  # the AEAD holds the GIL: let the other stages run
             return plain
         if (
             last
@@ -555,7 +557,7 @@ class _SegmentOpener:
 class _PlainSink:
     """Authenticated plaintext -> (edit list) -> (zstd) -> SHA-256 / size accounting."""
 
-    PIECE = 16 * 1024  # bounded zstd input per call: bounds decompression output per call
+    PIECE = SEGMENT_SIZE  # bounded zstd input per call: bounds decompression output per call
 
     def __init__(
         self,
@@ -569,6 +571,7 @@ class _PlainSink:
         self.expected_size = expected_size
         self.edits = _EditList(edit_list) if edit_list is not None else None
         self.sha = hashlib.sha256()
+        self.hashing = True  # decrypt_file hashes in its writer thread instead
         self.size = 0
 
     def _account(self, data: bytes) -> None:
@@ -577,7 +580,8 @@ class _PlainSink:
             raise SizeMismatchError(
                 f"decrypted data is larger than the expected {self.expected_size} bytes"
             )
-        self.sha.update(data)
+        if self.hashing:
+            self.sha.update(data)
 
     def process(self, plain: bytes) -> list[bytes]:
         if self.edits is not None:
@@ -753,6 +757,18 @@ def iter_file(f: BinaryIO, size: int = 64 * CIPHER_SEGMENT_SIZE) -> Iterator[byt
         yield b
 
 
+def _iter_reusing(f: BinaryIO, size: int = 64 * CIPHER_SEGMENT_SIZE) -> Iterator[memoryview]:
+    """Like :func:`iter_file` but reads into one buffer (valid until the next item)."""
+    buf = bytearray(size)
+    while True:
+        n = _readinto_full(f, buf)
+        if not n:
+            return
+        yield memoryview(buf)[:n]
+        if n < size:
+            return
+
+
 class _AtomicOutput:
     """Temporary file in the destination directory, renamed into place only on success."""
 
@@ -820,14 +836,24 @@ def decrypt_file(
             header=header,
             reader_sk=reader_sk,
             compressed=compressed,
-            expected_sha256=expected_sha256,
             expected_size=expected_size,
             expected_stored_size=expected_stored_size,
         )
+        dec._sink.hashing = False
+        sha = hashlib.sha256()
+
+        def hash_and_write(piece: bytes) -> None:
+            sha.update(piece)  # releases the GIL: overlaps with decryption
+            write(piece)
+
         with _AtomicOutput(dst_path) as out:
-            with _BackgroundWriter(out.file.write, depth=16) as w:
-                for piece in dec.stream(iter_file(src)):
+            write = out.file.write
+            with _BackgroundWriter(hash_and_write, depth=32) as w:
+                for piece in dec.stream(_iter_reusing(src)):
                     w.write(piece)
+            dec.sha256 = sha.hexdigest()
+            if expected_sha256 is not None and dec.sha256 != expected_sha256.lower():
+                raise ChecksumMismatchError(expected_sha256.lower(), dec.sha256)
     return dec
 
 
