@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from ddsite import health
@@ -20,6 +21,10 @@ api_v1 = [
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # The admin has no login of its own: staff log in through the portal, with a second
+    # factor, and come back (?next= is kept).
+    path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True),
+         name="admin-login-redirect"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("accounts/", include("accounts.portal_urls")),

@@ -5,6 +5,7 @@ import pytest
 from django.core.management import call_command
 
 from accounts.models import Role, Unit, User
+from accounts.tests.helpers import PortalClient, last_code
 from projects.audit import audit_verify
 from projects.models import Project
 
@@ -35,12 +36,21 @@ def test_demo_data_is_idempotent(settings, tmp_path, capsys):
 
 
 @pytest.mark.django_db
-def test_demo_unit_admin_can_log_into_the_admin(client, settings, tmp_path):
+def test_demo_unit_admin_logs_into_the_admin_with_a_second_factor(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     call_command("demo_data")
     creds = json.loads((tmp_path / "demo-credentials.json").read_text())
-    response = client.post("/admin/login/?next=/admin/",
-                           {"username": "demo-unitadmin", "password": creds["demo-unitadmin"]})
-    assert response.status_code == 302 and response["Location"] == "/admin/"
+    client = PortalClient()
+    # The admin's own password-only login is gone: it sends staff to the portal login.
+    response = client.get("/admin/login/?next=/admin/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/admin/"
+    response = client.post(response["Location"], {"username": "demo-unitadmin",
+                                                "password": creds["demo-unitadmin"]})
+    assert response.status_code == 302 and response.url == "/accounts/login/code/"
+    assert client.get("/admin/").status_code == 302  # password alone is not enough
+    response = client.post("/accounts/login/code/",
+                           {"code": last_code("demo-unitadmin@example.org")})
+    assert response.status_code == 302 and response.url == "/admin/"
     page = client.get("/admin/projects/project/").content.decode()
     assert "demo-00001" in page
