@@ -491,17 +491,13 @@ def project_member_revoke(*, project: Project, by: User, username: str) -> None:
     audit_record(action="project.member_revoke", actor=by, project=project, target=username)
 
 
-@transaction.atomic
 def project_access_fix(*, project: Project | None, by: User, kek: bytes,
-                       username: str) -> list[Project]:
-    """Re-grant keys to a user who reset their password (for ``project``, or all the
-    caller can fix when None)."""
-    from keys.services import project_access_fix as keys_access_fix
+                       username: str, ip: str | None = None) -> list[Project]:
+    """Re-grant keys to a member who reset their password, by username (the rule and its
+    audit live in accounts.services.user_access_fix)."""
+    from accounts.services import user_access_fix
 
     user = User.objects.filter(username=username, is_active=True).first()
     if user is None:
         raise ProjectRuleError(f"no active user {username!r}")
-    fixed = keys_access_fix(user=user, granter=by, granter_kek=kek, project=project)
-    audit_record(action="project.access_fix", actor=by, project=project, target=username,
-                 details={"projects": [p.public_id for p in fixed]})
-    return fixed
+    return user_access_fix(user=user, by=by, by_kek=kek, project=project, ip=ip)

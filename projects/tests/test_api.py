@@ -126,3 +126,26 @@ def test_members_refused_on_a_final_project(world):
     assert refused.status_code == 409 and "archived" in refused.json()["detail"].lower()
     world.project.refresh_from_db()
     assert world.project.status == ProjectStatus.ARCHIVED
+
+
+@pytest.mark.django_db
+def test_access_fix_after_a_password_reset(world):
+    from keys.services import (
+        KeyAccessError,
+        project_private_key,
+        user_kek_derive,
+        user_keys_reset,
+    )
+
+    user_keys_reset(user=world.researcher, new_password="Reset-Pass-123")
+    world.researcher.refresh_from_db()
+    kek = user_kek_derive(user=world.researcher, password="Reset-Pass-123")
+    with pytest.raises(KeyAccessError):
+        project_private_key(project=world.project, user=world.researcher, kek=kek)
+    staff = login(world, world.staff)
+    url = f"/api/v1/projects/{world.project.public_id}/access-fix"
+    fixed = staff.post(url, {"username": world.researcher.username}, format="json")
+    assert fixed.status_code == 200 and fixed.json() == {"fixed": [world.project.public_id]}
+    assert project_private_key(project=world.project, user=world.researcher, kek=kek)
+    unknown = staff.post(url, {"username": "ghost"}, format="json")
+    assert unknown.status_code == 400 and "no active user" in unknown.json()["detail"]
