@@ -10,7 +10,6 @@ from django.test import Client, TestCase
 from rest_framework.test import APIClient as _APIClient
 
 from accounts.models import Role
-from accounts.services import user_create
 
 
 class APIClient(_APIClient):
@@ -33,10 +32,9 @@ def new_password() -> str:
 
 def keyed_user(role=Role.RESEARCHER, unit=None, username=None):
     """A user with a real key pair; returns (user, password)."""
-    username = username or f"u{secrets.token_hex(4)}"
-    password = new_password()
-    user = user_create(username=username, email=f"{username}@example.org", name=username.title(),
-                       password=password, role=role, unit=unit)
+    from keys.tests.helpers import keyed_user as keyed_user_with_kek
+
+    user, password, _kek = keyed_user_with_kek(role, unit, username)
     return user, password
 
 
