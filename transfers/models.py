@@ -73,6 +73,35 @@ class File(models.Model):
         return self.path
 
 
+class Folder(models.Model):
+    """A folder of a project's catalogue with recursive totals, kept by the services.
+
+    Derived from File rows (``transfers.services.folders_rebuild`` recomputes it), stored
+    so that listing a folder of a project with 100 000 files reads a page of rows instead
+    of aggregating every file underneath it. The root folder has path ''.
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE,
+                                related_name="folders")
+    path = models.CharField(max_length=1024)
+    parent = models.CharField(max_length=1024, blank=True)
+    name = models.CharField(max_length=255, blank=True)
+    file_count = models.PositiveBigIntegerField(default=0)
+    size_original = models.PositiveBigIntegerField(default=0)
+    size_stored = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "path"], name="folder_path_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "parent", "name"], name="folder_parent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.path or "/"
+
+
 class FileVersion(models.Model):
     """Every stored object a file ever had, for invoicing (kept after overwrite/delete)."""
 

@@ -1,17 +1,55 @@
-"""Writes for storage locations (and, later, uploads and files)."""
+"""Writes of the transfers app: storage locations, uploads, the catalogue, downloads,
+usage and project storage purge.
+
+Storage calls happen inside the transaction *before* the rows that depend on them are
+written, so a storage failure (``StorageUnavailable``, 503) rolls everything back and the
+client can retry; objects that become garbage are deleted after commit.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import math
+import re
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
 
 from accounts.models import Unit, User
+from keys import c4gh
 from keys.sealing import seal
 from projects.audit import audit_record
-from transfers.models import StorageLocation
+from projects.models import Project
+from transfers.errors import (
+    BadInput,
+    Conflict,
+    NotAllowed,
+    QuotaExceeded,
+    StorageRejected,
+    StorageUnavailable,
+)
+from transfers.models import (
+    File,
+    FileVersion,
+    Folder,
+    StorageLocation,
+    Upload,
+    UploadStatus,
+    Usage,
+)
+from transfers.paths import path_ancestors, path_normalise, path_split
+from transfers.selectors import files_under, unit_bytes_used
+from transfers.storage import StorageBackend, storage_for_project
 
 _PURPOSE_ACCESS = "storage-location-access-key"
 _PURPOSE_SECRET = "storage-location-secret-key"  # noqa: S105 - a label, not a secret
@@ -72,3 +110,615 @@ def storage_location_credentials(location: StorageLocation) -> tuple[str, str] |
 def storage_location_create_local(*, unit: Unit, by: User | None) -> StorageLocation:
     location = StorageLocation(unit=unit, name="local", region="local", endpoint="")
     return storage_location_save(location=location, by=by)
+
+
+# =========================================================================== uploads
+
+logger = logging.getLogger(__name__)
+
+#: S3 allows at most 10 000 parts per multipart upload.
+MAX_PARTS = 10_000
+#: The largest object S3 accepts (5 TiB); with MAX_PARTS this fixes the largest part size.
+MAX_OBJECT_BYTES = 5 * 1024**4
+PART_URL_BATCH_MAX = 100
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def part_size_for(stored_bytes: int) -> int:
+    """Part size: a whole number of Crypt4GH segments, at least the S3 minimum, and large
+    enough that the whole object fits in 10 000 parts (5 TiB -> 7 993 segments/part)."""
+    min_segments = max(1, settings.DDS_UPLOAD_MIN_PART_SEGMENTS)
+    needed = c4gh.segment_count(stored_bytes)
+    segments = max(min_segments, math.ceil(needed / MAX_PARTS))
+    return segments * c4gh.CIPHER_SEGMENT_SIZE
+
+
+def _quota_check(*, unit, extra: int) -> None:
+    """Refuse ``extra`` more bytes when they would exceed the unit's quota.
+
+    Callers hold the unit row lock, so two concurrent reservations cannot both pass.
+    """
+    stored, reserved = unit_bytes_used(unit_id=unit.pk)
+    if stored + reserved + extra > unit.quota_bytes:
+        raise QuotaExceeded(
+            f"Quota of {unit} exceeded: {stored} B stored + {reserved} B reserved by "
+            f"uploads in progress + {extra} B requested > quota {unit.quota_bytes} B.",
+            quota_bytes=unit.quota_bytes, stored_bytes=stored, reserved_bytes=reserved,
+            requested_bytes=extra)
+
+
+def _lock_unit(project: Project):
+    from accounts.models import Unit
+
+    return Unit.objects.select_for_update().get(pk=project.unit_id)
+
+
+@transaction.atomic
+def upload_start(*, project: Project, by: User, path: str, size_original: int,
+                 overwrite: bool = False, ip: str | None = None) -> Upload:
+    """Reserve quota, create the project's bucket if needed, start a multipart upload."""
+    path = path_normalise(path)
+    if size_original < 0 or size_original > MAX_OBJECT_BYTES:
+        raise BadInput(f"size_original must be between 0 and {MAX_OBJECT_BYTES} bytes.")
+    unit = _lock_unit(project)
+    if not overwrite and File.objects.filter(project=project, path=path).exists():
+        raise Conflict(f"{path} already exists in {project.public_id}; "
+                       "set overwrite to replace it.")
+    if Folder.objects.filter(project=project, path=path).exists():
+        raise Conflict(f"{path} is a folder in {project.public_id}.")
+    active = Upload.objects.filter(project=project, path=path,
+                                   status=UploadStatus.IN_PROGRESS).first()
+    if active is not None:
+        raise Conflict(f"An upload of {path} is already in progress ({active.public_id}); "
+                       "resume or abort it.", upload_id=active.public_id)
+    reserved = c4gh.stored_size(size_original)
+    _quota_check(unit=unit, extra=reserved)
+    upload = Upload(public_id=secrets.token_urlsafe(16), project=project, path=path,
+                    object_key=secrets.token_hex(20), size_original=size_original,
+                    reserved_bytes=reserved, part_size=part_size_for(reserved),
+                    overwrite=overwrite, created_by=by)
+    backend = storage_for_project(project)
+    backend.create_bucket(project.bucket)
+    upload.multipart_id = backend.start_multipart(project.bucket, upload.object_key)
+    upload.save()
+    audit_record(action="upload.start", actor=by, project=project, target=path, ip=ip,
+                 details={"upload": upload.public_id, "size_original": size_original,
+                          "reserved_bytes": reserved, "overwrite": overwrite})
+    return upload
+
+
+def _max_parts(upload: Upload) -> int:
+    return max(1, math.ceil(upload.reserved_bytes / upload.part_size))
+
+
+def _require_in_progress(upload: Upload) -> None:
+    if upload.status != UploadStatus.IN_PROGRESS:
+        raise Conflict(f"Upload {upload.public_id} is {upload.get_status_display().lower()}.",
+                       upload_status=upload.status)
+
+
+def upload_part_urls(*, upload: Upload, part_numbers: Sequence[int]) -> list[dict]:
+    """Short-lived presigned UploadPart URLs for a batch of parts (no state change)."""
+    _require_in_progress(upload)
+    if not part_numbers or len(part_numbers) > PART_URL_BATCH_MAX:
+        raise BadInput(f"Ask for 1 to {PART_URL_BATCH_MAX} parts at a time.")
+    top = _max_parts(upload)
+    bad = [n for n in part_numbers if not 1 <= n <= top]
+    if bad:
+        raise BadInput(f"Part numbers must be between 1 and {top} for this upload.",
+                       invalid=bad[:20])
+    backend = storage_for_project(upload.project)
+    ttl = settings.DDS_UPLOAD_PART_URL_TTL
+    return [{"part_number": n,
+             "url": backend.presign_part(upload.project.bucket, upload.object_key,
+                                         upload.multipart_id, n, ttl)}
+            for n in sorted(set(part_numbers))]
+
+
+def upload_parts_list(*, upload: Upload) -> list:
+    """The parts storage holds for this upload (to resume after a failure)."""
+    _require_in_progress(upload)
+    return storage_for_project(upload.project).list_parts(
+        upload.project.bucket, upload.object_key, upload.multipart_id)
+
+
+def _header_validate(*, project: Project, by: User, kek: bytes, header: bytes) -> None:
+    from keys.services import project_private_key
+
+    if len(header) > 64 * 1024:
+        raise BadInput("The Crypt4GH header is too large.")
+    try:
+        # Unlocking the project key needs the uploader's KEK: the server cannot read
+        # headers on its own, only on behalf of a key holder.
+        sk = project_private_key(project=project, user=by, kek=kek)
+    except Exception as exc:  # KeyAccessError: no grant / wrong session
+        from keys.services import KeyAccessError
+
+        if isinstance(exc, KeyAccessError):
+            raise NotAllowed(str(exc))
+        raise
+    try:
+        info = c4gh.parse_header(header, sk)
+    except c4gh.NoMatchingKeyError:
+        raise BadInput(f"The Crypt4GH header is not addressed to the key of "
+                       f"{project.public_id}; encrypt to the project's public key.")
+    except (c4gh.C4GHError, ValueError) as exc:
+        raise BadInput(f"The Crypt4GH header does not parse: {exc}")
+    if info.header_len != len(header):
+        raise BadInput("Trailing bytes after the Crypt4GH header.")
+
+
+def _parts_validate(*, upload: Upload, parts: Sequence[tuple[int, str]],
+                    stored: list, size_stored: int) -> None:
+    numbers = [n for n, _ in parts]
+    if not parts or numbers != list(range(1, len(parts) + 1)):
+        raise BadInput("List every part once, numbered 1..n in ascending order.")
+    by_number = {p.number: p for p in stored}
+    for n, etag in parts:
+        have = by_number.get(n)
+        if have is None:
+            raise StorageRejected(f"Part {n} is not stored; upload it (resume) first.",
+                                  part_number=n)
+        if have.etag != etag.strip().strip('"'):
+            raise StorageRejected(f"Part {n}: the ETag does not match the stored part.",
+                                  part_number=n)
+        # Whole segments per part is what makes resuming at a part boundary safe.
+        if n < len(parts) and have.size != upload.part_size:
+            raise BadInput(f"Part {n} has {have.size} bytes; every part but the last must "
+                           f"have exactly {upload.part_size} bytes (whole segments).",
+                           part_number=n)
+    total = sum(by_number[n].size for n in numbers)
+    if total != size_stored:
+        raise BadInput(f"Stored size mismatch: the parts hold {total} bytes, "
+                       f"size_stored says {size_stored}.",
+                       parts_bytes=total, size_stored=size_stored)
+
+
+def _folders_add(project: Project, folder: str, *, files: int, original: int,
+                 stored: int) -> None:
+    """Add to the recursive totals of ``folder`` and its ancestors (creating them)."""
+    paths = path_ancestors(folder)
+    Folder.objects.bulk_create(
+        [Folder(project=project, path=p, parent=path_split(p)[0] if p else "",
+                name=path_split(p)[1] if p else "") for p in paths],
+        ignore_conflicts=True)
+    Folder.objects.filter(project=project, path__in=paths).update(
+        file_count=F("file_count") + files, size_original=F("size_original") + original,
+        size_stored=F("size_stored") + stored)
+
+
+def _folders_subtract(project: Project, deltas: dict[str, list[int]]) -> None:
+    """``deltas``: folder -> [files, original, stored] removed directly in it."""
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for folder, (n, o, s) in deltas.items():
+        for p in path_ancestors(folder):
+            t = totals[p]
+            t[0] += n
+            t[1] += o
+            t[2] += s
+    for p, (n, o, s) in totals.items():
+        Folder.objects.filter(project=project, path=p).update(
+            file_count=F("file_count") - n, size_original=F("size_original") - o,
+            size_stored=F("size_stored") - s)
+    # Folders exist only through their files: an emptied folder disappears.
+    Folder.objects.filter(project=project, path__in=list(totals), file_count=0).exclude(
+        path="").delete()
+
+
+def _objects_delete_later(project: Project, keys: list[str]) -> None:
+    if not keys:
+        return
+    project_id = project.pk
+
+    def enqueue() -> None:
+        from transfers.tasks import objects_delete
+
+        objects_delete.delay(project_id, keys)
+
+    transaction.on_commit(enqueue)
+
+
+@dataclass
+class CompleteInput:
+    parts: list[tuple[int, str]]
+    header: bytes
+    checksum: str
+    size_original: int
+    size_stored: int
+    compressed: bool
+
+
+class _AssembledWrong(Exception):
+    """Storage assembled an object of the wrong size (checked after completion)."""
+
+
+def upload_complete(*, upload: Upload, by: User, kek: bytes, data: CompleteInput,
+                    ip: str | None = None) -> File:
+    """Finish a multipart upload and record the file (and its version).
+
+    Everything the client claims is checked before storage assembles the object, so a
+    refused call leaves the upload in progress: the client fixes the part or the header
+    and calls again (resume), or aborts. Only if storage itself then disagrees (the
+    multipart is gone by then) is the upload closed, its reservation released and the
+    object deleted, in a transaction of its own so that bookkeeping survives the error.
+    """
+    try:
+        with transaction.atomic():
+            return _upload_complete(upload=upload, by=by, kek=kek, data=data, ip=ip)
+    except _AssembledWrong as exc:
+        with transaction.atomic():
+            _upload_finish(upload, UploadStatus.ABORTED)
+            _objects_delete_later(upload.project, [upload.object_key])
+            audit_record(action="upload.abort", actor=by, project=upload.project,
+                         target=upload.path, ip=ip,
+                         details={"upload": upload.public_id, "reason": str(exc)})
+        raise BadInput(str(exc))
+
+
+def _upload_complete(*, upload: Upload, by: User, kek: bytes, data: CompleteInput,
+                     ip: str | None) -> File:
+    upload = Upload.objects.select_for_update(of=("self",)).select_related(
+        "project", "project__unit").get(pk=upload.pk)
+    _require_in_progress(upload)
+    project = upload.project
+    if upload.created_by_id != by.pk:
+        raise NotAllowed("This upload was started by another user.")
+    if data.size_original != upload.size_original:
+        raise BadInput(f"size_original {data.size_original} differs from the "
+                       f"{upload.size_original} announced at start.")
+    if not _SHA256.match(data.checksum or ""):
+        raise BadInput("checksum must be the SHA-256 of the original as 64 hex digits.")
+    if not data.compressed and data.size_stored != c4gh.stored_size(upload.size_original):
+        raise BadInput(f"Stored size mismatch: {upload.size_original} B uncompressed give "
+                       f"{c4gh.stored_size(upload.size_original)} B of segments, "
+                       f"not {data.size_stored}.")
+    _header_validate(project=project, by=by, kek=kek, header=data.header)
+    backend = storage_for_project(project)
+    stored_parts = backend.list_parts(project.bucket, upload.object_key, upload.multipart_id)
+    _parts_validate(upload=upload, parts=data.parts, stored=stored_parts,
+                    size_stored=data.size_stored)
+    if data.size_stored > upload.reserved_bytes:
+        # Compression made it bigger than announced: the excess needs quota too.
+        _lock_unit(project)
+        _quota_check(unit=project.unit, extra=data.size_stored - upload.reserved_bytes)
+    existing = File.objects.select_for_update().filter(project=project,
+                                                       path=upload.path).first()
+    if existing is not None and not upload.overwrite:
+        raise Conflict(f"{upload.path} was created meanwhile; start again with overwrite.")
+    backend.complete_multipart(project.bucket, upload.object_key, upload.multipart_id,
+                               data.parts)
+    actual = backend.head_size(project.bucket, upload.object_key)
+    if actual != data.size_stored:
+        raise _AssembledWrong(f"Stored size mismatch: storage holds {actual} B, "
+                              f"expected {data.size_stored}.")
+    now = timezone.now()
+    folder, name = path_split(upload.path)
+    old_key = None
+    if existing is not None:
+        old_key = existing.object_key
+        FileVersion.objects.filter(file=existing, deleted_at__isnull=True).update(
+            deleted_at=now)
+        _folders_subtract(project, {folder: [1, existing.size_original,
+                                             existing.size_stored]})
+        f = existing
+    else:
+        f = File(project=project, path=upload.path, name=name, folder=folder)
+    f.object_key = upload.object_key
+    f.size_original = upload.size_original
+    f.size_stored = data.size_stored
+    f.compressed = data.compressed
+    f.header = data.header
+    f.checksum = data.checksum
+    f.uploaded_at = now
+    f.uploaded_by = by
+    f.last_downloaded_at = None
+    f.save()
+    FileVersion.objects.create(project=project, file=f, object_key=f.object_key,
+                               size_stored=f.size_stored, uploaded_at=now)
+    _folders_add(project, folder, files=1, original=f.size_original, stored=f.size_stored)
+    _upload_finish(upload, UploadStatus.COMPLETED)
+    if old_key:
+        # The old version stays as a FileVersion row (invoicing); its object goes.
+        _objects_delete_later(project, [old_key])
+    audit_record(action="file.upload", actor=by, project=project, target=f.path, ip=ip,
+                 details={"upload": upload.public_id, "size_stored": f.size_stored,
+                          "overwrote": bool(old_key)})
+    return f
+
+
+def _upload_finish(upload: Upload, status: str) -> None:
+    upload.status = status
+    upload.finished_at = timezone.now()
+    upload.save(update_fields=["status", "finished_at"])
+
+
+@transaction.atomic
+def upload_abort(*, upload: Upload, by: User | None, ip: str | None = None) -> Upload:
+    """Abort the multipart upload and release the reservation. Idempotent."""
+    upload = Upload.objects.select_for_update(of=("self",)).select_related(
+        "project", "project__unit").get(pk=upload.pk)
+    if upload.status != UploadStatus.IN_PROGRESS:
+        return upload
+    project = upload.project
+    storage_for_project(project).abort_multipart(project.bucket, upload.object_key,
+                                                 upload.multipart_id)
+    _upload_finish(upload, UploadStatus.ABORTED)
+    audit_record(action="upload.abort", actor=by, project=project, target=upload.path,
+                 ip=ip, details={"upload": upload.public_id})
+    return upload
+
+
+def uploads_abort_stale(*, older_than: dt.timedelta | None = None,
+                        batch_size: int = 200) -> int:
+    """Abort uploads untouched for DDS_UPLOAD_STALE_HOURS; a storage failure on one is
+    logged and left for the next run. Returns how many were aborted."""
+    older_than = older_than or dt.timedelta(hours=settings.DDS_UPLOAD_STALE_HOURS)
+    cutoff = timezone.now() - older_than
+    done = 0
+    ids = list(Upload.objects.filter(status=UploadStatus.IN_PROGRESS, created_at__lt=cutoff)
+               .order_by("created_at").values_list("pk", flat=True)[:batch_size])
+    for upload in Upload.objects.filter(pk__in=ids).select_related("project", "project__unit"):
+        try:
+            upload_abort(upload=upload, by=None)
+            done += 1
+        except StorageUnavailable:
+            logger.warning("storage unreachable aborting upload %s; retrying next run",
+                           upload.public_id)
+    return done
+
+
+# =========================================================================== catalogue
+
+
+def _files_delete(project: Project, files: list[File]) -> list[str]:
+    """Delete File rows, close their versions, fix folder totals; returns object keys."""
+    if not files:
+        return []
+    now = timezone.now()
+    ids = [f.pk for f in files]
+    deltas: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for f in files:
+        d = deltas[f.folder]
+        d[0] += 1
+        d[1] += f.size_original
+        d[2] += f.size_stored
+    FileVersion.objects.filter(file_id__in=ids, deleted_at__isnull=True).update(
+        deleted_at=now)
+    File.objects.filter(pk__in=ids).delete()
+    _folders_subtract(project, deltas)
+    return [f.object_key for f in files]
+
+
+_DELETE_FIELDS = ("id", "path", "folder", "object_key", "size_original", "size_stored")
+
+
+@transaction.atomic
+def files_remove(*, project: Project, by: User, paths: Sequence[str],
+                 ip: str | None = None) -> dict:
+    """Remove files by path. Unknown paths are reported, not an error."""
+    if not paths or len(paths) > 10_000:
+        raise BadInput("Give 1 to 10 000 paths.")
+    wanted = {path_normalise(p) for p in paths}
+    files = list(File.objects.select_for_update().filter(project=project, path__in=wanted)
+                 .only(*_DELETE_FIELDS))
+    keys = _files_delete(project, files)
+    _objects_delete_later(project, keys)
+    removed = sorted(f.path for f in files)
+    audit_record(action="file.remove", actor=by, project=project,
+                 target=removed[0] if len(removed) == 1 else f"{len(removed)} files", ip=ip,
+                 details={"count": len(removed), "paths": removed[:50]})
+    return {"removed": removed, "not_found": sorted(wanted - set(removed))}
+
+
+def folder_remove(*, project: Project, by: User, folder: str,
+                  ip: str | None = None) -> dict:
+    """Remove a folder and everything under it; large folders go to a Celery task."""
+    folder = path_normalise(folder, allow_root=True)
+    row = Folder.objects.filter(project=project, path=folder).first()
+    count = row.file_count if row else 0
+    if row is None and folder:
+        raise BadInput(f"No folder {folder!r} in {project.public_id}.")
+    if count > settings.DDS_FOLDER_REMOVE_SYNC_LIMIT:
+        with transaction.atomic():
+            audit_record(action="folder.remove", actor=by, project=project,
+                         target=folder or "/", ip=ip,
+                         details={"files": count, "queued": True})
+            project_id, user_id = project.pk, by.pk
+
+            def enqueue() -> None:
+                from transfers.tasks import folder_remove_task
+
+                folder_remove_task.delay(project_id, folder, user_id)
+
+            transaction.on_commit(enqueue)
+        return {"folder": folder, "files": count, "queued": True}
+    removed = folder_remove_batches(project=project, folder=folder)
+    audit_record(action="folder.remove", actor=by, project=project, target=folder or "/",
+                 ip=ip, details={"files": removed, "queued": False})
+    return {"folder": folder, "files": removed, "queued": False}
+
+
+def folder_remove_batches(*, project: Project, folder: str, batch_size: int = 1000) -> int:
+    """Remove files under ``folder`` in committed batches (resumable, idempotent)."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            batch = list(files_under(project=project, folder=folder).select_for_update(
+                skip_locked=True).order_by("pk").only(*_DELETE_FIELDS)[:batch_size])
+            if not batch:
+                return total
+            _objects_delete_later(project, _files_delete(project, batch))
+        total += len(batch)
+
+
+def objects_delete(*, project: Project, keys: Sequence[str]) -> None:
+    """Delete objects that no row references any more (after overwrite/removal)."""
+    storage_for_project(project).delete_objects(project.bucket, list(keys))
+
+
+def folders_rebuild(*, project: Project) -> int:
+    """Recompute the Folder rows of a project from its files (repair; bulk loads)."""
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    totals[""]  # the root always exists
+    for folder, original, stored in (File.objects.filter(project=project)
+                                     .values_list("folder", "size_original", "size_stored")
+                                     .iterator(chunk_size=5000)):
+        for p in path_ancestors(folder):
+            t = totals[p]
+            t[0] += 1
+            t[1] += original
+            t[2] += stored
+    with transaction.atomic():
+        Folder.objects.filter(project=project).delete()
+        Folder.objects.bulk_create(
+            [Folder(project=project, path=p, parent=path_split(p)[0] if p else "",
+                    name=path_split(p)[1] if p else "", file_count=n, size_original=o,
+                    size_stored=s) for p, (n, o, s) in totals.items()], batch_size=2000)
+    return len(totals)
+
+
+# =========================================================================== download
+
+DOWNLOAD_BATCH_MAX = 1000
+
+
+@transaction.atomic
+def files_download_prepare(*, project: Project, user: User, kek: bytes,
+                           recipient_public_key: bytes, paths: Sequence[str] | None = None,
+                           folder: str | None = None, after: str = "",
+                           limit: int = DOWNLOAD_BATCH_MAX, ip: str | None = None) -> dict:
+    """Per file: the header re-encrypted to the client's ephemeral key, checksum, sizes
+    and a presigned GET URL (at most one hour). Records the download time.
+
+    ``paths`` or ``folder`` (or neither: everything), keyset-paginated by path.
+    """
+    from keys.services import KeyAccessError, headers_reencrypt
+
+    limit = max(1, min(limit, DOWNLOAD_BATCH_MAX))
+    if len(recipient_public_key) != 32:
+        raise BadInput("public_key must be a raw 32-byte X25519 key.")
+    missing: list[str] = []
+    if paths is not None:
+        if len(paths) > DOWNLOAD_BATCH_MAX:
+            raise BadInput(f"At most {DOWNLOAD_BATCH_MAX} paths per request.")
+        wanted = {path_normalise(p) for p in paths}
+        qs = File.objects.filter(project=project, path__in=wanted)
+    else:
+        qs = files_under(project=project,
+                         folder=path_normalise(folder or "", allow_root=True))
+    if after:
+        qs = qs.filter(path__gt=after)
+    files = list(qs.order_by("path")[:limit + 1])
+    more = len(files) > limit
+    files = files[:limit]
+    if paths is not None:
+        missing = sorted(wanted - {f.path for f in files})
+    try:
+        headers = headers_reencrypt(project=project, user=user, kek=kek,
+                                    headers=[bytes(f.header) for f in files],
+                                    recipient_public_key=recipient_public_key)
+    except KeyAccessError as exc:
+        raise NotAllowed(str(exc))
+    except c4gh.C4GHError as exc:
+        raise BadInput(f"Cannot re-encrypt a header: {exc}")
+    backend = storage_for_project(project)
+    ttl = min(settings.DDS_DOWNLOAD_URL_TTL, 3600)
+    now = timezone.now()
+    File.objects.filter(pk__in=[f.pk for f in files]).update(last_downloaded_at=now)
+    out = [{"path": f.path, "header": h, "checksum": f.checksum,
+            "size_original": f.size_original, "size_stored": f.size_stored,
+            "compressed": f.compressed,
+            "url": backend.presign_get(project.bucket, f.object_key, ttl)}
+           for f, h in zip(files, headers, strict=True)]
+    audit_record(action="file.download", actor=user, project=project, ip=ip,
+                 target=files[0].path if len(files) == 1 else f"{len(files)} files",
+                 details={"count": len(files), "paths": [f.path for f in files[:50]]})
+    return {"files": out, "missing": missing, "expires_in": ttl,
+            "next": files[-1].path if more else None}
+
+
+# =========================================================================== purge
+
+
+def project_storage_purge(*, project: Project, batch_size: int = 1000) -> int:
+    """Remove every object of a project (and abort its multipart uploads), in batches.
+
+    Storage is listed, not the database, so objects whose rows are already gone (a
+    crashed earlier run, a concurrent run) are found too; deleting a missing key or
+    aborting a finished upload is not an error, so running twice or concurrently is safe.
+    ``StorageUnavailable`` propagates: the caller retries later and the next run finishes.
+    Then File rows are deleted and live FileVersions closed. Returns objects removed.
+    """
+    backend: StorageBackend = storage_for_project(project)
+    while True:
+        pending = backend.list_multipart(project.bucket, batch_size)
+        if not pending:
+            break
+        for key, upload_id in pending:
+            backend.abort_multipart(project.bucket, key, upload_id)
+    removed = 0
+    while True:
+        keys = backend.list_objects(project.bucket, batch_size)
+        if not keys:
+            break
+        backend.delete_objects(project.bucket, keys)
+        removed += len(keys)
+    now = timezone.now()
+    Upload.objects.filter(project=project, status=UploadStatus.IN_PROGRESS).update(
+        status=UploadStatus.ABORTED, finished_at=now)
+    while True:
+        with transaction.atomic():
+            ids = list(File.objects.filter(project=project).values_list("pk", flat=True)
+                       [:batch_size])
+            if not ids:
+                break
+            FileVersion.objects.filter(file_id__in=ids, deleted_at__isnull=True).update(
+                deleted_at=now)
+            File.objects.filter(pk__in=ids).delete()
+    # Versions whose File row was already gone (earlier partial run).
+    FileVersion.objects.filter(project=project, deleted_at__isnull=True).update(
+        deleted_at=now)
+    Folder.objects.filter(project=project).delete()
+    audit_record(action="project.storage_purge", project=project,
+                 details={"objects_removed": removed})
+    return removed
+
+
+# =========================================================================== usage
+
+
+def _hours(delta: dt.timedelta) -> Decimal:
+    return Decimal(max(delta.total_seconds(), 0)) / Decimal(3600)
+
+
+def usage_record(*, period_start: dt.datetime, period_end: dt.datetime) -> int:
+    """Byte-hours of every project over [start, end), from each FileVersion's lifetime.
+
+    Idempotent: re-running a period replaces its rows. Returns the number of projects.
+    """
+    if period_end <= period_start:
+        raise BadInput("The period must end after it starts.")
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    versions = (FileVersion.objects.filter(uploaded_at__lt=period_end)
+                .filter(Q(deleted_at__isnull=True) | Q(deleted_at__gt=period_start))
+                .values_list("project_id", "size_stored", "uploaded_at", "deleted_at"))
+    for project_id, size, start, end in versions.iterator(chunk_size=5000):
+        lo = max(start, period_start)
+        hi = min(end or period_end, period_end)
+        totals[project_id] += size * _hours(hi - lo)
+    with transaction.atomic():
+        for project_id, byte_hours in totals.items():
+            Usage.objects.update_or_create(
+                project_id=project_id, period_start=period_start,
+                defaults={"period_end": period_end,
+                          "byte_hours": byte_hours.quantize(Decimal("0.01"))})
+        audit_record(action="usage.record", target=f"{period_start:%Y-%m-%d}",
+                     details={"projects": len(totals), "period_end": period_end})
+    return len(totals)
+
+
+def usage_record_last_month(*, now: dt.datetime | None = None) -> int:
+    now = timezone.localtime(now or timezone.now())
+    this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
+    return usage_record(period_start=last_month, period_end=this_month)

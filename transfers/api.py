@@ -1,0 +1,427 @@
+"""Transfers API: uploads, the file catalogue and downloads of one project.
+
+One small view per operation; every view first calls ``transfer_project_get`` (the one
+status/role rule), then one service or selector. Binary values (Crypt4GH headers, X25519
+keys) travel as standard base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from transfers import selectors, services
+from transfers.errors import TransferError
+from transfers.selectors import Op, transfer_project_get
+
+
+def _request_kek(request) -> bytes:
+    # Imported lazily: accounts.sessions depends on the auth stack, which the transfers
+    # app must not pull in at import time.
+    from accounts.sessions import request_kek
+
+    return request_kek(request)
+
+
+def _ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class Base64Field(serializers.CharField):
+    """Bytes on the Python side, standard base64 on the wire."""
+
+    def __init__(self, *, max_bytes: int, exact: int | None = None, **kwargs) -> None:
+        self.max_bytes, self.exact = max_bytes, exact
+        super().__init__(max_length=(max_bytes * 4) // 3 + 4, **kwargs)
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError("Not valid base64.")
+        if self.exact is not None and len(raw) != self.exact:
+            raise serializers.ValidationError(f"Must decode to exactly {self.exact} bytes.")
+        if len(raw) > self.max_bytes:
+            raise serializers.ValidationError(f"At most {self.max_bytes} bytes.")
+        return raw
+
+    def to_representation(self, value):
+        return base64.b64encode(bytes(value)).decode()
+
+
+class TransferView(APIView):
+    """Turns domain errors into 4xx/503 answers that carry their details (quota numbers)."""
+
+    op: Op = Op.LIST
+
+    def project(self, request, public_id: str):
+        return transfer_project_get(user=request.user, public_id=public_id, op=self.op)
+
+    @staticmethod
+    def valid(serializer_class, data) -> dict:
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def handle_exception(self, exc):
+        if isinstance(exc, TransferError):
+            return Response({"detail": exc.message, "code": exc.code, **exc.details},
+                            status=exc.status_code)
+        return super().handle_exception(exc)
+
+
+class FileOut(serializers.Serializer):
+    path = serializers.CharField()
+    name = serializers.CharField()
+    size_original = serializers.IntegerField()
+    size_stored = serializers.IntegerField()
+    compressed = serializers.BooleanField()
+    checksum = serializers.CharField()
+    uploaded_at = serializers.DateTimeField()
+    last_downloaded_at = serializers.DateTimeField(allow_null=True)
+
+
+class FolderOut(serializers.Serializer):
+    path = serializers.CharField()
+    name = serializers.CharField()
+    file_count = serializers.IntegerField(help_text="Files under it, recursively.")
+    size_original = serializers.IntegerField()
+    size_stored = serializers.IntegerField()
+
+
+class UploadOut(serializers.Serializer):
+    upload_id = serializers.CharField(source="public_id")
+    path = serializers.CharField()
+    status = serializers.CharField()
+    size_original = serializers.IntegerField()
+    reserved_bytes = serializers.IntegerField()
+    part_size = serializers.IntegerField(help_text="Bytes per part: whole 65 564-byte "
+                                                   "segments; only the last part is shorter.")
+    max_parts = serializers.SerializerMethodField()
+    overwrite = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+    def get_max_parts(self, obj) -> int:
+        return services._max_parts(obj)
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+class UploadStartApi(TransferView):
+    op = Op.UPLOAD
+
+    class UploadStartIn(serializers.Serializer):
+        path = serializers.CharField(max_length=4096, trim_whitespace=False)
+        size_original = serializers.IntegerField(min_value=0)
+        overwrite = serializers.BooleanField(default=False)
+
+    @extend_schema(request=UploadStartIn, responses={201: UploadOut},
+                   summary="Start an upload: reserve quota, open a multipart upload")
+    def post(self, request, project_id: str):
+        project = self.project(request, project_id)
+        data = self.valid(self.UploadStartIn, request.data)
+        upload = services.upload_start(project=project, by=request.user, ip=_ip(request),
+                                       **data)
+        return Response(UploadOut(upload).data, status=status.HTTP_201_CREATED)
+
+
+class PartOut(serializers.Serializer):
+    part_number = serializers.IntegerField()
+    etag = serializers.CharField()
+    size = serializers.IntegerField()
+
+
+class UploadPartsApi(TransferView):
+    op = Op.UPLOAD
+
+    @extend_schema(responses={200: inline_serializer("UploadPartsListOut", {
+        "upload": UploadOut(), "parts": PartOut(many=True)})},
+        summary="Resume: the upload and the parts storage already holds")
+    def get(self, request, project_id: str, upload_id: str):
+        project = self.project(request, project_id)
+        upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
+        parts = services.upload_parts_list(upload=upload)
+        return Response({"upload": UploadOut(upload).data,
+                         "parts": [{"part_number": p.number, "etag": p.etag, "size": p.size}
+                                   for p in parts]})
+
+
+class UploadPartUrlsApi(TransferView):
+    op = Op.UPLOAD
+
+    class UploadPartUrlsIn(serializers.Serializer):
+        part_numbers = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=services.MAX_PARTS),
+            min_length=1, max_length=services.PART_URL_BATCH_MAX)
+
+    class UploadPartUrlsOut(serializers.Serializer):
+        part_number = serializers.IntegerField()
+        url = serializers.CharField(help_text="PUT the part's bytes here; short-lived.")
+
+    @extend_schema(request=UploadPartUrlsIn, responses={200: inline_serializer(
+        "UploadPartUrlsResponse", {"parts": UploadPartUrlsOut(many=True),
+                              "expires_in": serializers.IntegerField()})},
+        summary="Presigned part URLs, in batches of up to 100")
+    def post(self, request, project_id: str, upload_id: str):
+        project = self.project(request, project_id)
+        upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
+        data = self.valid(self.UploadPartUrlsIn, request.data)
+        urls = services.upload_part_urls(upload=upload,
+                                         part_numbers=data["part_numbers"])
+        for item in urls:
+            item["url"] = request.build_absolute_uri(item["url"])
+        from django.conf import settings
+
+        return Response({"parts": urls, "expires_in": settings.DDS_UPLOAD_PART_URL_TTL})
+
+
+class UploadCompleteApi(TransferView):
+    op = Op.UPLOAD
+
+    class UploadCompleteIn(serializers.Serializer):
+        class UploadCompletePartIn(serializers.Serializer):
+            part_number = serializers.IntegerField(min_value=1, max_value=services.MAX_PARTS)
+            etag = serializers.CharField(max_length=200)
+
+        parts = UploadCompletePartIn(many=True, allow_empty=False, max_length=services.MAX_PARTS)
+        header = Base64Field(max_bytes=64 * 1024)
+        checksum = serializers.RegexField(r"^[0-9a-fA-F]{64}$",
+                                          help_text="SHA-256 of the original, hex.")
+        size_original = serializers.IntegerField(min_value=0)
+        size_stored = serializers.IntegerField(min_value=0)
+        compressed = serializers.BooleanField()
+
+    @extend_schema(request=UploadCompleteIn, responses={201: FileOut},
+                   summary="Complete an upload: validate, assemble, record the file")
+    def post(self, request, project_id: str, upload_id: str):
+        project = self.project(request, project_id)
+        upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
+        data = self.valid(self.UploadCompleteIn, request.data)
+        v = data
+        f = services.upload_complete(
+            upload=upload, by=request.user, kek=_request_kek(request), ip=_ip(request),
+            data=services.CompleteInput(
+                parts=[(p["part_number"], p["etag"]) for p in v["parts"]],
+                header=v["header"], checksum=v["checksum"].lower(),
+                size_original=v["size_original"], size_stored=v["size_stored"],
+                compressed=v["compressed"]))
+        return Response(FileOut(f).data, status=status.HTTP_201_CREATED)
+
+
+class UploadAbortApi(TransferView):
+    op = Op.UPLOAD
+
+    @extend_schema(request=None, responses={200: UploadOut}, summary="Abort an upload")
+    def delete(self, request, project_id: str, upload_id: str):
+        project = self.project(request, project_id)
+        upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
+        upload = services.upload_abort(upload=upload, by=request.user, ip=_ip(request))
+        return Response(UploadOut(upload).data)
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+class FilesListApi(TransferView):
+    op = Op.LIST
+
+    class FilesListIn(serializers.Serializer):
+        folder = serializers.CharField(required=False, default="", allow_blank=True,
+                                       trim_whitespace=False)
+        offset = serializers.IntegerField(required=False, default=0, min_value=0)
+        limit = serializers.IntegerField(required=False, default=100, min_value=1,
+                                         max_value=1000)
+
+    class FilesListOut(serializers.Serializer):
+        folder = FolderOut()
+        folders = FolderOut(many=True)
+        files = FileOut(many=True)
+        total_folders = serializers.IntegerField()
+        total_files = serializers.IntegerField(help_text="Files directly in this folder.")
+        offset = serializers.IntegerField()
+        limit = serializers.IntegerField()
+        next_offset = serializers.IntegerField(allow_null=True)
+
+    @extend_schema(parameters=[FilesListIn], responses={200: FilesListOut},
+                   summary="List one folder: sub-folders first, then files (paginated)")
+    def get(self, request, project_id: str):
+        project = self.project(request, project_id)
+        q = self.valid(self.FilesListIn, request.query_params)
+        page = selectors.folder_list(project=project, **q)
+        return Response(self.FilesListOut(page).data)
+
+
+class FilesTreeApi(TransferView):
+    op = Op.LIST
+
+    class FilesTreeIn(serializers.Serializer):
+        folder = serializers.CharField(required=False, default="", allow_blank=True,
+                                       trim_whitespace=False)
+        after = serializers.CharField(required=False, default="", allow_blank=True,
+                                      trim_whitespace=False)
+        limit = serializers.IntegerField(required=False, default=1000, min_value=1,
+                                         max_value=10_000)
+
+    @extend_schema(parameters=[FilesTreeIn], responses={200: inline_serializer(
+        "FilesTreeOut", {"files": FileOut(many=True),
+                         "next": serializers.CharField(allow_null=True)})},
+        summary="Every file under a folder, recursively (keyset-paginated by path)")
+    def get(self, request, project_id: str):
+        project = self.project(request, project_id)
+        q = self.valid(self.FilesTreeIn, request.query_params)
+        files, nxt = selectors.folder_tree(project=project, **q)
+        return Response({"files": FileOut(files, many=True).data, "next": nxt})
+
+
+class PathsIn(serializers.Serializer):
+    paths = serializers.ListField(child=serializers.CharField(max_length=4096,
+                                                              trim_whitespace=False),
+                                  min_length=1, max_length=selectors.MATCH_MAX)
+
+
+class FilesMatchApi(TransferView):
+    op = Op.LIST
+
+    @extend_schema(request=PathsIn, responses={200: inline_serializer(
+        "FilesMatchOut", {"found": serializers.ListField(child=serializers.CharField())})},
+        summary="Which of these paths exist")
+    def post(self, request, project_id: str):
+        project = self.project(request, project_id)
+        data = self.valid(PathsIn, request.data)
+        return Response({"found": selectors.files_match(project=project,
+                                                        paths=data["paths"])})
+
+
+class FileInfoApi(TransferView):
+    op = Op.LIST
+
+    class FileInfoIn(serializers.Serializer):
+        path = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+    @extend_schema(parameters=[FileInfoIn], responses={200: FileOut},
+                   summary="One file's metadata")
+    def get(self, request, project_id: str):
+        project = self.project(request, project_id)
+        q = self.valid(self.FileInfoIn, request.query_params)
+        return Response(FileOut(selectors.file_get(project=project, **q)).data)
+
+
+class FilesRemoveApi(TransferView):
+    op = Op.REMOVE
+
+    @extend_schema(request=PathsIn, responses={200: inline_serializer(
+        "FilesRemoveOut", {"removed": serializers.ListField(child=serializers.CharField()),
+                           "not_found": serializers.ListField(child=serializers.CharField())})},
+        summary="Remove files")
+    def post(self, request, project_id: str):
+        project = self.project(request, project_id)
+        data = self.valid(PathsIn, request.data)
+        return Response(services.files_remove(project=project, by=request.user,
+                                              ip=_ip(request), **data))
+
+
+class FolderRemoveApi(TransferView):
+    op = Op.REMOVE
+
+    class FolderRemoveIn(serializers.Serializer):
+        folder = serializers.CharField(allow_blank=True, trim_whitespace=False,
+                                       help_text="'' removes everything.")
+
+    @extend_schema(request=FolderRemoveIn, responses={
+        200: inline_serializer("FolderRemoveOut", {
+            "folder": serializers.CharField(), "files": serializers.IntegerField(),
+            "queued": serializers.BooleanField()}),
+        202: inline_serializer("FolderRemoveQueuedOut", {
+            "folder": serializers.CharField(), "files": serializers.IntegerField(),
+            "queued": serializers.BooleanField()})},
+        summary="Remove a folder (large folders in the background: 202)")
+    def post(self, request, project_id: str):
+        project = self.project(request, project_id)
+        data = self.valid(self.FolderRemoveIn, request.data)
+        result = services.folder_remove(project=project, by=request.user, ip=_ip(request),
+                                        **data)
+        return Response(result, status=status.HTTP_202_ACCEPTED if result["queued"]
+                        else status.HTTP_200_OK)
+
+
+# --------------------------------------------------------------------------- download
+
+
+class FilesDownloadApi(TransferView):
+    op = Op.DOWNLOAD
+
+    class FilesDownloadIn(serializers.Serializer):
+        public_key = Base64Field(max_bytes=32, exact=32,
+                                 help_text="The client's ephemeral X25519 public key.")
+        paths = serializers.ListField(child=serializers.CharField(max_length=4096,
+                                                                  trim_whitespace=False),
+                                      required=False, min_length=1,
+                                      max_length=services.DOWNLOAD_BATCH_MAX)
+        folder = serializers.CharField(required=False, allow_blank=True,
+                                       trim_whitespace=False)
+        after = serializers.CharField(required=False, default="", allow_blank=True,
+                                      trim_whitespace=False)
+        limit = serializers.IntegerField(required=False, default=services.DOWNLOAD_BATCH_MAX,
+                                         min_value=1, max_value=services.DOWNLOAD_BATCH_MAX)
+
+        def validate(self, attrs):
+            if "paths" in attrs and "folder" in attrs:
+                raise serializers.ValidationError("Give paths or folder, not both.")
+            return attrs
+
+    class FilesDownloadOut(serializers.Serializer):
+        class FilesDownloadItem(serializers.Serializer):
+            path = serializers.CharField()
+            header = Base64Field(max_bytes=64 * 1024,
+                                 help_text="Crypt4GH header addressed to public_key.")
+            checksum = serializers.CharField()
+            size_original = serializers.IntegerField()
+            size_stored = serializers.IntegerField()
+            compressed = serializers.BooleanField()
+            url = serializers.CharField(help_text="GET (Range supported) the segments.")
+
+        files = FilesDownloadItem(many=True)
+        missing = serializers.ListField(child=serializers.CharField())
+        expires_in = serializers.IntegerField()
+        next = serializers.CharField(allow_null=True)
+
+    @extend_schema(request=FilesDownloadIn, responses={200: FilesDownloadOut},
+                   summary="Download: headers re-encrypted to the client's key + GET URLs")
+    def post(self, request, project_id: str):
+        project = self.project(request, project_id)
+        data = self.valid(self.FilesDownloadIn, request.data)
+        v = data
+        result = services.files_download_prepare(
+            project=project, user=request.user, kek=_request_kek(request), ip=_ip(request),
+            recipient_public_key=v["public_key"], paths=v.get("paths"),
+            folder=v.get("folder"), after=v["after"], limit=v["limit"])
+        for item in result["files"]:
+            item["url"] = request.build_absolute_uri(item["url"])
+        return Response(self.FilesDownloadOut(result).data)
+
+
+class ProjectStorageApi(TransferView):
+    op = Op.LIST
+
+    @extend_schema(responses={200: inline_serializer("ProjectStorageOut", {
+        "files": serializers.IntegerField(), "stored_bytes": serializers.IntegerField(),
+        "unit_stored_bytes": serializers.IntegerField(),
+        "unit_reserved_bytes": serializers.IntegerField(),
+        "unit_quota_bytes": serializers.IntegerField(allow_null=True)})},
+        summary="Stored bytes of the project (and, for unit staff, the unit's quota)")
+    def get(self, request, project_id: str):
+        project = self.project(request, project_id)
+        totals = selectors.projects_storage_totals([project.pk])[project.pk]
+        unit = selectors.units_storage_totals([project.unit_id])[project.unit_id]
+        staff = selectors.user_is_project_staff(request.user, project)
+        return Response({"files": totals["files"], "stored_bytes": totals["bytes"],
+                         "unit_stored_bytes": unit["stored"] if staff else 0,
+                         "unit_reserved_bytes": unit["reserved"] if staff else 0,
+                         "unit_quota_bytes": project.unit.quota_bytes if staff else None})

@@ -1,0 +1,11 @@
+from django.core.management.base import BaseCommand
+
+from transfers.services import uploads_abort_stale
+
+
+class Command(BaseCommand):
+    help = ("Abort multipart uploads older than DDS_UPLOAD_STALE_HOURS and release their "
+            "quota reservations (the same service Celery beat runs).")
+
+    def handle(self, *args, **options):
+        self.stdout.write(f"{uploads_abort_stale()} stale upload(s) aborted")

@@ -1,0 +1,27 @@
+import datetime as dt
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from transfers.services import usage_record, usage_record_last_month
+
+
+class Command(BaseCommand):
+    help = ("Record stored byte-hours per project for invoicing: last calendar month by "
+            "default, or --month YYYY-MM. Re-running a month replaces its figures.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--month", help="YYYY-MM (default: last month)")
+
+    def handle(self, *args, month=None, **options):
+        if not month:
+            n = usage_record_last_month()
+        else:
+            try:
+                start = dt.datetime.strptime(month, "%Y-%m")
+            except ValueError:
+                raise CommandError("--month must look like 2025-01")
+            end = (start + dt.timedelta(days=32)).replace(day=1)
+            n = usage_record(period_start=timezone.make_aware(start),
+                             period_end=timezone.make_aware(end))
+        self.stdout.write(f"usage recorded for {n} project(s)")

@@ -1,0 +1,220 @@
+"""Reads of the transfers app, and the one rule deciding which transfer operation a
+project's status allows.
+
+Every view calls :func:`transfer_project_get`; no view repeats a status check. Catalogue
+reads run a constant number of queries whatever the project size (``Folder`` holds the
+recursive totals, ``File`` is indexed by (project, folder, name) and (project, path)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from accounts.models import Role
+from projects.models import Project, ProjectStatus
+from projects.selectors import Need, project_get_for_user, user_is_project_staff
+from transfers.errors import BadInput, NotAllowed, NotFound, ProjectBusy
+from transfers.models import File, FileVersion, Folder, Upload, UploadStatus
+from transfers.paths import path_normalise
+
+
+class Op(StrEnum):
+    UPLOAD = "upload"
+    REMOVE = "remove"
+    LIST = "list"
+    DOWNLOAD = "download"
+
+
+_WRITE_OPS = (Op.UPLOAD, Op.REMOVE)
+
+
+def transfer_check(*, project: Project, user, op: Op) -> None:
+    """Raise NotAllowed / ProjectBusy unless ``op`` is allowed on ``project`` now.
+
+    Upload and removal: unit staff, project In Progress and never released (released
+    data may already be on a researcher's disk; changing it silently would be a lie).
+    Listing and download: researchers only while Available; unit staff (and the Super
+    Admin, for metadata) also while In Progress.
+    """
+    staff = user_is_project_staff(user, project)
+    status = ProjectStatus(project.status)
+    if op in _WRITE_OPS:
+        if not staff:
+            raise NotAllowed(f"Only {project.unit} staff may {op.value} files in "
+                             f"{project.public_id}.")
+        if status != ProjectStatus.IN_PROGRESS or project.released:
+            raise NotAllowed(
+                f"Project {project.public_id} is {status.label}"
+                f"{' and has been released' if project.released else ''}: files can only "
+                f"be {'uploaded' if op == Op.UPLOAD else 'removed'} while In Progress and "
+                "before the first release.")
+        if project.busy:
+            raise ProjectBusy(f"Project {project.public_id} is busy with another operation "
+                              "(e.g. key rotation or status change); try again shortly.")
+        return
+    if op == Op.DOWNLOAD and not staff and user.role == Role.SUPER_ADMIN:
+        raise NotAllowed("The Super Admin holds no project keys and cannot download data.")
+    allowed = (ProjectStatus.AVAILABLE,)
+    if staff or user.role == Role.SUPER_ADMIN:
+        allowed = (ProjectStatus.AVAILABLE, ProjectStatus.IN_PROGRESS)
+    if status not in allowed:
+        raise NotAllowed(f"Project {project.public_id} is {status.label}: its files can "
+                         f"be {'listed' if op == Op.LIST else 'downloaded'} only while "
+                         f"{' or '.join(ProjectStatus(s).label for s in allowed)}.")
+
+
+def transfer_project_get(*, user, public_id: str, op: Op) -> Project:
+    """Fetch, authorise and status-check a project for one transfer operation."""
+    need = Need.STAFF if op in _WRITE_OPS else Need.VIEW
+    project = project_get_for_user(user=user, public_id=public_id, need=need)
+    transfer_check(project=project, user=user, op=op)
+    return project
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+@dataclass
+class FolderPage:
+    folder: Folder
+    folders: list[Folder]
+    files: list[File]
+    total_folders: int
+    total_files: int
+    offset: int
+    limit: int
+
+    @property
+    def next_offset(self) -> int | None:
+        end = self.offset + self.limit
+        return end if end < self.total_folders + self.total_files else None
+
+
+def _root(project: Project) -> Folder:
+    return Folder(project=project, path="", parent="", name="")
+
+
+FILE_LIST_FIELDS = ("id", "path", "name", "folder", "size_original", "size_stored",
+                    "compressed", "checksum", "uploaded_at", "last_downloaded_at")
+
+
+def folder_list(*, project: Project, folder: str = "", offset: int = 0,
+                limit: int = 100) -> FolderPage:
+    """One page of a folder: sub-folders first (by name), then files (by name).
+
+    At most five queries (folder row, folder count, folder page, file page, file count).
+    """
+    folder = path_normalise(folder, allow_root=True)
+    row = Folder.objects.filter(project=project, path=folder).first()
+    if row is None:
+        if folder:
+            raise NotFound(f"No folder {folder!r} in {project.public_id}.")
+        row = _root(project)
+    subfolders = Folder.objects.filter(project=project, parent=folder).exclude(path="")
+    n_folders = subfolders.count()
+    folders = list(subfolders.order_by("name")[offset:offset + limit])
+    files: list[File] = []
+    room = limit - len(folders)
+    if room > 0:
+        start = max(offset - n_folders, 0)
+        files = list(File.objects.filter(project=project, folder=folder)
+                     .order_by("name").only(*FILE_LIST_FIELDS)[start:start + room])
+    n_files = File.objects.filter(project=project, folder=folder).count()
+    return FolderPage(row, folders, files, n_folders, n_files, offset, limit)
+
+
+def folder_tree(*, project: Project, folder: str = "", after: str = "",
+                limit: int = 1000) -> tuple[list[File], str | None]:
+    """Every file under ``folder`` (recursively), by path, keyset-paginated on ``after``."""
+    folder = path_normalise(folder, allow_root=True)
+    qs = files_under(project=project, folder=folder)
+    if after:
+        qs = qs.filter(path__gt=after)
+    files = list(qs.order_by("path").only(*FILE_LIST_FIELDS)[:limit + 1])
+    more = len(files) > limit
+    files = files[:limit]
+    return files, (files[-1].path if more else None)
+
+
+def files_under(*, project: Project, folder: str) -> QuerySet[File]:
+    qs = File.objects.filter(project=project)
+    if folder:
+        qs = qs.filter(Q(folder=folder) | Q(folder__startswith=folder + "/"))
+    return qs
+
+
+MATCH_MAX = 10_000
+
+
+def files_match(*, project: Project, paths: Sequence[str]) -> list[str]:
+    """Which of ``paths`` exist (normalised). One query however many paths."""
+    if len(paths) > MATCH_MAX:
+        raise BadInput(f"At most {MATCH_MAX} paths per request.")
+    wanted = {path_normalise(p) for p in paths}
+    return sorted(File.objects.filter(project=project, path__in=wanted)
+                  .values_list("path", flat=True))
+
+
+def file_get(*, project: Project, path: str) -> File:
+    path = path_normalise(path)
+    f = File.objects.filter(project=project, path=path).first()
+    if f is None:
+        raise NotFound(f"No file {path!r} in {project.public_id}.")
+    return f
+
+
+def upload_get(*, project: Project, user, public_id: str, for_update: bool = False) -> Upload:
+    """An upload of this project started by the caller (404 for anything else)."""
+    qs = Upload.objects.select_related("project", "project__unit")
+    if for_update:
+        qs = qs.select_for_update(of=("self",))
+    upload = qs.filter(project=project, public_id=public_id).first()
+    if upload is None:
+        raise NotFound(f"No upload {public_id!r} in {project.public_id}.")
+    if upload.created_by_id != user.pk:
+        # Another user's multipart upload: its parts were encrypted and sent by them.
+        raise NotAllowed("This upload was started by another user; only they can "
+                         "continue, complete or abort it.")
+    return upload
+
+
+# --------------------------------------------------------------------------- usage & quota
+
+
+def unit_bytes_used(*, unit_id: int) -> tuple[int, int]:
+    """(stored bytes of live versions, bytes reserved by uploads in progress) of a unit."""
+    stored = (FileVersion.objects.filter(project__unit_id=unit_id, deleted_at__isnull=True)
+              .aggregate(n=Sum("size_stored"))["n"] or 0)
+    reserved = (Upload.objects.filter(project__unit_id=unit_id,
+                                      status=UploadStatus.IN_PROGRESS)
+                .aggregate(n=Sum("reserved_bytes"))["n"] or 0)
+    return stored, reserved
+
+
+def projects_storage_totals(project_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Live files and stored bytes per project, for the project list. One query."""
+    rows = (FileVersion.objects.filter(project_id__in=list(project_ids),
+                                       deleted_at__isnull=True)
+            .values("project_id").annotate(files=Count("id"), bytes=Sum("size_stored")))
+    out = {pid: {"files": 0, "bytes": 0} for pid in project_ids}
+    for r in rows:
+        out[r["project_id"]] = {"files": r["files"], "bytes": r["bytes"] or 0}
+    return out
+
+
+def units_storage_totals(unit_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Stored and reserved bytes per unit (for the admin and quota warnings). Two queries."""
+    out = {uid: {"stored": 0, "reserved": 0} for uid in unit_ids}
+    for r in (FileVersion.objects.filter(project__unit_id__in=list(unit_ids),
+                                         deleted_at__isnull=True)
+              .values("project__unit_id").annotate(n=Sum("size_stored"))):
+        out[r["project__unit_id"]]["stored"] = r["n"] or 0
+    for r in (Upload.objects.filter(project__unit_id__in=list(unit_ids),
+                                    status=UploadStatus.IN_PROGRESS)
+              .values("project__unit_id").annotate(n=Sum("reserved_bytes"))):
+        out[r["project__unit_id"]]["reserved"] = r["n"] or 0
+    return out

@@ -1,0 +1,104 @@
+"""The local backend's object endpoint: signed, expiring URLs instead of credentials.
+
+Not part of the JSON API (mounted at /storage/ by ddsite/urls.py): the token in the URL is
+the whole authorisation, exactly like an S3 presigned URL, so these views take no session
+or JWT and are exempt from CSRF. A token names one operation on one object and expires.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.core import signing
+from django.http import HttpResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from transfers.errors import TransferError
+from transfers.storage import LocalBackend
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _open(token: str, want: set[str]) -> dict | HttpResponse:
+    try:
+        # Upper bound first; each token carries its own lifetime ("e") checked below.
+        payload = LocalBackend.unsign(token, max_age=7 * 24 * 3600)
+    except signing.SignatureExpired:
+        return HttpResponse("URL expired.", status=403, content_type="text/plain")
+    except signing.BadSignature:
+        return HttpResponse("Invalid URL signature.", status=403, content_type="text/plain")
+    try:
+        LocalBackend.unsign(token, max_age=int(payload.get("e", 0)))
+    except signing.SignatureExpired:
+        return HttpResponse("URL expired.", status=403, content_type="text/plain")
+    if not want <= payload.keys():
+        return HttpResponse("URL not valid for this operation.", status=403,
+                            content_type="text/plain")
+    return payload
+
+
+def _chunks(request, size: int = 1024 * 1024):
+    while True:
+        data = request.read(size)
+        if not data:
+            return
+        yield data
+
+
+@csrf_exempt
+@require_http_methods(["PUT"])
+def storage_part(request, token: str):
+    payload = _open(token, {"b", "k", "u", "n"})
+    if isinstance(payload, HttpResponse):
+        return payload
+    try:
+        etag = LocalBackend().write_part(payload["b"], payload["u"], payload["n"],
+                                         _chunks(request))
+    except TransferError as exc:
+        return HttpResponse(exc.message, status=404 if exc.status_code == 400 else
+                            exc.status_code, content_type="text/plain")
+    response = HttpResponse(status=200)
+    response["ETag"] = f'"{etag}"'
+    return response
+
+
+@csrf_exempt
+@require_http_methods(["GET", "HEAD"])
+def storage_object(request, token: str):
+    payload = _open(token, {"b", "k"})
+    if isinstance(payload, HttpResponse):
+        return payload
+    backend = LocalBackend()
+    size = backend.head_size(payload["b"], payload["k"])
+    if size is None:
+        return HttpResponse("No such object.", status=404, content_type="text/plain")
+    start, end, status = 0, size - 1, 200
+    header = request.headers.get("Range")
+    if header:
+        m = _RANGE.match(header.strip())
+        if not m or (not m[1] and not m[2]):
+            return _unsatisfiable(size)
+        if m[1]:
+            start = int(m[1])
+            end = min(int(m[2]), size - 1) if m[2] else size - 1
+        else:  # suffix range: the last N bytes
+            start = max(size - int(m[2]), 0)
+        if start > end or start >= size:
+            return _unsatisfiable(size)
+        status = 206
+    body = (b"" if request.method == "HEAD" or size == 0
+            else backend.iter_range(payload["b"], payload["k"], start, end))
+    response = StreamingHttpResponse(body, status=status,
+                                     content_type="application/octet-stream")
+    response["Content-Length"] = str(end - start + 1 if size else 0)
+    response["Accept-Ranges"] = "bytes"
+    if status == 206:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return response
+
+
+def _unsatisfiable(size: int) -> HttpResponse:
+    response = HttpResponse(status=416)
+    response["Content-Range"] = f"bytes */{size}"
+    return response
