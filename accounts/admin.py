@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
 
 from accounts import services
 from accounts.admin_base import ScopedAdmin, SuperAdminOnly
@@ -15,8 +16,20 @@ admin.site.unregister(Group)
 class UnitAdmin(ScopedAdmin):
     unit_lookup = "pk"
     change_roles = (Role.UNIT_ADMIN,)
-    list_display = ("name", "display_name", "internal_ref", "contact_email", "quota_bytes",
+    list_display = ("name", "display_name", "internal_ref", "contact_email", "storage_used",
                     "days_in_available", "days_in_expired")
+
+    def get_queryset(self, request):
+        from transfers.annotations import with_unit_storage
+
+        return with_unit_storage(super().get_queryset(request))
+
+    @admin.display(description="Stored / quota", ordering="stored_bytes")
+    def storage_used(self, obj):
+        share = obj.stored_bytes / obj.quota_bytes if obj.quota_bytes else 0
+        warn = " ⚠" if share >= obj.warning_level else ""
+        return (f"{filesizeformat(obj.stored_bytes)} / {filesizeformat(obj.quota_bytes)} "
+                f"({share:.0%}){warn}")
     search_fields = ("name", "display_name", "internal_ref")
     readonly_fields = ("public_id", "project_counter", "created_at")
 

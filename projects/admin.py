@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 
 from accounts.admin_base import ScopedAdmin
@@ -60,7 +61,22 @@ class StatusEventInline(admin.TabularInline):
 class ProjectAdmin(ScopedAdmin):
     unit_lookup = "unit"
     add_roles = (Role.UNIT_ADMIN, Role.UNIT_PERSONNEL)
-    list_display = ("public_id", "title", "unit", "status", "deadline", "pi", "created_at")
+    list_display = ("public_id", "title", "unit", "status", "deadline", "pi", "stored",
+                    "usage", "created_at")
+    list_select_related = ("unit",)
+
+    def get_queryset(self, request):
+        from transfers.annotations import with_project_storage
+
+        return with_project_storage(super().get_queryset(request))
+
+    @admin.display(description="Stored", ordering="stored_bytes")
+    def stored(self, obj):
+        return filesizeformat(obj.stored_bytes)
+
+    @admin.display(description="Usage (GB·h)", ordering="usage_byte_hours")
+    def usage(self, obj):
+        return f"{obj.usage_byte_hours / 10**9:,.1f}"
     list_filter = ("status", "non_sensitive")
     search_fields = ("public_id", "title", "pi")
     readonly_fields = ("public_id", "unit", "status", "deadline", "released", "bucket",
