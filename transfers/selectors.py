@@ -35,10 +35,11 @@ _WRITE_OPS = (Op.UPLOAD, Op.REMOVE)
 def transfer_check(*, project: Project, user, op: Op) -> None:
     """Raise NotAllowed / ProjectBusy unless ``op`` is allowed on ``project`` now.
 
-    Upload and removal: unit staff, project In Progress and never released (released
-    data may already be on a researcher's disk; changing it silently would be a lie).
-    Listing and download: researchers only while Available; unit staff (and the Super
-    Admin, for metadata) also while In Progress.
+    Upload: unit staff, project In Progress (also after a retract, to add what was
+    forgotten). Removal (and overwriting, see upload_start): In Progress and never released,
+    since released data may already be on a researcher's disk and changing it silently
+    would be a lie. Listing and download: researchers only while Available; unit staff (and
+    the Super Admin, for metadata) also while In Progress.
     """
     staff = user_is_project_staff(user, project)
     status = ProjectStatus(project.status)
@@ -46,12 +47,12 @@ def transfer_check(*, project: Project, user, op: Op) -> None:
         if not staff:
             raise NotAllowed(f"Only {project.unit} staff may {op.value} files in "
                              f"{project.public_id}.")
-        if status != ProjectStatus.IN_PROGRESS or project.released:
+        if status != ProjectStatus.IN_PROGRESS:
             raise NotAllowed(
-                f"Project {project.public_id} is {status.label}"
-                f"{' and has been released' if project.released else ''}: files can only "
-                f"be {'uploaded' if op == Op.UPLOAD else 'removed'} while In Progress and "
-                "before the first release.")
+                f"Project {project.public_id} is {status.label}: files can only be "
+                f"{'uploaded' if op == Op.UPLOAD else 'removed'} while In Progress.")
+        if op == Op.REMOVE and project.released:
+            raise NotAllowed(released_files_message(project, "removed"))
         if project.busy:
             raise ProjectBusy(f"Project {project.public_id} is busy with another operation "
                               "(e.g. key rotation or status change); try again shortly.")
@@ -65,6 +66,11 @@ def transfer_check(*, project: Project, user, op: Op) -> None:
         raise NotAllowed(f"Project {project.public_id} is {status.label}: its files can "
                          f"be {'listed' if op == Op.LIST else 'downloaded'} only while "
                          f"{' or '.join(ProjectStatus(s).label for s in allowed)}.")
+
+
+def released_files_message(project: Project, verb: str) -> str:
+    return (f"Project {project.public_id} has been released: its delivered files cannot be "
+            f"{verb} (researchers may already have them). Upload new files instead.")
 
 
 def transfer_project_get(*, user, public_id: str, op: Op) -> Project:

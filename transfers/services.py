@@ -48,7 +48,7 @@ from transfers.models import (
     Usage,
 )
 from transfers.paths import path_ancestors, path_normalise, path_split
-from transfers.selectors import files_under, unit_bytes_used
+from transfers.selectors import files_under, released_files_message, unit_bytes_used
 from transfers.storage import StorageBackend, storage_for_project
 
 _PURPOSE_ACCESS = "storage-location-access-key"
@@ -161,9 +161,12 @@ def upload_start(*, project: Project, by: User, path: str, size_original: int,
     if size_original < 0 or size_original > MAX_OBJECT_BYTES:
         raise BadInput(f"size_original must be between 0 and {MAX_OBJECT_BYTES} bytes.")
     unit = _lock_unit(project)
-    if not overwrite and File.objects.filter(project=project, path=path).exists():
+    exists = File.objects.filter(project=project, path=path).exists()
+    if exists and not overwrite:
         raise Conflict(f"{path} already exists in {project.public_id}; "
                        "set overwrite to replace it.")
+    if exists and project.released:
+        raise NotAllowed(released_files_message(project, "replaced"))
     if Folder.objects.filter(project=project, path=path).exists():
         raise Conflict(f"{path} is a folder in {project.public_id}.")
     active = Upload.objects.filter(project=project, path=path,

@@ -210,3 +210,22 @@ def test_status_rules(world, s3_storage, researcher):
                        format="json").status_code == 403
     Project.objects.filter(pk=world.project.pk).update(status=ProjectStatus.EXPIRED)
     assert rc.get(api_url(world.project, "files")).status_code == 403
+
+
+def test_after_a_retract_new_files_upload_but_delivered_ones_stay(world, s3_storage):
+    from projects.services import project_release, project_retract
+
+    client = world.client()
+    upload(client, world.project, "delivered.txt", b"first delivery")
+    project_release(project=world.project, by=world.staff, notify=False)
+    project_retract(project=world.project, by=world.staff)
+    # A forgotten file can be added...
+    upload(client, world.project, "forgotten.txt", b"added after retract")
+    # ...but what researchers may already have is neither replaced nor removed.
+    r = start(client, world.project, "delivered.txt", 5, overwrite=True)
+    assert r.status_code == 403 and "cannot be replaced" in r.json()["detail"]
+    r = client.post(api_url(world.project, "files/remove"), {"paths": ["delivered.txt"]},
+                    format="json")
+    assert r.status_code == 403 and "cannot be removed" in r.json()["detail"]
+    assert set(File.objects.values_list("path", flat=True)) == {"delivered.txt",
+                                                               "forgotten.txt"}
