@@ -85,3 +85,20 @@ def test_celery_runs_eagerly_without_a_broker():
     from ddsite.celery import app
 
     assert app.conf.task_always_eager is True
+
+
+@pytest.mark.django_db
+def test_readyz_checks_the_broker_when_one_is_configured(client, settings):
+    from ddsite.celery import app
+
+    original = app.conf.broker_url
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/14"
+    app.conf.broker_url = settings.CELERY_BROKER_URL
+    try:
+        assert client.get("/readyz").json()["checks"]["broker"] == "ok"
+        settings.CELERY_BROKER_URL = app.conf.broker_url = "redis://127.0.0.1:9/0"
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["broker"] == "unavailable"
+    finally:
+        app.conf.broker_url = original
