@@ -9,10 +9,11 @@ PORT ?= 8000
 
 .PHONY: run test lint venv demo clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	$(VENV)/bin/pip install -q -e .  # the `dds` command-line client
 	touch $@
 
 venv: $(VENV)/.installed

@@ -1,0 +1,147 @@
+"""HTTP to the DDS API: bearer token, one transparent refresh, the server's own messages.
+
+Every rule lives on the server; this module only carries requests and turns answers
+into :class:`CliError` with the server's ``detail`` so the user reads the real reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from typing import Any
+
+import httpx
+
+from cli import config
+from cli.errors import CliError, LoginRequired
+
+API = "/api/v1/"
+LOGIN_HINT = "Your DDS session has expired or ended: run `dds auth login`."
+
+
+def _message(detail: Any) -> str:
+    """Flatten DRF error bodies ({"detail": ...} or {"field": ["msg"]}) into one line."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        return " ".join(_message(d) for d in detail)
+    if isinstance(detail, dict):
+        if "detail" in detail:
+            return _message(detail["detail"])
+        return "; ".join(f"{k}: {_message(v)}" if k != "non_field_errors" else _message(v)
+                         for k, v in detail.items())
+    return str(detail)
+
+
+def error_from(response: httpx.Response) -> CliError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text.strip()[:300] or response.reason_phrase
+    code = body.get("code") if isinstance(body, dict) else None
+    message = _message(body) or f"HTTP {response.status_code}"
+    if response.status_code == 404 and message.lower() in ("not found", "not found."):
+        message = f"{response.request.url.path}: not found on this server."
+    return CliError(message, status=response.status_code, code=code,
+                    body=body if isinstance(body, dict) else None)
+
+
+def server_url(explicit: str | None) -> str:
+    url = explicit or os.environ.get("DDS_URL")
+    if not url:
+        token = config.load_token()
+        url = token.get("url") if token else None
+    if not url:
+        raise CliError("No DDS server given: use --url or set DDS_URL.")
+    return url.rstrip("/")
+
+
+class Api:
+    """A thread-safe API client bound to one server and the stored login."""
+
+    def __init__(self, url: str, *, authenticated: bool = True, timeout: float = 60) -> None:
+        self.url = url.rstrip("/")
+        self._lock = threading.Lock()
+        self._token: dict | None = None
+        if authenticated:
+            token = config.load_token()
+            if not token or not token.get("access"):
+                raise LoginRequired("You are not logged in: run `dds auth login`.")
+            if token.get("url", "").rstrip("/") != self.url:
+                raise LoginRequired(f"Your login is for {token.get('url')}, not {self.url}: "
+                                    "run `dds auth login` for this server.")
+            self._token = token
+        self.http = httpx.Client(base_url=self.url + API, timeout=timeout,
+                                 limits=httpx.Limits(max_connections=64,
+                                                     max_keepalive_connections=32),
+                                 headers={"User-Agent": "dds-cli"})
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ---------------------------------------------------------------- token handling
+
+    def _auth_headers(self) -> dict:
+        return {"Authorization": f"Bearer {self._token['access']}"} if self._token else {}
+
+    def _refresh(self, used_access: str) -> None:
+        """Swap the refresh token for new tokens, once for all threads that saw a 401."""
+        with self._lock:
+            if self._token["access"] != used_access:
+                return  # another thread refreshed while we waited
+            refresh = self._token.get("refresh")
+            if not refresh:
+                raise LoginRequired(LOGIN_HINT)
+            try:
+                r = self.http.post("auth/refresh", json={"refresh": refresh})
+            except httpx.HTTPError as exc:
+                raise CliError(f"Cannot reach {self.url}: {exc}")
+            if r.status_code != 200:
+                raise LoginRequired(LOGIN_HINT)
+            self._token = {**self._token, **r.json()}
+            config.save_token(self._token)
+
+    # ---------------------------------------------------------------- requests
+
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 202, 204),
+                **kwargs) -> httpx.Response:
+        for attempt in range(2):
+            used = self._token["access"] if self._token else None
+            try:
+                r = self.http.request(method, path, headers=self._auth_headers(), **kwargs)
+            except httpx.TimeoutException:
+                raise CliError(f"{self.url} did not answer in time ({method} {path}).")
+            except httpx.HTTPError as exc:
+                raise CliError(f"Cannot reach {self.url}: {exc}")
+            if r.status_code == 401 and self._token and attempt == 0:
+                self._refresh(used)
+                continue
+            if r.status_code == 401 and self._token:
+                raise LoginRequired(LOGIN_HINT)
+            if r.status_code not in ok:
+                raise error_from(r)
+            return r
+        raise AssertionError("unreachable")
+
+    def get(self, path: str, **kw) -> Any:
+        return self.request("GET", path, **kw).json()
+
+    def post(self, path: str, json: Any = None, **kw) -> Any:
+        r = self.request("POST", path, json=json if json is not None else {}, **kw)
+        return r.json() if r.content else None
+
+    def patch(self, path: str, json: Any, **kw) -> Any:
+        return self.request("PATCH", path, json=json, **kw).json()
+
+    def delete(self, path: str, **kw) -> Any:
+        r = self.request("DELETE", path, **kw)
+        return r.json() if r.content else None
+
+
+def tokens_to_store(url: str, username: str, tokens: dict) -> dict:
+    return {"url": url, "username": username, "access": tokens["access"],
+            "refresh": tokens["refresh"],
+            "access_expires_at": tokens.get("access_expires_at"),
+            "refresh_expires_at": tokens.get("refresh_expires_at"),
+            "saved_at": dt.datetime.now(dt.UTC).isoformat()}

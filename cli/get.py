@@ -1,0 +1,269 @@
+"""`dds data get`: ephemeral key → headers re-encrypted by the server → streamed decrypt.
+
+The project's private key never leaves the server: this run makes a throw-away X25519 key
+pair and the server re-addresses each file's Crypt4GH header to it. Each object then
+streams through decrypt → decompress → SHA-256 into a hidden ``.NAME.dds-partial`` file
+next to the destination, renamed into place only when the checksum matches. A network
+failure keeps the partial file so the next run continues with a Range request; a
+verification failure deletes it, so nothing unverified is ever left under the real name.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from cli import config
+from cli.client import Api
+from cli.errors import CliError
+from cli.transfer import Bars, Cancelled, Summary, run_files, storage_client
+from keys import c4gh
+
+BATCH = 1000
+READ = 1024 * 1024
+PARTIAL = ".dds-partial"
+
+
+@dataclass
+class Item:
+    path: str
+    header: bytes
+    checksum: str
+    size_original: int
+    size_stored: int
+    compressed: bool
+    url: str
+
+
+def _items(got: dict) -> list[Item]:
+    import base64
+
+    return [Item(f["path"], base64.b64decode(f["header"]), f["checksum"].lower(),
+                 f["size_original"], f["size_stored"], f["compressed"], f["url"])
+            for f in got["files"]]
+
+
+class Downloader:
+    def __init__(self, api: Api, project: str, destination: Path, *, threads: int,
+                 bars_factory, summary: Summary, break_on_fail: bool,
+                 keep_encrypted: bool = False, recipient_pk: bytes | None = None) -> None:
+        self.api, self.project, self.dest = api, project, destination
+        self.threads, self.bars_factory = threads, bars_factory
+        self.summary, self.break_on_fail = summary, break_on_fail
+        self.keep_encrypted, self.recipient_pk = keep_encrypted, recipient_pk
+        # Ephemeral: lives only in this process; the server re-encrypts headers to it.
+        self.sk, self.pk = c4gh.generate_keypair()
+        self.http = storage_client(threads)
+        self.cancel = threading.Event()
+        self.path = f"projects/{project}/files/download"
+
+    def _request(self, **body) -> dict:
+        import base64
+
+        return self.api.post(self.path, {"public_key": base64.b64encode(self.pk).decode(),
+                                         **body})
+
+    # ---------------------------------------------------------------- what to fetch
+
+    def resolve(self, sources: list[str] | None) -> list[Item]:
+        """Items for the given paths (files or folders), or everything when ``None``."""
+        if sources is None:
+            return self._folder("")
+        items: list[Item] = []
+        wanted = [s.strip("/") for s in sources]
+        missing: list[str] = []
+        for i in range(0, len(wanted), BATCH):
+            got = self._request(paths=wanted[i:i + BATCH])
+            items += _items(got)
+            missing += got["missing"]
+        for name in missing:  # not a file: perhaps a folder
+            try:
+                found = self._folder(name)
+            except CliError as exc:
+                self.summary.fail(name, exc.message)
+                continue
+            if not found:
+                self.summary.fail(name, "no such file or folder in the project")
+            items += found
+        unique = {it.path: it for it in items}
+        return [unique[p] for p in sorted(unique)]
+
+    def _folder(self, folder: str) -> list[Item]:
+        items: list[Item] = []
+        after = ""
+        while True:
+            got = self._request(folder=folder, after=after)
+            items += _items(got)
+            if not got.get("next"):
+                return items
+            after = got["next"]
+
+    def _fresh_url(self, item: Item) -> str:
+        got = self._request(paths=[item.path])
+        if not got["files"]:
+            raise CliError("the file was removed from the project meanwhile")
+        fresh = _items(got)[0]
+        item.header, item.url = fresh.header, fresh.url
+        return item.url
+
+    # ---------------------------------------------------------------- one file
+
+    def target(self, item: Item) -> Path:
+        target = self.dest.joinpath(*item.path.split("/"))
+        if self.keep_encrypted:
+            # A compressed file's segments hold a zstd stream: the suffix tells the reader
+            # that `crypt4gh decrypt` gives .zst bytes (then `zstd -d`).
+            target = target.with_name(target.name + (".zst" if item.compressed else "")
+                                      + ".c4gh")
+        # Server paths are normalised already; this guards the disk against a bad server.
+        if not target.resolve().is_relative_to(self.dest.resolve()):
+            raise CliError("refusing a path outside the destination")
+        return target
+
+    def get(self, item: Item, bars: Bars) -> str | None:
+        """Fetch one file; returns a reason when it was skipped."""
+        if self.cancel.is_set():
+            raise Cancelled()
+        target = self.target(item)
+        if target.exists():
+            if not self.keep_encrypted and target.stat().st_size == item.size_original \
+                    and _sha256_file(target) == item.checksum:
+                bars.advance(None, item.size_original)
+                return "already downloaded (checksum matches)"
+            raise CliError(f"{target} exists with other content; remove it or choose "
+                           "another --destination")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"cannot create {target.parent}: {exc.strerror or exc}")
+        partial = target.with_name("." + target.name + PARTIAL)
+        task = bars.file(item.path, item.size_original)
+        try:
+            keys = c4gh.parse_header(item.header, self.sk).session_keys
+            if self.keep_encrypted:
+                self._get_encrypted(item, keys, partial, bars, task)
+            else:
+                self._get_plain(item, keys, partial, bars, task)
+            os.replace(partial, target)
+        except c4gh.C4GHError as exc:
+            partial.unlink(missing_ok=True)
+            raise CliError(f"failed verification ({type(exc).__name__}: {exc}); nothing was "
+                           "written. The stored copy is damaged or was tampered with: "
+                           "tell the unit")
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise CliError(f"the destination disk is full ({target.parent}); free space "
+                               "and run again")
+            raise CliError(f"cannot write {target}: {exc.strerror or exc}")
+        except httpx.TransportError as exc:
+            raise CliError(f"network error ({exc}); run the same command again to resume")
+        finally:
+            bars.finish(task)
+        return None
+
+    def _open(self, item: Item, offset: int):
+        """A streaming GET of the object from ``offset``; refreshes an expired URL once."""
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        for attempt in range(2):
+            request = self.http.build_request("GET", item.url, headers=headers)
+            r = self.http.send(request, stream=True)
+            if r.status_code in (200, 206):
+                return r
+            body = r.read()[:200].decode(errors="replace")
+            r.close()
+            if r.status_code == 403 and attempt == 0:
+                self._fresh_url(item)  # presigned URLs last an hour at most
+                continue
+            raise CliError(f"storage answered HTTP {r.status_code}: {body.strip()}")
+        raise AssertionError("unreachable")
+
+    def _chunks(self, response: httpx.Response):
+        try:
+            for chunk in response.iter_bytes(READ):
+                if self.cancel.is_set():
+                    raise Cancelled()
+                yield chunk
+        finally:
+            response.close()
+
+    def _get_plain(self, item: Item, keys, partial: Path, bars: Bars, task) -> None:
+        sha = hashlib.sha256()
+        kept = 0
+        if partial.exists() and not item.compressed:
+            # Uncompressed data maps segment for segment: plaintext segment k starts at
+            # ciphertext byte k * 65 564, so the download continues at a segment boundary.
+            # (A zstd stream cannot restart mid-way: a compressed file starts over.)
+            kept = min(partial.stat().st_size, item.size_original)
+            kept -= kept % c4gh.SEGMENT_SIZE
+        offset = kept // c4gh.SEGMENT_SIZE * c4gh.CIPHER_SEGMENT_SIZE
+        response = self._open(item, offset) if item.size_stored else None
+        if offset and response is not None and response.status_code != 206:
+            kept = offset = 0  # storage ignored the range: take the whole object
+        mode = "r+b" if kept else "wb"
+        with open(partial, mode if partial.exists() else "wb") as out:
+            if kept:
+                out.truncate(kept)
+                for block in iter(lambda: out.read(READ), b""):
+                    sha.update(block)
+                bars.advance(task, kept)
+            dec = c4gh.Decryptor(keys, compressed=item.compressed,
+                                 expected_size=item.size_original - kept,
+                                 expected_stored_size=item.size_stored - offset)
+            chunks = self._chunks(response) if response is not None else iter(())
+            for piece in dec.stream(chunks):
+                sha.update(piece)
+                out.write(piece)
+                bars.advance(task, len(piece))
+        if sha.hexdigest() != item.checksum:
+            raise c4gh.ChecksumMismatchError(item.checksum, sha.hexdigest())
+
+    def _get_encrypted(self, item: Item, keys, partial: Path, bars: Bars, task) -> None:
+        """A standard .c4gh file (header + segments), verified by decrypting on the way."""
+        recipient = self.recipient_pk
+        header = c4gh.reencrypt_header(item.header, self.sk, [recipient])
+        dec = c4gh.Decryptor(keys, compressed=item.compressed,
+                             expected_sha256=item.checksum, expected_size=item.size_original,
+                             expected_stored_size=item.size_stored)
+        response = self._open(item, 0) if item.size_stored else None
+        with open(partial, "wb") as out:
+            out.write(header)
+            for chunk in (self._chunks(response) if response is not None else ()):
+                out.write(chunk)
+                dec.feed(chunk)  # plaintext discarded: only the checks matter here
+                bars.advance(task, len(chunk))
+            dec.finish()
+
+    # ---------------------------------------------------------------- all files
+
+    def run(self, items: list[Item]) -> None:
+        total = sum(it.size_original for it in items)
+        with self.bars_factory(total) as bars:
+            try:
+                run_files(items, lambda it: self.get(it, bars), lambda it: it.path,
+                          threads=self.threads, summary=self.summary, cancel=self.cancel,
+                          break_on_fail=self.break_on_fail)
+            finally:
+                self.http.close()
+
+
+def _sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def local_keypair() -> tuple[Path, bytes]:
+    """This user's own Crypt4GH key pair for --keep-encrypted (made once, 0600)."""
+    directory = config.config_dir() / "keys"
+    sec, pub = directory / "dds.sec", directory / "dds.pub"
+    if not pub.exists() or config.read_private(sec) is None:
+        sk, pk = c4gh.generate_keypair()
+        config.write_private(sec, c4gh.export_private_key(sk, None, "dds keep-encrypted"))
+        pub.write_bytes(c4gh.export_public_key(pk))
+    return sec, c4gh.load_public_key(pub.read_bytes())

@@ -1,0 +1,384 @@
+"""`dds data put`: read → SHA-256 → zstd when useful → Crypt4GH → multipart parts.
+
+Each file streams through ``keys.c4gh.Encryptor`` (its chunks are exactly the upload's
+parts) straight to presigned part URLs: nothing is staged on disk. Several files are
+encrypted at once, and each file has several parts in flight, bounded so that memory stays
+flat whatever the file size. Multi-part uploads are journaled (``cli.journal``) so that a
+killed run resumes from the parts storage already holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import threading
+import unicodedata
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import zstandard
+
+from cli.client import Api
+from cli.errors import CliError
+from cli.journal import Journal
+from cli.transfer import Bars, Cancelled, Summary, backoff, run_files, storage_client
+from keys import c4gh
+
+#: zstd's multi-threaded output is identical for any worker count >= 1, but not equal to
+#: the single-threaded output: a fixed count keeps a resumed file's compressed stream the
+#: same bytes as the parts already stored.
+ZSTD_THREADS = 2
+MATCH_BATCH = 10_000
+PART_ATTEMPTS = 5
+
+
+@dataclass
+class Source:
+    local: Path
+    remote: str
+    size: int
+
+
+# --------------------------------------------------------------------------- walking
+
+
+def _remote_join(*parts: str) -> str:
+    joined = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+    # The server stores names NFC-normalised; comparing in that form finds existing files.
+    return unicodedata.normalize("NFC", joined)
+
+
+def collect_sources(paths: list[str], destination: str, summary: Summary) -> list[Source]:
+    """Files under ``paths`` (folders recursively, symlinks followed, loops refused)."""
+    out: list[Source] = []
+    for raw in paths:
+        path = Path(raw)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            why = ("broken symbolic link" if path.is_symlink()
+                   else "no such file or directory")
+            summary.fail(raw, why)
+            continue
+        except OSError as exc:
+            summary.fail(raw, exc.strerror or str(exc))
+            continue
+        name = path.resolve().name if raw in (".", "..") or raw.endswith("/.") else path.name
+        if stat.S_ISDIR(st.st_mode):
+            _walk(path, _remote_join(destination, name), {(st.st_dev, st.st_ino)}, out,
+                  summary)
+        elif stat.S_ISREG(st.st_mode):
+            out.append(Source(path, _remote_join(destination, name), st.st_size))
+        else:
+            summary.fail(raw, "not a regular file or folder")
+    return out
+
+
+def _walk(folder: Path, remote: str, ancestors: set, out: list[Source],
+          summary: Summary) -> None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        summary.fail(str(folder), f"cannot list folder: {exc.strerror or exc}")
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            st = os.stat(entry.path)  # follows symlinks
+        except OSError as exc:
+            summary.fail(entry.path, "symbolic link loop" if exc.errno == 40 else
+                         "broken symbolic link" if entry.is_symlink() else
+                         exc.strerror or str(exc))
+            continue
+        child = _remote_join(remote, entry.name)
+        if stat.S_ISDIR(st.st_mode):
+            ident = (st.st_dev, st.st_ino)
+            if ident in ancestors:
+                # A link back to a folder we are inside would make the walk endless.
+                summary.fail(entry.path, "symbolic link loop (points to a parent folder)")
+                continue
+            _walk(path, child, ancestors | {ident}, out, summary)
+        elif stat.S_ISREG(st.st_mode):
+            out.append(Source(path, child, st.st_size))
+        else:
+            summary.fail(entry.path, "not a regular file (device, socket or pipe)")
+
+
+# --------------------------------------------------------------------------- uploading
+
+
+class _Grew(Exception):
+    """Compression made the file larger than the parts reserved for it."""
+
+
+class Uploader:
+    def __init__(self, api: Api, project: str, *, overwrite: bool, threads: int,
+                 bars: Bars, summary: Summary, break_on_fail: bool, notify=print) -> None:
+        self.api, self.project, self.notify = api, project, notify
+        self.base = f"projects/{project}/"
+        self.overwrite, self.threads = overwrite, threads
+        self.bars, self.summary, self.break_on_fail = bars, summary, break_on_fail
+        self.journal = Journal(api.url, project)
+        self.http = storage_client(threads)
+        self.cancel = threading.Event()
+        pk_file = api.request("GET", self.base + "public-key").content
+        self.public_key = c4gh.load_public_key(pk_file)
+        part_workers = max(4, threads * 2)
+        self.parts = ThreadPoolExecutor(part_workers, thread_name_prefix="dds-part")
+        # Parts waiting or in flight, across files: bounds memory (a part is ≤ ~11 MB).
+        self.in_flight = threading.BoundedSemaphore(part_workers + 2)
+
+    def close(self) -> None:
+        self.parts.shutdown(wait=True, cancel_futures=True)
+        self.http.close()
+
+    # ---------------------------------------------------------------- one file
+
+    def put(self, src: Source) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+        try:
+            self._put(src)
+        except _Grew:
+            # Rare: a file that looked compressible grew under zstd. Send it as it is.
+            self._put(src, force_plain=True)
+
+    def _put(self, src: Source, force_plain: bool = False) -> None:
+        try:
+            before = os.stat(src.local)
+        except OSError as exc:
+            raise CliError(f"cannot read: {exc.strerror or exc}")
+        upload, stored, entry = self._resume_or_start(src, before, force_plain)
+        part_size = upload["part_size"]
+        max_parts = upload["max_parts"]
+        if stored:
+            self.notify(f"Resumed {src.remote}: {len(stored)} of {max_parts} parts already "
+                        "stored.")
+        try:
+            fh = open(src.local, "rb", buffering=0)  # noqa: SIM115 - closed below
+        except OSError as exc:
+            self._abort(upload["upload_id"], src.remote)
+            raise CliError(f"cannot read: {exc.strerror or exc}")
+        task = self.bars.file(src.remote, src.size)
+        try:
+            with fh:
+                enc = self._encryptor(fh, part_size, entry, force_plain)
+                if max_parts > 1 and entry is None:
+                    entry = self._journal_new(src, before, upload, enc)
+                etags = self._send(src, upload, enc, stored, max_parts, task, fh)
+            result = enc.result
+            after = os.stat(src.local)
+            if ((after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
+                    or result.original_size != src.size):
+                self._abort(upload["upload_id"], src.remote)
+                raise CliError("the file changed while it was read; nothing was stored — "
+                               "put it again when it is complete")
+            self.api.post(self.base + f"uploads/{upload['upload_id']}/complete", {
+                "parts": [{"part_number": n, "etag": e} for n, e in sorted(etags.items())],
+                "header": base64.b64encode(enc.header).decode(), "checksum": result.sha256,
+                "size_original": result.original_size, "size_stored": result.stored_size,
+                "compressed": result.compressed})
+            self.journal.drop(src.remote)
+        except OSError as exc:
+            self._abort(upload["upload_id"], src.remote)
+            raise CliError(f"read error: {exc.strerror or exc}")
+        finally:
+            self.bars.finish(task)
+
+    def _resume_or_start(self, src: Source, st: os.stat_result, force_plain: bool):
+        """(upload, {part: (etag, size)} already stored, journal entry or None)."""
+        entry = self.journal.load(src.remote)
+        if entry is not None and not force_plain:
+            same = (entry.get("size"), entry.get("mtime_ns"), entry.get("zstd")) == (
+                st.st_size, st.st_mtime_ns, zstandard.__version__)
+            if same:
+                try:
+                    got = self.api.get(self.base + f"uploads/{entry['upload_id']}/parts")
+                    stored = {p["part_number"]: (p["etag"], p["size"]) for p in got["parts"]}
+                    return got["upload"], stored, entry
+                except CliError as exc:
+                    if exc.status not in (404, 409):
+                        raise
+            else:  # the file changed since: its stored parts are of other bytes
+                self._abort(entry["upload_id"], src.remote)
+            self.journal.drop(src.remote)
+        body = {"path": src.remote, "size_original": st.st_size, "overwrite": self.overwrite}
+        try:
+            return self.api.post(self.base + "uploads", body), {}, None
+        except CliError as exc:
+            stale = (exc.body or {}).get("upload_id") if exc.status == 409 else None
+            if not stale:
+                raise
+        # An upload of this path that no journal knows (a killed single-part upload, or a
+        # journal lost with its machine): its session key is gone, so start it over.
+        self._abort(stale, src.remote)
+        return self.api.post(self.base + "uploads", body), {}, None
+
+    def _encryptor(self, fh, part_size: int, entry: dict | None, force_plain: bool):
+        enc = c4gh.Encryptor(
+            fh, [self.public_key],
+            compress=False if force_plain else (entry["compressed"] if entry else None),
+            segments_per_chunk=part_size // c4gh.CIPHER_SEGMENT_SIZE,
+            zstd_threads=ZSTD_THREADS)
+        if entry is not None:
+            # The engine draws a fresh session key per Encryptor; a resumed upload must seal
+            # its remaining parts with the key of the parts already stored.
+            enc._session_key = bytes.fromhex(entry["session_key"])
+            enc.header = base64.b64decode(entry["header"])
+        return enc
+
+    def _journal_new(self, src: Source, st, upload: dict, enc) -> dict:
+        entry = {"upload_id": upload["upload_id"], "size": st.st_size,
+                 "mtime_ns": st.st_mtime_ns, "local": str(src.local),
+                 "zstd": zstandard.__version__, "compressed": enc.compressed,
+                 "session_key": enc._session_key.hex(),
+                 "header": base64.b64encode(enc.header).decode()}
+        self.journal.save(src.remote, entry)
+        return entry
+
+    def _send(self, src: Source, upload: dict, enc, stored: dict, max_parts: int,
+              task, fh) -> dict[int, str]:
+        etags: dict[int, str] = {}
+        reported = 0
+        futures: list[Future] = []
+        urls = _PartUrls(self.api, self.base + f"uploads/{upload['upload_id']}/part-urls",
+                         max_parts)
+        number = 0
+        try:
+            for chunk in enc:
+                number += 1
+                if self.cancel.is_set():
+                    raise Cancelled()
+                if number > max_parts:
+                    self._abort(upload["upload_id"], src.remote)
+                    raise _Grew()
+                # Progress counts original bytes read (compressed parts hide how many
+                # original bytes they hold); the bounded in-flight set keeps it honest.
+                pos = min(fh.tell(), src.size)
+                self.bars.advance(task, pos - reported)
+                reported = pos
+                have = stored.get(number)
+                if have is not None and have[1] == len(chunk):
+                    etags[number] = have[0]  # resumed: storage already holds this part
+                    continue
+                futures.append(self._submit(urls, number, chunk, etags))
+                futures = [f for f in futures if not f.done() or f.exception()]
+                self._raise_first(futures)
+            if number == 0:  # an empty file is one empty part
+                futures.append(self._submit(urls, 1, b"", etags))
+            wait(futures)
+            self._raise_first(futures)
+            self.bars.advance(task, src.size - reported)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            wait(futures)
+            raise
+        return etags
+
+    @staticmethod
+    def _raise_first(futures: list[Future]) -> None:
+        for f in futures:
+            if f.done() and f.exception() is not None:
+                raise f.exception()
+
+    def _submit(self, urls, number, chunk, etags) -> Future:
+        while not self.in_flight.acquire(timeout=0.2):
+            if self.cancel.is_set():
+                raise Cancelled()
+
+        def run():
+            try:
+                etags[number] = self._put_part(urls, number, chunk)
+            finally:
+                self.in_flight.release()
+
+        try:
+            return self.parts.submit(run)
+        except BaseException:
+            self.in_flight.release()
+            raise
+
+    def _put_part(self, urls: _PartUrls, number: int, chunk) -> str:
+        body = bytes(chunk)
+        last: str = ""
+        for attempt in range(PART_ATTEMPTS):
+            if self.cancel.is_set():
+                raise Cancelled()
+            url = urls.get(number, refresh=attempt > 0 and last.startswith("HTTP 403"))
+            try:
+                r = self.http.put(url, content=body)
+            except httpx.TransportError as exc:
+                last = f"network error: {exc}"
+                backoff(attempt)
+                continue
+            if r.status_code == 200 and r.headers.get("ETag"):
+                return r.headers["ETag"].strip('"')
+            last = f"HTTP {r.status_code}: {r.text.strip()[:200]}"
+            if r.status_code < 500 and r.status_code not in (403, 408, 429):
+                break
+            backoff(attempt)
+        raise CliError(f"storage refused part {number} ({last})")
+
+    def _abort(self, upload_id: str, remote: str) -> None:
+        try:
+            self.api.delete(self.base + f"uploads/{upload_id}")
+        except CliError:
+            pass  # the server aborts stale uploads on its own schedule
+        self.journal.drop(remote)
+
+
+class _PartUrls:
+    """Presigned part URLs fetched 100 at a time ahead of need, refreshed when expired."""
+
+    BATCH = 100
+
+    def __init__(self, api: Api, path: str, max_parts: int) -> None:
+        self.api, self.path, self.max_parts = api, path, max_parts
+        self.urls: dict[int, str] = {}
+        self.lock = threading.Lock()
+
+    def get(self, number: int, refresh: bool = False) -> str:
+        with self.lock:
+            if refresh or number not in self.urls:
+                wanted = list(range(number, min(number + self.BATCH, self.max_parts + 1)))
+                got = self.api.post(self.path, {"part_numbers": wanted})
+                self.urls.update({p["part_number"]: p["url"] for p in got["parts"]})
+            return self.urls[number]
+
+
+# --------------------------------------------------------------------------- command
+
+
+def existing(api: Api, project: str, remotes: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(remotes), MATCH_BATCH):
+        got = api.post(f"projects/{project}/files/match",
+                       {"paths": remotes[i:i + MATCH_BATCH]})
+        found.update(got["found"])
+    return found
+
+
+def run_put(api: Api, project: str, sources: list[Source], *, overwrite: bool, threads: int,
+            bars_factory, summary: Summary, break_on_fail: bool, notify=print) -> None:
+    if not sources:
+        return
+    if not overwrite:
+        there = existing(api, project, [s.remote for s in sources])
+        for s in sources:
+            if s.remote in there:
+                summary.skip(s.remote, "already in the project (use --overwrite to replace)")
+        sources = [s for s in sources if s.remote not in there]
+    # Big files first: they set the total time, small ones fill the gaps around them.
+    sources.sort(key=lambda s: -s.size)
+    with bars_factory(sum(s.size for s in sources)) as bars:
+        up = Uploader(api, project, overwrite=overwrite, threads=threads, bars=bars,
+                      summary=summary, break_on_fail=break_on_fail, notify=notify)
+        try:
+            run_files(sources, up.put, lambda s: s.remote, threads=threads, summary=summary,
+                      cancel=up.cancel, break_on_fail=break_on_fail)
+        finally:
+            up.close()

@@ -1,0 +1,161 @@
+"""What uploads and downloads share: the storage HTTP client, progress and the summary."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import httpx
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+#: Files smaller than this get no bar of their own: with thousands of small files, a bar
+#: per file costs more terminal redraws than the transfer itself (the total still moves).
+OWN_BAR_MIN = 8 * 1024 * 1024
+
+
+class Cancelled(Exception):
+    """The user interrupted the transfer (Ctrl-C)."""
+
+
+def storage_client(threads: int) -> httpx.Client:
+    # Presigned URLs carry their own authorisation: this client never sends the API token.
+    return httpx.Client(timeout=httpx.Timeout(120, connect=15),
+                        limits=httpx.Limits(max_connections=threads * 4 + 8,
+                                            max_keepalive_connections=threads * 4 + 8))
+
+
+def backoff(attempt: int) -> None:
+    time.sleep(min(0.5 * 2 ** attempt, 8))
+
+
+@dataclass
+class Summary:
+    """What happened to each file, for the closing report and the exit code."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def ok(self, name: str) -> None:
+        with self.lock:
+            self.done.append(name)
+
+    def skip(self, name: str, why: str) -> None:
+        with self.lock:
+            self.skipped.append((name, why))
+
+    def fail(self, name: str, why: str) -> None:
+        with self.lock:
+            self.failed.append((name, why))
+
+    def report(self, console: Console, verb: str, retry_hint: str) -> None:
+        for name, why in sorted(self.skipped):
+            console.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
+        if self.failed:
+            console.print(f"[bold red]{len(self.failed)} file(s) failed[/]; "
+                          f"{len(self.done)} {verb}. To retry: {retry_hint}",
+                          highlight=False)
+            for name, why in sorted(self.failed):
+                console.print(f"  [red]✗[/] {name}: {why}", highlight=False)
+        else:
+            console.print(f"[green]{len(self.done)} file(s) {verb}[/]"
+                          + (f", {len(self.skipped)} skipped" if self.skipped else "") + ".",
+                          highlight=False)
+
+
+class Bars:
+    """Per-file bars plus a total (bytes/s, ETA); does nothing with --silent."""
+
+    def __init__(self, console: Console, total: int, silent: bool, label: str) -> None:
+        self.silent = silent
+        self._lock = threading.Lock()
+        if silent:
+            return
+        self.progress = Progress(TextColumn("{task.description}", markup=False),
+                                 BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                                 TimeRemainingColumn(), console=console, transient=False)
+        self.total = self.progress.add_task(label, total=total)
+
+    def __enter__(self) -> Bars:
+        if not self.silent:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.silent:
+            self.progress.stop()
+
+    def file(self, name: str, size: int):
+        if self.silent or size < OWN_BAR_MIN:
+            return None
+        short = name if len(name) <= 40 else "…" + name[-39:]
+        return self.progress.add_task(short, total=size)
+
+    def advance(self, task, n: int) -> None:
+        if self.silent or not n:
+            return
+        if task is not None:
+            self.progress.advance(task, n)
+        self.progress.advance(self.total, n)
+
+    def finish(self, task) -> None:
+        if not self.silent and task is not None:
+            self.progress.remove_task(task)
+
+
+def run_files(items: list, work, name, *, threads: int, summary: Summary,
+              cancel: threading.Event, break_on_fail: bool) -> None:
+    """Run ``work(item)`` for every item on ``threads`` threads, recording each outcome.
+
+    ``work`` returns None (done) or a reason the item was skipped. A failure stops the
+    others only with ``break_on_fail``; an ended login stops everything (every other
+    request would fail the same way). Ctrl-C sets ``cancel`` and raises ``Cancelled``.
+    """
+    from cli.errors import LoginRequired
+
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="dds-file")
+    futures = {}
+    try:
+        futures = {pool.submit(work, it): it for it in items}
+        for f in _as_done(futures):
+            label = name(futures[f])
+            exc = f.exception()
+            if exc is None:
+                reason = f.result()
+                summary.skip(label, reason) if reason else summary.ok(label)
+            elif isinstance(exc, Cancelled):
+                summary.fail(label, "interrupted")
+            elif isinstance(exc, LoginRequired):
+                cancel.set()
+                raise exc
+            else:
+                summary.fail(label, getattr(exc, "message", None) or repr(exc))
+                if break_on_fail:
+                    cancel.set()
+    except KeyboardInterrupt:
+        cancel.set()
+        raise Cancelled()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    for f, it in futures.items():
+        if f.cancelled():
+            summary.fail(name(it), "not started (stopped after an earlier failure)")
+
+
+def _as_done(futures):
+    """``as_completed`` that wakes up regularly, so Ctrl-C reaches the main thread."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
+        yield from done
