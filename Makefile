@@ -7,7 +7,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dds
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv demo clean
+.PHONY: run test lint venv demo clean screenshots
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ test: venv
 	./scripts/services-up.sh
 	$(VENV)/bin/ruff check .
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) -m pytest
+
+# Screenshots of the portal's main pages (docs/screenshots/), taken by the browser test
+# in Chromium (apt-get install chromium).
+screenshots: venv
+	./scripts/services-up.sh
+	DDS_SCREENSHOTS=docs/screenshots DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
+		$(PY) -m pytest -q portal/tests/test_browser.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

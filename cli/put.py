@@ -128,7 +128,7 @@ class Uploader:
         self.public_key = c4gh.load_public_key(pk_file)
         part_workers = max(4, threads * 2)
         self.parts = ThreadPoolExecutor(part_workers, thread_name_prefix="dds-part")
-        # Parts waiting or in flight, across files: bounds memory (a part is ≤ ~11 MB).
+        # Parts waiting or in flight, across files: bounds memory whatever the file sizes.
         self.in_flight = threading.BoundedSemaphore(part_workers + 2)
 
     def close(self) -> None:
@@ -303,14 +303,17 @@ class Uploader:
             raise
 
     def _put_part(self, urls: _PartUrls, number: int, chunk) -> str:
-        body = bytes(chunk)
         last: str = ""
         for attempt in range(PART_ATTEMPTS):
             if self.cancel.is_set():
                 raise Cancelled()
             url = urls.get(number, refresh=attempt > 0 and last.startswith("HTTP 403"))
             try:
-                r = self.http.put(url, content=body)
+                # Sent in 1 MiB slices of the part itself: handing httpx one bytes object
+                # would copy the part twice more (bytes(), then h11's join) per part in
+                # flight, which is what bounds memory with 10 MB parts.
+                r = self.http.put(url, content=_slices(chunk),
+                                  headers={"Content-Length": str(len(chunk))})
             except httpx.TransportError as exc:
                 last = f"network error: {exc}"
                 backoff(attempt)
@@ -329,6 +332,12 @@ class Uploader:
         except CliError:
             pass  # the server aborts stale uploads on its own schedule
         self.journal.drop(remote)
+
+
+def _slices(data, size: int = 1024 * 1024):
+    view = memoryview(data)
+    for i in range(0, len(view), size):
+        yield view[i:i + size]
 
 
 class _PartUrls:
