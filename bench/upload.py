@@ -38,6 +38,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
+from crypto import make_random  # noqa: E402 - the bench's one random-file maker
+
 PY = sys.executable
 BIN = Path(PY).parent
 MIB = 1024 * 1024
@@ -60,15 +62,6 @@ def _wait_http(url: str, timeout: float = 60) -> None:
         except httpx.HTTPError:
             time.sleep(0.2)
     raise SystemExit(f"{url} did not come up")
-
-
-def _random_file(path: Path, size: int) -> None:
-    with open(path, "wb") as fh:
-        left = size
-        while left:
-            n = min(left, 16 * MIB)
-            fh.write(os.urandom(n))
-            left -= n
 
 
 SETUP = """
@@ -220,7 +213,7 @@ def main() -> None:
     try:
         bench.start()
         big = bench.tmp / "big.bin"
-        _random_file(big, args.big_mib * MIB)
+        make_random(big, args.big_mib * MIB)
         plain_big = bench.boto3_file(big)
         dds_big, rss_big = bench.dds_put("-s", str(big))
         print(f"{args.big_mib} MiB: boto3 {plain_big:.2f} s ({args.big_mib / plain_big:.0f} "
@@ -242,7 +235,7 @@ def main() -> None:
 
         if args.mem_gib:
             huge = bench.tmp / "huge.bin"
-            _random_file(huge, args.mem_gib * 1024 * MIB)
+            make_random(huge, args.mem_gib * 1024 * MIB)
             took, rss = bench.dds_put("-s", str(huge))
             print(f"{args.mem_gib} GiB: dds put {took:.1f} s, peak RSS {rss} MB", flush=True)
             huge.unlink()
