@@ -27,7 +27,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
 from accounts.models import AuthSessionKind, AuthSessionState
-from accounts.selectors import client_ip, user_projects_summary
+from accounts.selectors import client_ip, user_projects_summary, user_sessions_live
 from accounts.sessions import (
     PORTAL_KEY_COOKIE,
     PORTAL_SESSION_KEY,
@@ -132,12 +132,12 @@ def login_code_view(request):
             _errors(form, exc)
             return _page(request, "Second factor", form, submit="Log in", intro=intro,
                          status=exc.status_code)
-        next_url = request.session.get("dds_next") or reverse("accounts:account")
+        next_url = request.session.get("dds_next") or reverse("portal:projects")
         login(request, session.user, backend="django.contrib.auth.backends.ModelBackend")
         otp_login(request, services.second_factor_device(session.user))
         request.session[PORTAL_SESSION_KEY] = session.public_id
         if not next_url.startswith("/") or next_url.startswith("//"):
-            next_url = reverse("accounts:account")
+            next_url = reverse("portal:projects")
         return HttpResponseRedirect(next_url)
     return _page(request, "Second factor", form, submit="Log in", intro=intro)
 
@@ -302,6 +302,8 @@ def account_view(request):
         "projects": user_projects_summary(user),
         "method": services.second_factor_method(user),
         "setup": setup, "code_form": CodeForm(),
+        "sessions": user_sessions_live(user),
+        "current_session": request.session.get(PORTAL_SESSION_KEY),
     }
     if setup is not None:
         context["qr_svg"] = mark_safe(_qr_svg(setup.config_url))  # noqa: S308 - our own SVG

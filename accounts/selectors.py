@@ -38,3 +38,14 @@ def user_projects_summary(user: User) -> list[dict]:
     rows = user.memberships.select_related("project").order_by("project__public_id")
     return [{"project": m.project.public_id, "title": m.project.title, "is_owner": m.is_owner}
             for m in rows]
+
+
+def user_sessions_live(user: User):
+    """The user's logged-in sessions (portal and API), newest first."""
+    from django.utils import timezone
+
+    from accounts.models import AuthSession, AuthSessionState
+
+    return AuthSession.objects.filter(user=user, state=AuthSessionState.ACTIVE,
+                                      ended_at__isnull=True,
+                                      expires_at__gt=timezone.now()).order_by("-created_at")

@@ -30,4 +30,11 @@ urlpatterns = [
     path("accounts/", include("accounts.portal_urls")),
     # The local storage backend's signed, expiring object URLs (not part of the API).
     path("storage/", include("transfers.storage_urls")),
+    # The researcher portal: "/" is the project list.
+    path("", include("portal.urls")),
 ]
+
+# Error pages in the site's style (JSON under /api/).
+handler403 = "portal.views.permission_denied"
+handler404 = "portal.views.page_not_found"
+handler500 = "portal.views.server_error"

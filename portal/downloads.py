@@ -1,0 +1,232 @@
+"""Downloads in the browser: decrypted on the server while streaming, verified at the end.
+
+The portal cannot run Crypt4GH in the browser, so the server decrypts, but it uses the
+same path as the CLI: ``transfers.services.files_download_prepare`` re-encrypts the
+stored headers to a one-off X25519 key made here for this response (so the project
+private key is never handed around, the permission and status rules are the API's, the
+download time is recorded and audited), then the segments are read from storage in
+chunks, decrypted and decompressed, and sent on. Memory stays constant whatever the size.
+
+Integrity: ``keys.c4gh.Decryptor`` checks every segment and, at the end, the size and
+SHA-256 of the original. The last piece of plaintext is held back until that check
+passes, so a tampered, truncated or reordered object never reaches the client as a
+complete download: the generator raises, the server cuts the connection, and the
+browser reports a failed transfer (Content-Length is announced for single files; a zip
+is left without its central directory).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+
+from keys import c4gh
+from transfers.errors import NotFound, StorageUnavailable
+from transfers.models import File
+from transfers.paths import path_normalise
+from transfers.services import files_download_prepare
+from transfers.storage import LocalBackend, storage_for_project
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 16 * c4gh.CIPHER_SEGMENT_SIZE  # ~1 MiB of ciphertext per read
+# Files per files_download_prepare call while zipping: small enough that the presigned
+# URLs of a batch (valid at most an hour) are used well before they expire.
+ZIP_BATCH = 100
+
+
+@dataclass
+class Item:
+    path: str
+    header: bytes  # addressed to ``reader_sk`` only
+    reader_sk: bytes
+    checksum: str
+    size_original: int
+    size_stored: int
+    compressed: bool
+    url: str
+    object_key: str
+    uploaded_at: object
+
+
+def _prepare(*, project, user, kek, ip, paths=None, folder=None, after="",
+             limit=ZIP_BATCH) -> tuple[list[Item], str | None]:
+    sk, pk = c4gh.generate_keypair()
+    out = files_download_prepare(project=project, user=user, kek=kek, recipient_public_key=pk,
+                                 paths=paths, folder=folder, after=after, limit=limit, ip=ip)
+    rows = {f.path: f for f in File.objects.filter(
+        project=project, path__in=[x["path"] for x in out["files"]]).only(
+        "path", "object_key", "uploaded_at")}
+    items = [Item(path=x["path"], header=bytes(x["header"]), reader_sk=sk,
+                  checksum=x["checksum"], size_original=x["size_original"],
+                  size_stored=x["size_stored"], compressed=x["compressed"], url=x["url"],
+                  object_key=rows[x["path"]].object_key,
+                  uploaded_at=rows[x["path"]].uploaded_at)
+             for x in out["files"]]
+    return items, out["next"]
+
+
+def object_chunks(backend, bucket: str, item: Item) -> Iterator[bytes]:
+    """The stored object's bytes in chunks: straight from disk for the local backend,
+    over the presigned GET URL for S3 (the server's credentials stay in boto3)."""
+    if isinstance(backend, LocalBackend):
+        if item.size_stored == 0:
+            return
+        try:
+            yield from backend.iter_range(bucket, item.object_key, 0, item.size_stored - 1,
+                                          chunk=READ_CHUNK)
+        except OSError as exc:
+            raise StorageUnavailable(f"Local storage failed ({exc.strerror}).")
+        return
+    try:
+        with httpx.stream("GET", item.url, timeout=httpx.Timeout(60, connect=5)) as r:
+            if r.status_code != 200:
+                raise StorageUnavailable(f"Object storage answered {r.status_code}.")
+            yield from r.iter_bytes(READ_CHUNK)
+    except httpx.HTTPError as exc:
+        raise StorageUnavailable(f"Object storage is unreachable ({type(exc).__name__}).")
+
+
+def plaintext(item: Item, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Decrypted (and decompressed) bytes of one file; raises if any check fails.
+
+    One piece is always held back until ``finish()`` has verified size and SHA-256, so
+    the stream can only end complete if the file is exactly the one uploaded.
+    """
+    dec = c4gh.Decryptor(header=item.header, reader_sk=item.reader_sk,
+                         compressed=item.compressed, expected_sha256=item.checksum,
+                         expected_size=item.size_original,
+                         expected_stored_size=item.size_stored)
+    held = b""
+    try:
+        for chunk in chunks:
+            for piece in dec.feed(chunk):
+                if piece:
+                    if held:
+                        yield held
+                    held = piece
+        tail = [p for p in dec.finish() if p]
+    except c4gh.C4GHError as exc:
+        log.warning("download aborted: %s failed verification: %s", item.path,
+                    type(exc).__name__)
+        raise
+    if held:
+        yield held
+    yield from tail
+
+
+def _check_stored(backend, bucket: str, item: Item) -> None:
+    # Before the response starts, a missing object is still a clean error page.
+    if backend.head_size(bucket, item.object_key) is None:
+        raise StorageUnavailable(f"The stored data of {item.path} cannot be read; "
+                                 "try again later or contact the facility.")
+
+
+def _headers(response, filename: str) -> None:
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    response["Cache-Control"] = "no-store"
+
+
+def file_response(*, project, user, kek: bytes, path: str, ip=None) -> StreamingHttpResponse:
+    path = path_normalise(path)
+    items, _ = _prepare(project=project, user=user, kek=kek, ip=ip, paths=[path], limit=1)
+    if not items:
+        raise NotFound(f"No file {path!r} in {project.public_id}.")
+    item = items[0]
+    backend = storage_for_project(project)
+    _check_stored(backend, project.bucket, item)
+    response = StreamingHttpResponse(
+        plaintext(item, object_chunks(backend, project.bucket, item)),
+        content_type="application/octet-stream")
+    # A known length lets the browser tell a cut transfer from a finished one.
+    response["Content-Length"] = str(item.size_original)
+    _headers(response, path.rpartition("/")[2])
+    return response
+
+
+class _ZipSink(io.RawIOBase):
+    """Write-only, unseekable target for zipfile: collects what it writes until taken.
+
+    zipfile sees a stream it cannot seek, so it writes sizes and CRCs in data
+    descriptors after each member instead of going back: nothing is buffered beyond the
+    piece just written.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        data = bytes(b)
+        self._parts.append(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+def zip_chunks(items: Iterator[Item], *, backend, bucket: str, strip: str,
+               prefix: str) -> Iterator[bytes]:
+    """A ZIP64 archive (stored, no compression: the data is mostly compressed already)
+    of the decrypted files, produced piece by piece. An error ends the generator before
+    the central directory is written, so the archive is visibly broken."""
+    sink = _ZipSink()
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED,
+                         allowZip64=True) as zf:
+        for item in items:
+            name = item.path[len(strip):].lstrip("/") if strip else item.path
+            info = zipfile.ZipInfo(f"{prefix}/{name}",
+                                   date_time=timezone.localtime(item.uploaded_at).timetuple()[:6])
+            info.compress_type = zipfile.ZIP_STORED
+            info.file_size = item.size_original
+            with zf.open(info, mode="w", force_zip64=True) as member:
+                for piece in plaintext(item, object_chunks(backend, bucket, item)):
+                    member.write(piece)
+                    yield sink.take()
+            yield sink.take()
+    yield sink.take()
+
+
+def folder_response(*, project, user, kek: bytes, folder: str,
+                    ip=None) -> StreamingHttpResponse:
+    folder = path_normalise(folder, allow_root=True)
+    first, after = _prepare(project=project, user=user, kek=kek, ip=ip, folder=folder)
+    if not first:
+        raise NotFound(f"No files under {folder or 'the project root'!r} in "
+                       f"{project.public_id}.")
+    backend = storage_for_project(project)
+    _check_stored(backend, project.bucket, first[0])
+
+    def items() -> Iterator[Item]:
+        # Later batches are prepared (and recorded) only when the stream reaches them.
+        batch, cursor = first, after
+        while True:
+            yield from batch
+            if not cursor:
+                return
+            batch, cursor = _prepare(project=project, user=user, kek=kek, ip=ip,
+                                     folder=folder, after=cursor)
+
+    name = folder.rpartition("/")[2] if folder else project.public_id
+    chunks = zip_chunks(items(), backend=backend, bucket=project.bucket, strip=folder,
+                        prefix=name)
+    response = StreamingHttpResponse((c for c in chunks if c), content_type="application/zip")
+    _headers(response, f"{name}.zip")
+    return response
