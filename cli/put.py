@@ -218,23 +218,22 @@ class Uploader:
         return self.api.post(self.base + "uploads", body), {}, None
 
     def _encryptor(self, fh, part_size: int, entry: dict | None, force_plain: bool):
-        enc = c4gh.Encryptor(
+        # A resumed upload seals its remaining parts with the key of the parts already
+        # stored (kept in the 0600 journal).
+        resume = {} if entry is None else {
+            "session_key": bytes.fromhex(entry["session_key"]),
+            "header": base64.b64decode(entry["header"])}
+        return c4gh.Encryptor(
             fh, [self.public_key],
             compress=False if force_plain else (entry["compressed"] if entry else None),
             segments_per_chunk=part_size // c4gh.CIPHER_SEGMENT_SIZE,
-            zstd_threads=ZSTD_THREADS)
-        if entry is not None:
-            # The engine draws a fresh session key per Encryptor; a resumed upload must seal
-            # its remaining parts with the key of the parts already stored.
-            enc._session_key = bytes.fromhex(entry["session_key"])
-            enc.header = base64.b64decode(entry["header"])
-        return enc
+            zstd_threads=ZSTD_THREADS, **resume)
 
     def _journal_new(self, src: Source, st, upload: dict, enc) -> dict:
         entry = {"upload_id": upload["upload_id"], "size": st.st_size,
                  "mtime_ns": st.st_mtime_ns, "local": str(src.local),
                  "zstd": zstandard.__version__, "compressed": enc.compressed,
-                 "session_key": enc._session_key.hex(),
+                 "session_key": enc.session_key.hex(),
                  "header": base64.b64encode(enc.header).decode()}
         self.journal.save(src.remote, entry)
         return entry

@@ -52,7 +52,7 @@ def test_entrypoint_web_serves_health_and_admin(tmp_path):
         assert health.status_code == 200
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert ready.json()["checks"]["database"] == "ok"
-        login = httpx.get(f"http://127.0.0.1:{port}/admin/login/", timeout=5)
+        login = httpx.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=5)
         assert login.status_code == 200
         # Static files are collected and served by WhiteNoise with DEBUG off.
         css = httpx.get(f"http://127.0.0.1:{port}/static/admin/css/base.css", timeout=5)

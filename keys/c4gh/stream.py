@@ -233,6 +233,8 @@ class Encryptor:
     :class:`EncryptResult`. ``header + b"".join(chunks)`` is a standard Crypt4GH file.
 
     ``compress``: ``None`` = decide automatically, ``True``/``False`` to force.
+    ``session_key`` + ``header``: resume an earlier encryption of the same source (a
+    journal keeps them); otherwise a fresh session key and header are made.
     ``zstd_threads``: zstd worker threads when compressing (default: number of CPUs, max 4).
     """
 
@@ -246,12 +248,20 @@ class Encryptor:
         segments_per_chunk: int = DEFAULT_SEGMENTS_PER_CHUNK,
         zstd_threads: int | None = None,
         zstd_level: int = compression.ZSTD_LEVEL,
+        session_key: bytes | None = None,
+        header: bytes | None = None,
     ) -> None:
         if segments_per_chunk < 1:
             raise ValueError("segments_per_chunk must be >= 1")
+        if (session_key is None) != (header is None):
+            raise ValueError("session_key and header are given together (to resume)")
+        if session_key is not None and len(session_key) != 32:
+            raise ValueError("session_key must be 32 bytes")
         self._src = source
-        self._session_key = os.urandom(32)
-        self.header = encrypt_header(self._session_key, recipients, writer_sk)
+        # A resumed upload re-encrypts the missing parts under the session key and header
+        # it started with, so the parts already stored still decrypt.
+        self._session_key = session_key or os.urandom(32)
+        self.header = header or encrypt_header(self._session_key, recipients, writer_sk)
         self._head = _read_full(source, compression.SAMPLE_SIZE)
         self.compressed = compression.should_compress(self._head) if compress is None else compress
         self._spc = segments_per_chunk
@@ -261,6 +271,11 @@ class Encryptor:
         self._zstd_level = zstd_level
         self._result: EncryptResult | None = None
         self._started = False
+
+    @property
+    def session_key(self) -> bytes:
+        """The data key: secret; a resumable client keeps it in its 0600 journal only."""
+        return self._session_key
 
     @property
     def result(self) -> EncryptResult:
