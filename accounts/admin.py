@@ -7,6 +7,7 @@ from django.template.defaultfilters import filesizeformat
 from accounts import services
 from accounts.admin_base import ScopedAdmin, SuperAdminOnly
 from accounts.models import MOTD, Invite, Maintenance, Role, Unit, User
+from accounts.selectors import users_visible_to
 
 # Roles replace Django groups/permissions; hide the unused Group model.
 admin.site.unregister(Group)
@@ -52,10 +53,11 @@ class UserAdmin(ScopedAdmin):
     readonly_fields = ("username", "date_joined", "last_login", "has_keys")
 
     def scope_filter(self, user):
-        if user.role == Role.SUPER_ADMIN:
-            return None
-        # A unit's staff, and researchers who are members of the unit's projects.
-        return Q(unit_id=user.unit_id) | Q(memberships__project__unit_id=user.unit_id)
+        return None  # the rule is accounts.selectors.users_visible_to (same as the API)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return qs.filter(pk__in=users_visible_to(request.user).values("pk"))
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

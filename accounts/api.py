@@ -13,8 +13,13 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.authentication import PendingTokenAuthentication
-from accounts.models import AuthSessionKind, AuthSessionState, Role, Unit
-from accounts.selectors import client_ip, user_get_for_actor, user_projects_summary
+from accounts.models import UNIT_ROLES, AuthSessionKind, AuthSessionState, Role, Unit
+from accounts.selectors import (
+    client_ip,
+    user_get_for_actor,
+    user_projects_summary,
+    users_visible_to,
+)
 from accounts.sessions import (
     api_tokens_issue,
     live_session,
@@ -375,3 +380,51 @@ class UserDeleteApi(APIView):
         services.user_delete(user=user, by=request.user, ip=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+
+
+# --------------------------------------------------------------------------- lists
+
+
+class UserListOut(serializers.Serializer):
+    username = serializers.CharField()
+    name = serializers.CharField()
+    email = serializers.EmailField()
+    role = serializers.CharField()
+    unit = serializers.CharField(source="unit.name", default=None, allow_null=True)
+    is_active = serializers.BooleanField()
+
+
+class UserListApi(APIView):
+    @extend_schema(responses={200: UserListOut(many=True), 403: DETAIL},
+                   summary="Users you manage: your unit's staff and its projects' members "
+                           "(everyone for a Super Admin)")
+    def get(self, request):
+        if request.user.role == Role.RESEARCHER:
+            return Response({"detail": "Researchers cannot list users; see a project's "
+                                       "members instead."}, status=status.HTTP_403_FORBIDDEN)
+        users = users_visible_to(request.user).order_by("username")
+        return Response(UserListOut(users, many=True).data)
+
+
+class UnitOut(serializers.Serializer):
+    public_id = serializers.CharField()
+    name = serializers.CharField()
+    display_name = serializers.CharField()
+    contact_email = serializers.EmailField()
+    days_in_available = serializers.IntegerField()
+    days_in_expired = serializers.IntegerField()
+    quota_bytes = serializers.IntegerField()
+
+
+class UnitListApi(APIView):
+    @extend_schema(responses={200: UnitOut(many=True), 403: DETAIL},
+                   summary="Units: all for a Super Admin, your own for unit staff")
+    def get(self, request):
+        if request.user.role == Role.SUPER_ADMIN:
+            units = Unit.objects.order_by("name")
+        elif request.user.role in UNIT_ROLES:
+            units = Unit.objects.filter(pk=request.user.unit_id)
+        else:
+            return Response({"detail": "Only unit staff and operators can list units."},
+                            status=status.HTTP_403_FORBIDDEN)
+        return Response(UnitOut(units, many=True).data)

@@ -19,6 +19,8 @@ urlpatterns = [
     path("me/delete-request", api.SelfDeleteRequestApi.as_view(), name="me-delete-request"),
     path("me/delete", api.SelfDeleteApi.as_view(), name="me-delete"),
     path("invites", api.InviteCreateApi.as_view(), name="invite-create"),
+    path("users", api.UserListApi.as_view(), name="user-list"),
+    path("units", api.UnitListApi.as_view(), name="unit-list"),
     path("users/<str:username>/access-fix", api.AccessFixApi.as_view(), name="user-access-fix"),
     path("users/<str:username>/deactivate", api.UserDeactivateApi.as_view(),
          name="user-deactivate"),

@@ -30,6 +30,8 @@ def _target_staff(world):
 _MANAGE_STAFF = signed_in(404, personnel=403, unit_admin=ALLOWED, super_admin=ALLOWED)
 
 ROWS = {
+    "user-list": Row("get", expect=signed_in(ALLOWED, researcher=403, owner=403)),
+    "unit-list": Row("get", expect=signed_in(ALLOWED, researcher=403, owner=403)),
     "api-schema": Row("get", expect=expect(ALLOWED, pending=401)),
     "auth-login": Row("post", body=lambda w: {"username": w.researcher.username,
                                               "password": w.password},
