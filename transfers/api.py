@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -71,9 +72,24 @@ class TransferView(APIView):
 
     def handle_exception(self, exc):
         if isinstance(exc, TransferError):
-            return Response({"detail": exc.message, "code": exc.code, **exc.details},
-                            status=exc.status_code)
+            return Response(_error_body(exc), status=exc.status_code)
         return super().handle_exception(exc)
+
+
+def _error_body(exc: TransferError) -> dict:
+    return {"detail": exc.message, "code": exc.code, **exc.details}
+
+
+class ItemError(serializers.Serializer):
+    """Why one item of a batch was refused: what the single-item endpoint answers."""
+
+    status = serializers.IntegerField(help_text="The HTTP status the single endpoint gives.")
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+def _item_error(exc: TransferError) -> dict:
+    return {"status": exc.status_code, **_error_body(exc)}
 
 
 class FileOut(serializers.Serializer):
@@ -114,6 +130,18 @@ class UploadOut(serializers.Serializer):
 # --------------------------------------------------------------------------- uploads
 
 
+class UploadPartUrlOut(serializers.Serializer):
+    part_number = serializers.IntegerField()
+    url = serializers.CharField(help_text="PUT the part's bytes here; short-lived.")
+
+
+def _absolute(request, urls: list[dict]) -> list[dict]:
+    """Local-backend URLs are paths on this server; S3 URLs are already absolute."""
+    for item in urls:
+        item["url"] = request.build_absolute_uri(item["url"])
+    return urls
+
+
 class UploadStartApi(TransferView):
     op = Op.UPLOAD
 
@@ -130,6 +158,49 @@ class UploadStartApi(TransferView):
         upload = services.upload_start(project=project, by=request.user, ip=_ip(request),
                                        **data)
         return Response(UploadOut(upload).data, status=status.HTTP_201_CREATED)
+
+
+class UploadsStartBatchApi(TransferView):
+    op = Op.UPLOAD
+
+    class UploadsStartBatchIn(serializers.Serializer):
+        uploads = UploadStartApi.UploadStartIn(many=True, allow_empty=False,
+                                               max_length=services.UPLOAD_BATCH_MAX)
+        first_parts = serializers.IntegerField(
+            default=1, min_value=0, max_value=services.PART_URL_BATCH_MAX,
+            help_text="Presigned URLs of this many first parts come with each upload.")
+
+    class UploadsStartBatchOut(serializers.Serializer):
+        class Item(serializers.Serializer):
+            path = serializers.CharField(help_text="As sent.")
+            upload = UploadOut(allow_null=True)
+            parts = UploadPartUrlOut(many=True)
+            error = ItemError(allow_null=True)
+
+        uploads = Item(many=True, help_text="In the order sent.")
+        expires_in = serializers.IntegerField()
+
+    @extend_schema(request=UploadsStartBatchIn, responses={200: UploadsStartBatchOut},
+                   summary="Start up to 200 uploads, with the URLs of their first parts; "
+                           "each item succeeds or fails on its own")
+    def post(self, request, project_id: str):
+        project = self.project(request, project_id)
+        data = self.valid(self.UploadsStartBatchIn, request.data)
+        results = services.uploads_start(
+            project=project, by=request.user, ip=_ip(request),
+            items=[services.StartInput(**item) for item in data["uploads"]])
+        started = [r for r in results if not isinstance(r, TransferError)]
+        urls = dict(zip((u.pk for u in started), services.uploads_first_part_urls(
+            project=project, uploads=started, count=data["first_parts"]), strict=True))
+        out = []
+        for item, result in zip(data["uploads"], results, strict=True):
+            if isinstance(result, TransferError):
+                out.append({"path": item["path"], "upload": None, "parts": [],
+                            "error": _item_error(result)})
+            else:
+                out.append({"path": item["path"], "upload": UploadOut(result).data,
+                            "parts": _absolute(request, urls[result.pk]), "error": None})
+        return Response({"uploads": out, "expires_in": settings.DDS_UPLOAD_PART_URL_TTL})
 
 
 class PartOut(serializers.Serializer):
@@ -161,12 +232,8 @@ class UploadPartUrlsApi(TransferView):
             child=serializers.IntegerField(min_value=1, max_value=services.MAX_PARTS),
             min_length=1, max_length=services.PART_URL_BATCH_MAX)
 
-    class UploadPartUrlsOut(serializers.Serializer):
-        part_number = serializers.IntegerField()
-        url = serializers.CharField(help_text="PUT the part's bytes here; short-lived.")
-
     @extend_schema(request=UploadPartUrlsIn, responses={200: inline_serializer(
-        "UploadPartUrlsResponse", {"parts": UploadPartUrlsOut(many=True),
+        "UploadPartUrlsResponse", {"parts": UploadPartUrlOut(many=True),
                               "expires_in": serializers.IntegerField()})},
         summary="Presigned part URLs, in batches of up to 100")
     def post(self, request, project_id: str, upload_id: str):
@@ -175,11 +242,8 @@ class UploadPartUrlsApi(TransferView):
         data = self.valid(self.UploadPartUrlsIn, request.data)
         urls = services.upload_part_urls(upload=upload,
                                          part_numbers=data["part_numbers"])
-        for item in urls:
-            item["url"] = request.build_absolute_uri(item["url"])
-        from django.conf import settings
-
-        return Response({"parts": urls, "expires_in": settings.DDS_UPLOAD_PART_URL_TTL})
+        return Response({"parts": _absolute(request, urls),
+                         "expires_in": settings.DDS_UPLOAD_PART_URL_TTL})
 
 
 class UploadCompleteApi(TransferView):
@@ -204,15 +268,51 @@ class UploadCompleteApi(TransferView):
         project = self.project(request, project_id)
         upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
         data = self.valid(self.UploadCompleteIn, request.data)
-        v = data
-        f = services.upload_complete(
-            upload=upload, by=request.user, kek=_request_kek(request), ip=_ip(request),
-            data=services.CompleteInput(
-                parts=[(p["part_number"], p["etag"]) for p in v["parts"]],
-                header=v["header"], checksum=v["checksum"].lower(),
-                size_original=v["size_original"], size_stored=v["size_stored"],
-                compressed=v["compressed"]))
+        f = services.upload_complete(upload=upload, by=request.user, ip=_ip(request),
+                                     kek=_request_kek(request), data=_complete_input(data))
         return Response(FileOut(f).data, status=status.HTTP_201_CREATED)
+
+
+def _complete_input(v: dict) -> services.CompleteInput:
+    return services.CompleteInput(
+        parts=[(p["part_number"], p["etag"]) for p in v["parts"]], header=v["header"],
+        checksum=v["checksum"].lower(), size_original=v["size_original"],
+        size_stored=v["size_stored"], compressed=v["compressed"])
+
+
+class UploadsCompleteBatchApi(TransferView):
+    op = Op.UPLOAD
+
+    class UploadsCompleteBatchIn(serializers.Serializer):
+        class Item(UploadCompleteApi.UploadCompleteIn):
+            upload_id = serializers.CharField(max_length=64)
+
+        uploads = Item(many=True, allow_empty=False, max_length=services.UPLOAD_BATCH_MAX)
+
+    class UploadsCompleteBatchOut(serializers.Serializer):
+        class Item(serializers.Serializer):
+            upload_id = serializers.CharField()
+            file = FileOut(allow_null=True)
+            error = ItemError(allow_null=True)
+
+        uploads = Item(many=True, help_text="In the order sent.")
+
+    @extend_schema(request=UploadsCompleteBatchIn, responses={200: UploadsCompleteBatchOut},
+                   summary="Complete up to 200 uploads; each item succeeds or fails on its "
+                           "own, with the refusals of the single complete")
+    def post(self, request, project_id: str):
+        project = self.project(request, project_id)
+        data = self.valid(self.UploadsCompleteBatchIn, request.data)
+        results = services.uploads_complete(
+            project=project, by=request.user, kek=_request_kek(request), ip=_ip(request),
+            items=[(v["upload_id"], _complete_input(v)) for v in data["uploads"]])
+        out = []
+        for v, result in zip(data["uploads"], results, strict=True):
+            failed = isinstance(result, TransferError)
+            out.append({"upload_id": v["upload_id"],
+                        "file": None if failed else FileOut(result).data,
+                        "error": _item_error(result) if failed else None})
+        return Response({"uploads": out})
 
 
 class UploadAbortApi(TransferView):

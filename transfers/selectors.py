@@ -178,7 +178,26 @@ def upload_get(*, project: Project, user, public_id: str, for_update: bool = Fal
     qs = Upload.objects.select_related("project", "project__unit")
     if for_update:
         qs = qs.select_for_update(of=("self",))
-    upload = qs.filter(project=project, public_id=public_id).first()
+    return _upload_mine(qs.filter(project=project, public_id=public_id).first(),
+                        project=project, user=user, public_id=public_id)
+
+
+def uploads_get(*, project: Project, user, public_ids: Sequence[str]
+                ) -> dict[str, Upload | NotFound | NotAllowed]:
+    """:func:`upload_get` for many ids in one query: per id the upload or the refusal."""
+    found = {u.public_id: u for u in Upload.objects.select_related("project", "project__unit")
+             .filter(project=project, public_id__in=set(public_ids))}
+    out: dict[str, Upload | NotFound | NotAllowed] = {}
+    for public_id in public_ids:
+        try:
+            out[public_id] = _upload_mine(found.get(public_id), project=project, user=user,
+                                          public_id=public_id)
+        except (NotFound, NotAllowed) as exc:
+            out[public_id] = exc
+    return out
+
+
+def _upload_mine(upload: Upload | None, *, project: Project, user, public_id: str) -> Upload:
     if upload is None:
         raise NotFound(f"No upload {public_id!r} in {project.public_id}.")
     if upload.created_by_id != user.pk:

@@ -37,6 +37,7 @@ from transfers.errors import (
     QuotaExceeded,
     StorageRejected,
     StorageUnavailable,
+    TransferError,
 )
 from transfers.models import (
     File,
@@ -133,18 +134,31 @@ def part_size_for(stored_bytes: int) -> int:
     return segments * c4gh.CIPHER_SEGMENT_SIZE
 
 
-def _quota_check(*, unit, extra: int) -> None:
-    """Refuse ``extra`` more bytes when they would exceed the unit's quota.
+class _QuotaLedger:
+    """A unit's usage, read once under its row lock; reservations add up as granted.
 
-    Callers hold the unit row lock, so two concurrent reservations cannot both pass.
+    Callers hold the unit row lock, so two concurrent reservations cannot both pass, and a
+    batch reads the usage once for all its items.
     """
-    stored, reserved = unit_bytes_used(unit_id=unit.pk)
-    if stored + reserved + extra > unit.quota_bytes:
-        raise QuotaExceeded(
-            f"Quota of {unit} exceeded: {stored} B stored + {reserved} B reserved by "
-            f"uploads in progress + {extra} B requested > quota {unit.quota_bytes} B.",
-            quota_bytes=unit.quota_bytes, stored_bytes=stored, reserved_bytes=reserved,
-            requested_bytes=extra)
+
+    def __init__(self, unit) -> None:
+        self.unit = unit
+        self.stored, self.reserved = unit_bytes_used(unit_id=unit.pk)
+
+    def reserve(self, extra: int) -> None:
+        """Refuse ``extra`` more bytes when they would exceed the unit's quota."""
+        stored, reserved, quota = self.stored, self.reserved, self.unit.quota_bytes
+        if stored + reserved + extra > quota:
+            raise QuotaExceeded(
+                f"Quota of {self.unit} exceeded: {stored} B stored + {reserved} B reserved "
+                f"by uploads in progress + {extra} B requested > quota {quota} B.",
+                quota_bytes=quota, stored_bytes=stored, reserved_bytes=reserved,
+                requested_bytes=extra)
+        self.reserved += extra
+
+
+def _quota_check(*, unit, extra: int) -> None:
+    _QuotaLedger(unit).reserve(extra)
 
 
 def _lock_unit(project: Project):
@@ -153,41 +167,114 @@ def _lock_unit(project: Project):
     return Unit.objects.select_for_update().get(pk=project.unit_id)
 
 
-@transaction.atomic
-def upload_start(*, project: Project, by: User, path: str, size_original: int,
-                 overwrite: bool = False, ip: str | None = None) -> Upload:
-    """Reserve quota, create the project's bucket if needed, start a multipart upload."""
-    path = path_normalise(path)
-    if size_original < 0 or size_original > MAX_OBJECT_BYTES:
-        raise BadInput(f"size_original must be between 0 and {MAX_OBJECT_BYTES} bytes.")
-    unit = _lock_unit(project)
-    exists = File.objects.filter(project=project, path=path).exists()
-    if exists and not overwrite:
+@dataclass
+class StartInput:
+    path: str
+    size_original: int
+    overwrite: bool = False
+
+
+@dataclass
+class _PathState:
+    """What already occupies a set of paths of a project (three queries for any number)."""
+
+    files: set[str]
+    folders: set[str]
+    active: dict[str, str]  # path -> public id of the upload in progress
+
+    @classmethod
+    def load(cls, project: Project, paths: set[str]) -> _PathState:
+        return cls(
+            set(File.objects.filter(project=project, path__in=paths)
+                .values_list("path", flat=True)),
+            set(Folder.objects.filter(project=project, path__in=paths)
+                .values_list("path", flat=True)),
+            dict(Upload.objects.filter(project=project, path__in=paths,
+                                       status=UploadStatus.IN_PROGRESS)
+                 .values_list("path", "public_id")))
+
+
+def _upload_new(*, project: Project, by: User, item: StartInput, state: _PathState,
+                ledger: _QuotaLedger, backend: StorageBackend, ip: str | None) -> Upload:
+    """Every rule of starting one upload (the caller holds the unit lock)."""
+    path = item.path
+    exists = path in state.files
+    if exists and not item.overwrite:
         raise Conflict(f"{path} already exists in {project.public_id}; "
                        "set overwrite to replace it.")
     if exists and project.released:
         raise NotAllowed(released_files_message(project, "replaced"))
-    if Folder.objects.filter(project=project, path=path).exists():
+    if path in state.folders:
         raise Conflict(f"{path} is a folder in {project.public_id}.")
-    active = Upload.objects.filter(project=project, path=path,
-                                   status=UploadStatus.IN_PROGRESS).first()
+    active = state.active.get(path)
     if active is not None:
-        raise Conflict(f"An upload of {path} is already in progress ({active.public_id}); "
-                       "resume or abort it.", upload_id=active.public_id)
-    reserved = c4gh.stored_size(size_original)
-    _quota_check(unit=unit, extra=reserved)
+        raise Conflict(f"An upload of {path} is already in progress ({active}); "
+                       "resume or abort it.", upload_id=active)
+    reserved = c4gh.stored_size(item.size_original)
+    ledger.reserve(reserved)
     upload = Upload(public_id=secrets.token_urlsafe(16), project=project, path=path,
-                    object_key=secrets.token_hex(20), size_original=size_original,
+                    object_key=secrets.token_hex(20), size_original=item.size_original,
                     reserved_bytes=reserved, part_size=part_size_for(reserved),
-                    overwrite=overwrite, created_by=by)
-    backend = storage_for_project(project)
-    backend.create_bucket(project.bucket)
-    upload.multipart_id = backend.start_multipart(project.bucket, upload.object_key)
+                    overwrite=item.overwrite, created_by=by)
+    try:
+        upload.multipart_id = backend.start_multipart(project.bucket, upload.object_key)
+    except StorageRejected:
+        ledger.reserved -= reserved
+        raise
     upload.save()
+    state.active[path] = upload.public_id
     audit_record(action="upload.start", actor=by, project=project, target=path, ip=ip,
-                 details={"upload": upload.public_id, "size_original": size_original,
-                          "reserved_bytes": reserved, "overwrite": overwrite})
+                 details={"upload": upload.public_id, "size_original": item.size_original,
+                          "reserved_bytes": reserved, "overwrite": item.overwrite})
     return upload
+
+
+#: Uploads started or completed by one batch request.
+UPLOAD_BATCH_MAX = 200
+
+
+@transaction.atomic
+def uploads_start(*, project: Project, by: User, items: Sequence[StartInput],
+                  ip: str | None = None) -> list[Upload | TransferError]:
+    """Start several uploads under one unit lock: per item the upload or why it was refused
+    (the same refusals as :func:`upload_start`); a refused item changes nothing."""
+    if not 1 <= len(items) <= UPLOAD_BATCH_MAX:
+        raise BadInput(f"Give 1 to {UPLOAD_BATCH_MAX} uploads per batch.")
+    out: list[Upload | TransferError | None] = [None] * len(items)
+    todo: list[tuple[int, StartInput]] = []
+    for i, item in enumerate(items):
+        try:
+            if item.size_original < 0 or item.size_original > MAX_OBJECT_BYTES:
+                raise BadInput(f"size_original must be between 0 and {MAX_OBJECT_BYTES} "
+                               "bytes.")
+            todo.append((i, StartInput(path_normalise(item.path), item.size_original,
+                                       item.overwrite)))
+        except TransferError as exc:
+            out[i] = exc
+    if todo:
+        ledger = _QuotaLedger(_lock_unit(project))
+        state = _PathState.load(project, {item.path for _, item in todo})
+        backend = storage_for_project(project)
+        backend.create_bucket(project.bucket)
+        for i, item in todo:
+            try:
+                out[i] = _upload_new(project=project, by=by, item=item, state=state,
+                                     ledger=ledger, backend=backend, ip=ip)
+            except TransferError as exc:
+                if isinstance(exc, StorageUnavailable):
+                    raise  # nothing is written: the whole batch can be retried
+                out[i] = exc
+    return out
+
+
+def upload_start(*, project: Project, by: User, path: str, size_original: int,
+                 overwrite: bool = False, ip: str | None = None) -> Upload:
+    """Reserve quota, create the project's bucket if needed, start a multipart upload."""
+    [result] = uploads_start(project=project, by=by, ip=ip,
+                             items=[StartInput(path, size_original, overwrite)])
+    if isinstance(result, TransferError):
+        raise result
+    return result
 
 
 def _max_parts(upload: Upload) -> int:
@@ -200,7 +287,8 @@ def _require_in_progress(upload: Upload) -> None:
                        upload_status=upload.status)
 
 
-def upload_part_urls(*, upload: Upload, part_numbers: Sequence[int]) -> list[dict]:
+def upload_part_urls(*, upload: Upload, part_numbers: Sequence[int],
+                     backend: StorageBackend | None = None) -> list[dict]:
     """Short-lived presigned UploadPart URLs for a batch of parts (no state change)."""
     _require_in_progress(upload)
     if not part_numbers or len(part_numbers) > PART_URL_BATCH_MAX:
@@ -210,12 +298,21 @@ def upload_part_urls(*, upload: Upload, part_numbers: Sequence[int]) -> list[dic
     if bad:
         raise BadInput(f"Part numbers must be between 1 and {top} for this upload.",
                        invalid=bad[:20])
-    backend = storage_for_project(upload.project)
+    backend = backend or storage_for_project(upload.project)
     ttl = settings.DDS_UPLOAD_PART_URL_TTL
     return [{"part_number": n,
              "url": backend.presign_part(upload.project.bucket, upload.object_key,
                                          upload.multipart_id, n, ttl)}
             for n in sorted(set(part_numbers))]
+
+
+def uploads_first_part_urls(*, project: Project, uploads: Sequence[Upload],
+                            count: int) -> list[list[dict]]:
+    """Per upload, the URLs of its first ``count`` parts (fewer if it has fewer)."""
+    backend = storage_for_project(project)
+    return [upload_part_urls(upload=u, backend=backend,
+                             part_numbers=range(1, min(count, _max_parts(u)) + 1))
+            for u in uploads]
 
 
 def upload_parts_list(*, upload: Upload) -> list:
@@ -225,23 +322,42 @@ def upload_parts_list(*, upload: Upload) -> list:
         upload.project.bucket, upload.object_key, upload.multipart_id)
 
 
-def _header_validate(*, project: Project, by: User, kek: bytes, header: bytes) -> None:
-    from keys.services import project_private_key
+def _project_key(*, project: Project, by: User, kek: bytes) -> bytes:
+    """The project's private key, unlocked with the caller's KEK: the server cannot read
+    headers on its own, only on behalf of a key holder."""
+    from keys.services import KeyAccessError, project_private_key
 
+    try:
+        return project_private_key(project=project, user=by, kek=kek)
+    except KeyAccessError as exc:  # no grant / wrong session
+        raise NotAllowed(str(exc))
+
+
+class _ProjectKeyOnce:
+    """Unlocks the project key on first use and remembers the key (or the refusal), so a
+    batch unlocks it once however many headers it checks."""
+
+    def __init__(self, *, project: Project, by: User, kek: bytes) -> None:
+        self.project, self.by, self.kek = project, by, kek
+        self._key: bytes | None = None
+        self._refusal: str | None = None
+
+    def __call__(self) -> bytes:
+        if self._key is None and self._refusal is None:
+            try:
+                self._key = _project_key(project=self.project, by=self.by, kek=self.kek)
+            except NotAllowed as exc:
+                self._refusal = exc.message
+        if self._refusal is not None:
+            raise NotAllowed(self._refusal)
+        return self._key
+
+
+def _header_validate(*, project: Project, key: _ProjectKeyOnce, header: bytes) -> None:
     if len(header) > 64 * 1024:
         raise BadInput("The Crypt4GH header is too large.")
     try:
-        # Unlocking the project key needs the uploader's KEK: the server cannot read
-        # headers on its own, only on behalf of a key holder.
-        sk = project_private_key(project=project, user=by, kek=kek)
-    except Exception as exc:  # KeyAccessError: no grant / wrong session
-        from keys.services import KeyAccessError
-
-        if isinstance(exc, KeyAccessError):
-            raise NotAllowed(str(exc))
-        raise
-    try:
-        info = c4gh.parse_header(header, sk)
+        info = c4gh.parse_header(header, key())
     except c4gh.NoMatchingKeyError:
         raise BadInput(f"The Crypt4GH header is not addressed to the key of "
                        f"{project.public_id}; encrypt to the project's public key.")
@@ -345,9 +461,40 @@ def upload_complete(*, upload: Upload, by: User, kek: bytes, data: CompleteInput
     multipart is gone by then) is the upload closed, its reservation released and the
     object deleted, in a transaction of its own so that bookkeeping survives the error.
     """
+    key = _ProjectKeyOnce(project=upload.project, by=by, kek=kek)
+    return _upload_complete_one(upload=upload, by=by, key=key, data=data, ip=ip)
+
+
+def uploads_complete(*, project: Project, by: User, kek: bytes,
+                     items: Sequence[tuple[str, CompleteInput]],
+                     ip: str | None = None) -> list[File | TransferError]:
+    """Complete several uploads of ``project`` (by upload id): per item the file or why it
+    was refused (the same refusals as :func:`upload_complete`, each item in a transaction
+    of its own). The project key is unlocked once for all the headers."""
+    if not 1 <= len(items) <= UPLOAD_BATCH_MAX:
+        raise BadInput(f"Give 1 to {UPLOAD_BATCH_MAX} uploads per batch.")
+    from transfers.selectors import uploads_get
+
+    uploads = uploads_get(project=project, user=by, public_ids=[i for i, _ in items])
+    key = _ProjectKeyOnce(project=project, by=by, kek=kek)
+    out: list[File | TransferError] = []
+    for public_id, data in items:
+        upload = uploads[public_id]
+        if isinstance(upload, TransferError):
+            out.append(upload)
+            continue
+        try:
+            out.append(_upload_complete_one(upload=upload, by=by, key=key, data=data, ip=ip))
+        except TransferError as exc:
+            out.append(exc)
+    return out
+
+
+def _upload_complete_one(*, upload: Upload, by: User, key: _ProjectKeyOnce,
+                         data: CompleteInput, ip: str | None) -> File:
     try:
         with transaction.atomic():
-            return _upload_complete(upload=upload, by=by, kek=kek, data=data, ip=ip)
+            return _upload_complete(upload=upload, by=by, key=key, data=data, ip=ip)
     except _AssembledWrong as exc:
         with transaction.atomic():
             _upload_finish(upload, UploadStatus.ABORTED)
@@ -358,7 +505,7 @@ def upload_complete(*, upload: Upload, by: User, kek: bytes, data: CompleteInput
         raise BadInput(str(exc))
 
 
-def _upload_complete(*, upload: Upload, by: User, kek: bytes, data: CompleteInput,
+def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: CompleteInput,
                      ip: str | None) -> File:
     upload = Upload.objects.select_for_update(of=("self",)).select_related(
         "project", "project__unit").get(pk=upload.pk)
@@ -375,7 +522,7 @@ def _upload_complete(*, upload: Upload, by: User, kek: bytes, data: CompleteInpu
         raise BadInput(f"Stored size mismatch: {upload.size_original} B uncompressed give "
                        f"{c4gh.stored_size(upload.size_original)} B of segments, "
                        f"not {data.size_stored}.")
-    _header_validate(project=project, by=by, kek=kek, header=data.header)
+    _header_validate(project=project, key=key, header=data.header)
     backend = storage_for_project(project)
     stored_parts = backend.list_parts(project.bucket, upload.object_key, upload.multipart_id)
     _parts_validate(upload=upload, parts=data.parts, stored=stored_parts,

@@ -12,6 +12,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,24 +56,45 @@ def _etag(value: str) -> str:
 
 # --------------------------------------------------------------------------- S3
 
+_clients: dict[tuple, object] = {}
+_clients_lock = threading.Lock()
+
+
+def _s3_client(endpoint: str | None, region: str | None, access_key: str | None,
+               secret_key: str | None):
+    """One boto3 client per (endpoint, region, credentials) per process: making one costs
+    milliseconds and boto3 clients are thread-safe. Changed credentials give a new key."""
+    import boto3
+    from botocore.config import Config
+
+    # The cache key holds a digest of the secret, not the secret itself.
+    secret_digest = hashlib.sha256((secret_key or "").encode()).hexdigest()
+    key = (endpoint, region, access_key, secret_digest)
+    client = _clients.get(key)
+    if client is not None:
+        return client
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            # Short timeouts and few retries: a dead endpoint must become a quick 503 for
+            # the client (which resumes later), not a request hanging in a gunicorn worker.
+            config = Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                            connect_timeout=3, read_timeout=30,
+                            retries={"max_attempts": 2, "mode": "standard"},
+                            max_pool_connections=32)
+            client = boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                                  aws_access_key_id=access_key,
+                                  aws_secret_access_key=secret_key, config=config)
+            _clients[key] = client
+    return client
+
 
 class S3Backend:
     name = "s3"
 
     def __init__(self, *, endpoint: str | None, region: str | None,
                  access_key: str | None, secret_key: str | None) -> None:
-        import boto3
-        from botocore.config import Config
-
-        # Short timeouts and few retries: a dead endpoint must become a quick 503 for the
-        # client (which resumes later), not a request hanging in a gunicorn worker.
-        config = Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                        connect_timeout=3, read_timeout=30,
-                        retries={"max_attempts": 2, "mode": "standard"})
-        self._client = boto3.client("s3", endpoint_url=endpoint or None,
-                                    region_name=region or None,
-                                    aws_access_key_id=access_key,
-                                    aws_secret_access_key=secret_key, config=config)
+        self._client = _s3_client(endpoint or None, region or None, access_key, secret_key)
 
     def _call(self, method: str, **kwargs):
         from botocore.exceptions import BotoCoreError, ClientError

@@ -9,6 +9,10 @@ _U = _P + "/uploads/<str:upload_id>"
 
 urlpatterns = [
     path(f"{_P}/uploads", api.UploadStartApi.as_view(), name="transfers-upload-start"),
+    path(f"{_P}/uploads/batch", api.UploadsStartBatchApi.as_view(),
+         name="transfers-uploads-start-batch"),
+    path(f"{_P}/uploads/complete-batch", api.UploadsCompleteBatchApi.as_view(),
+         name="transfers-uploads-complete-batch"),
     path(f"{_U}", api.UploadAbortApi.as_view(), name="transfers-upload-abort"),
     path(f"{_U}/parts", api.UploadPartsApi.as_view(), name="transfers-upload-parts"),
     path(f"{_U}/part-urls", api.UploadPartUrlsApi.as_view(),

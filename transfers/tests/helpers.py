@@ -51,15 +51,10 @@ def put_parts(client, project, upload, body: bytes, only=None) -> dict[int, str]
     chunks = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
     numbers = only or list(range(1, len(chunks) + 1))
     urls = part_urls(client, project, upload["upload_id"], numbers)
-    etags = {}
-    for n in numbers:
-        r = httpx.put(urls[n], content=chunks[n - 1], timeout=30)
-        assert r.status_code == 200, r.text
-        etags[n] = r.headers["ETag"].strip('"')
-    return etags
+    return {n: put_part(urls[n], chunks[n - 1]) for n in numbers}
 
 
-def complete(client, project, upload_id, enc: Encrypted, etags: dict[int, str], **over):
+def complete_payload(enc: Encrypted, etags: dict[int, str], **over) -> dict:
     payload = {
         "parts": [{"part_number": n, "etag": e} for n, e in sorted(etags.items())],
         "header": base64.b64encode(enc.header).decode(), "checksum": enc.sha256,
@@ -67,8 +62,29 @@ def complete(client, project, upload_id, enc: Encrypted, etags: dict[int, str], 
         "compressed": enc.compressed,
     }
     payload.update(over)
-    return client.post(api_url(project, f"uploads/{upload_id}/complete"), payload,
+    return payload
+
+
+def complete(client, project, upload_id, enc: Encrypted, etags: dict[int, str], **over):
+    return client.post(api_url(project, f"uploads/{upload_id}/complete"),
+                       complete_payload(enc, etags, **over), format="json")
+
+
+def start_batch(client, project, items: list[dict], first_parts: int = 1):
+    return client.post(api_url(project, "uploads/batch"),
+                       {"uploads": items, "first_parts": first_parts}, format="json")
+
+
+def complete_batch(client, project, items: list[dict]):
+    """``items``: complete payloads, each with its ``upload_id``."""
+    return client.post(api_url(project, "uploads/complete-batch"), {"uploads": items},
                        format="json")
+
+
+def put_part(url: str, body: bytes) -> str:
+    r = httpx.put(url, content=body, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.headers["ETag"].strip('"')
 
 
 def upload(client, project, path, data: bytes, overwrite=False) -> dict:

@@ -42,6 +42,13 @@ ROWS = {
     # A negative size is refused by validation after authorisation: no storage touched.
     "transfers-upload-start": Row("post", kwargs=_project,
                                   body={"path": "m.bin", "size_original": -1}, expect=WRITE),
+    # Batches: a malformed item is refused by validation after authorisation; whose
+    # uploads the items are is then decided per item (test_upload_batch).
+    "transfers-uploads-start-batch": Row(
+        "post", kwargs=_project, body={"uploads": [{"path": "m.bin", "size_original": -1}]},
+        expect=WRITE),
+    "transfers-uploads-complete-batch": Row("post", kwargs=_project, body={"uploads": []},
+                                            expect=WRITE),
     "transfers-upload-abort": Row("delete", kwargs=_upload, expect=STARTER),
     "transfers-upload-parts": Row("get", kwargs=_upload, expect=STARTER),
     "transfers-upload-part-urls": Row("post", kwargs=_upload, body={"part_numbers": [1]},
