@@ -82,9 +82,12 @@ class MaintenanceMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        # Open paths first: health probes must not touch the database (a liveness probe
+        # that fails with the database would restart healthy pods).
+        if request.path.startswith(MAINTENANCE_OPEN_PREFIXES):
+            return self.get_response(request)
         message = maintenance_message()
-        if (message is None or request.path.startswith(MAINTENANCE_OPEN_PREFIXES)
-                or _is_super_admin(request)):
+        if message is None or _is_super_admin(request):
             return self.get_response(request)
         if request.path.startswith("/api/"):
             response = JsonResponse({"detail": message, "code": "maintenance"}, status=503)

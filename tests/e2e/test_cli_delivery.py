@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -154,7 +155,9 @@ def test_put_killed_half_way_resumes_with_missing_parts_only(e2e, tmp_path, moto
 
     r = staff("data", "put", "-p", project, "-s", str(big), "--silent")
     assert r.code == 0, r.err
-    assert f"Resumed big.bin: {len(before)} of" in r.err
+    # A part in flight at the kill may still land after it, so at least the parts seen.
+    resumed = re.search(r"Resumed big.bin: (\d+) of (\d+) parts already stored", r.err)
+    assert resumed and len(before) <= int(resumed.group(1)) < int(resumed.group(2)), r.err
     f = File.objects.get(project__public_id=project, path="big.bin")
     assert f.object_key == upload.object_key  # the same upload was finished
     # The parts stored before the kill are in the final object unchanged (a re-upload
