@@ -22,9 +22,17 @@ import httpx
 import zstandard
 
 from cli.client import Api
-from cli.errors import CliError
+from cli.errors import CliError, LoginRequired
 from cli.journal import Journal
-from cli.transfer import Bars, Cancelled, Summary, backoff, run_files, storage_client
+from cli.transfer import (
+    RECORDED,
+    Bars,
+    Cancelled,
+    Summary,
+    backoff,
+    run_files,
+    storage_client,
+)
 from keys import c4gh
 
 #: zstd's multi-threaded output is identical for any worker count >= 1, but not equal to
@@ -33,6 +41,13 @@ from keys import c4gh
 ZSTD_THREADS = 2
 MATCH_BATCH = 10_000
 PART_ATTEMPTS = 5
+#: Files up to this size go in batches (one request starts many, one completes them).
+SMALL_MAX = 1024 * 1024
+#: Part URLs asked for with each batched upload: enough for SMALL_MAX even with parts of
+#: one segment, so a small file never needs a part-urls call.
+SMALL_FIRST_PARTS = -(-c4gh.stored_size(SMALL_MAX) // c4gh.CIPHER_SEGMENT_SIZE)
+#: Files per batch request (the server takes up to 200).
+BATCH_FILES = 100
 
 
 @dataclass
@@ -128,10 +143,13 @@ class Uploader:
         self.public_key = c4gh.load_public_key(pk_file)
         part_workers = max(4, threads * 2)
         self.parts = ThreadPoolExecutor(part_workers, thread_name_prefix="dds-part")
+        # Small files of the batches in flight: each encrypts in memory and PUTs its part.
+        self.small = ThreadPoolExecutor(part_workers, thread_name_prefix="dds-small")
         # Parts waiting or in flight, across files: bounds memory whatever the file sizes.
         self.in_flight = threading.BoundedSemaphore(part_workers + 2)
 
     def close(self) -> None:
+        self.small.shutdown(wait=True, cancel_futures=True)
         self.parts.shutdown(wait=True, cancel_futures=True)
         self.http.close()
 
@@ -169,24 +187,127 @@ class Uploader:
                 if max_parts > 1 and entry is None:
                     entry = self._journal_new(src, before, upload, enc)
                 etags = self._send(src, upload, enc, stored, max_parts, task, fh)
-            result = enc.result
-            after = os.stat(src.local)
-            if ((after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
-                    or result.original_size != src.size):
-                self._abort(upload["upload_id"], src.remote)
-                raise CliError("the file changed while it was read; nothing was stored — "
-                               "put it again when it is complete")
-            self.api.post(self.base + f"uploads/{upload['upload_id']}/complete", {
-                "parts": [{"part_number": n, "etag": e} for n, e in sorted(etags.items())],
-                "header": base64.b64encode(enc.header).decode(), "checksum": result.sha256,
-                "size_original": result.original_size, "size_stored": result.stored_size,
-                "compressed": result.compressed})
+            self._check_unchanged(src, before, enc, upload["upload_id"])
+            self.api.post(self.base + f"uploads/{upload['upload_id']}/complete",
+                          _complete_body(enc, etags))
             self.journal.drop(src.remote)
         except OSError as exc:
             self._abort(upload["upload_id"], src.remote)
             raise CliError(f"read error: {exc.strerror or exc}")
         finally:
             self.bars.finish(task)
+
+    def _check_unchanged(self, src: Source, before: os.stat_result, enc,
+                         upload_id: str) -> None:
+        after = os.stat(src.local)
+        if ((after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
+                or enc.result.original_size != src.size):
+            self._abort(upload_id, src.remote)
+            raise CliError("the file changed while it was read; nothing was stored — "
+                           "put it again when it is complete")
+
+    # ---------------------------------------------------------------- small files
+
+    def put_batch(self, batch: list[Source]):
+        """Files that fit in one part: one request starts them all (with their part URLs),
+        their parts go out in parallel, one request completes them. Each file's outcome
+        goes to the summary on its own; returns ``RECORDED``."""
+        try:
+            self._put_batch(batch)
+        except (Cancelled, LoginRequired):
+            raise
+        except CliError as exc:  # the whole request was refused (e.g. 503): every file
+            for src in batch:
+                self._fail(src.remote, exc.message)
+        return RECORDED
+
+    def _fail(self, remote: str, why: str) -> None:
+        self.summary.fail(remote, why)
+        if self.break_on_fail:
+            self.cancel.set()
+
+    def _put_batch(self, batch: list[Source]) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+        stats: dict[str, os.stat_result] = {}
+        todo: list[Source] = []
+        for src in batch:
+            try:
+                stats[src.remote] = os.stat(src.local)
+                todo.append(src)
+            except OSError as exc:
+                self._fail(src.remote, f"cannot read: {exc.strerror or exc}")
+        if not todo:
+            return
+        got = self.api.post(self.base + "uploads/batch", {
+            "first_parts": SMALL_FIRST_PARTS,
+            "uploads": [{"path": s.remote, "size_original": stats[s.remote].st_size,
+                         "overwrite": self.overwrite} for s in todo]})
+        futures: dict[Future, Source] = {}
+        for src, item in zip(todo, got["uploads"], strict=True):
+            error = item["error"]
+            if error is None:
+                futures[self.small.submit(self._put_small, src, stats[src.remote],
+                                          item)] = src
+            elif error["status"] == 409 and error.get("upload_id"):
+                # A started upload no journal knows (an interrupted run): the one-file
+                # path aborts it and starts over.
+                futures[self.small.submit(self.put, src)] = src
+            else:
+                self._fail(src.remote, error["detail"])
+        wait(futures)
+        done: list[tuple[Source, dict]] = []
+        for f, src in futures.items():
+            exc = f.exception()
+            if isinstance(exc, LoginRequired):
+                raise exc
+            if exc is not None:
+                self._fail(src.remote, "interrupted" if isinstance(exc, Cancelled)
+                           else getattr(exc, "message", None) or repr(exc))
+            elif f.result() is None:
+                self.summary.ok(src.remote)  # went the one-file way
+            else:
+                done.append((src, f.result()))
+        if not done:
+            return
+        got = self.api.post(self.base + "uploads/complete-batch",
+                            {"uploads": [body for _, body in done]})
+        for (src, _), result in zip(done, got["uploads"], strict=True):
+            if result["error"] is None:
+                self.summary.ok(src.remote)
+            else:
+                self._fail(src.remote, result["error"]["detail"])
+            self.bars.advance(None, src.size)
+
+    def _put_small(self, src: Source, before: os.stat_result, item: dict,
+                   force_plain: bool = False) -> dict | None:
+        """Encrypt in memory, PUT the part(s); the body of its complete (None: the file
+        went the one-file way instead)."""
+        if self.cancel.is_set():
+            raise Cancelled()
+        upload = item["upload"]
+        urls = _PartUrls(self.api, self.base + f"uploads/{upload['upload_id']}/part-urls",
+                         upload["max_parts"])
+        urls.urls.update({p["part_number"]: p["url"] for p in item["parts"]})
+        try:
+            with open(src.local, "rb", buffering=0) as fh:
+                # Chunks no larger than the file needs: the same parts, smaller buffers.
+                needed = c4gh.segment_count(c4gh.stored_size(src.size))
+                part_size = min(upload["part_size"],
+                                max(1, needed) * c4gh.CIPHER_SEGMENT_SIZE)
+                enc = self._encryptor(fh, part_size, None, force_plain)
+                chunks = list(enc) or [b""]  # an empty file is one empty part
+        except OSError as exc:
+            self._abort(upload["upload_id"], src.remote)
+            raise CliError(f"read error: {exc.strerror or exc}")
+        if len(chunks) > upload["max_parts"]:
+            # Compression made it larger than reserved: start it over, uncompressed.
+            self._abort(upload["upload_id"], src.remote)
+            self._put(src, force_plain=True)
+            return None
+        self._check_unchanged(src, before, enc, upload["upload_id"])
+        etags = {n: self._put_part(urls, n, chunk) for n, chunk in enumerate(chunks, 1)}
+        return {"upload_id": upload["upload_id"], **_complete_body(enc, etags)}
 
     def _resume_or_start(self, src: Source, st: os.stat_result, force_plain: bool):
         """(upload, {part: (etag, size)} already stored, journal entry or None)."""
@@ -333,6 +454,14 @@ class Uploader:
         self.journal.drop(remote)
 
 
+def _complete_body(enc, etags: dict[int, str]) -> dict:
+    result = enc.result
+    return {"parts": [{"part_number": n, "etag": e} for n, e in sorted(etags.items())],
+            "header": base64.b64encode(enc.header).decode(), "checksum": result.sha256,
+            "size_original": result.original_size, "size_stored": result.stored_size,
+            "compressed": result.compressed}
+
+
 def _slices(data, size: int = 1024 * 1024):
     view = memoryview(data)
     for i in range(0, len(view), size):
@@ -381,12 +510,22 @@ def run_put(api: Api, project: str, sources: list[Source], *, overwrite: bool, t
                 summary.skip(s.remote, "already in the project (use --overwrite to replace)")
         sources = [s for s in sources if s.remote not in there]
     # Big files first: they set the total time, small ones fill the gaps around them.
+    # Small files without a journal entry go in batches; enough batches that every
+    # thread has one.
     sources.sort(key=lambda s: -s.size)
+    up_journal = Journal(api.url, project)
+    small = [s for s in sources if s.size <= SMALL_MAX and up_journal.load(s.remote) is None]
+    chosen = {id(s) for s in small}
+    work: list = [s for s in sources if id(s) not in chosen]
+    per_batch = max(1, min(BATCH_FILES, -(-len(small) // max(threads, 1))))
+    work += [small[i:i + per_batch] for i in range(0, len(small), per_batch)]
     with bars_factory(sum(s.size for s in sources)) as bars:
         up = Uploader(api, project, overwrite=overwrite, threads=threads, bars=bars,
                       summary=summary, break_on_fail=break_on_fail, notify=notify)
         try:
-            run_files(sources, up.put, lambda s: s.remote, threads=threads, summary=summary,
-                      cancel=up.cancel, break_on_fail=break_on_fail)
+            run_files(work, lambda it: up.put_batch(it) if isinstance(it, list) else up.put(it),
+                      lambda it: f"{len(it)} files" if isinstance(it, list) else it.remote,
+                      threads=threads, summary=summary, cancel=up.cancel,
+                      break_on_fail=break_on_fail)
         finally:
             up.close()

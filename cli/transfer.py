@@ -23,6 +23,10 @@ from rich.progress import (
 OWN_BAR_MIN = 8 * 1024 * 1024
 
 
+#: Returned by a ``run_files`` work function that recorded its items' outcomes itself.
+RECORDED = object()
+
+
 class Cancelled(Exception):
     """The user interrupted the transfer (Ctrl-C)."""
 
@@ -118,7 +122,8 @@ def run_files(items: list, work, name, *, threads: int, summary: Summary,
               cancel: threading.Event, break_on_fail: bool) -> None:
     """Run ``work(item)`` for every item on ``threads`` threads, recording each outcome.
 
-    ``work`` returns None (done) or a reason the item was skipped. A failure stops the
+    ``work`` returns None (done), a reason the item was skipped, or ``RECORDED`` (it
+    recorded the outcomes itself, e.g. of a batch of files). A failure stops the
     others only with ``break_on_fail``; an ended login stops everything (every other
     request would fail the same way). Ctrl-C sets ``cancel`` and raises ``Cancelled``.
     """
@@ -133,6 +138,8 @@ def run_files(items: list, work, name, *, threads: int, summary: Summary,
             exc = f.exception()
             if exc is None:
                 reason = f.result()
+                if reason is RECORDED:
+                    continue
                 summary.skip(label, reason) if reason else summary.ok(label)
             elif isinstance(exc, Cancelled):
                 summary.fail(label, "interrupted")
