@@ -215,7 +215,7 @@ DDS_ALLOWED_STORAGE_REGIONS = env.list("DDS_ALLOWED_STORAGE_REGIONS", default=["
 DDS_ALLOWED_STORAGE_ENDPOINTS = env.list("DDS_ALLOWED_STORAGE_ENDPOINTS", default=[])
 # Uploads: parts are whole 65 564-byte Crypt4GH segments; 80 segments is the smallest
 # part S3 accepts (5 MiB). Presigned URLs are short-lived; downloads at most one hour.
-DDS_UPLOAD_MIN_PART_SEGMENTS = env.int("DDS_UPLOAD_MIN_PART_SEGMENTS", default=80)
+DDS_UPLOAD_MIN_PART_SEGMENTS = env.int("DDS_UPLOAD_MIN_PART_SEGMENTS", default=128)
 DDS_UPLOAD_PART_URL_TTL = env.int("DDS_UPLOAD_PART_URL_TTL", default=15 * 60)
 DDS_DOWNLOAD_URL_TTL = min(env.int("DDS_DOWNLOAD_URL_TTL", default=60 * 60), 60 * 60)
 DDS_UPLOAD_STALE_HOURS = env.int("DDS_UPLOAD_STALE_HOURS", default=24)

@@ -15,6 +15,7 @@ import re
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -194,9 +195,10 @@ class _PathState:
                  .values_list("path", "public_id")))
 
 
-def _upload_new(*, project: Project, by: User, item: StartInput, state: _PathState,
-                ledger: _QuotaLedger, backend: StorageBackend, ip: str | None) -> Upload:
-    """Every rule of starting one upload (the caller holds the unit lock)."""
+def _upload_admit(*, project: Project, by: User, item: StartInput, state: _PathState,
+                  ledger: _QuotaLedger) -> Upload:
+    """Every rule of starting one upload (the caller holds the unit lock): the upload to
+    open, its bytes reserved in ``ledger`` and its path taken in ``state``."""
     path = item.path
     exists = path in state.files
     if exists and not item.overwrite:
@@ -216,17 +218,29 @@ def _upload_new(*, project: Project, by: User, item: StartInput, state: _PathSta
                     object_key=secrets.token_hex(20), size_original=item.size_original,
                     reserved_bytes=reserved, part_size=part_size_for(reserved),
                     overwrite=item.overwrite, created_by=by)
-    try:
-        upload.multipart_id = backend.start_multipart(project.bucket, upload.object_key)
-    except StorageRejected:
-        ledger.reserved -= reserved
-        raise
-    upload.save()
     state.active[path] = upload.public_id
-    audit_record(action="upload.start", actor=by, project=project, target=path, ip=ip,
-                 details={"upload": upload.public_id, "size_original": item.size_original,
-                          "reserved_bytes": reserved, "overwrite": item.overwrite})
     return upload
+
+
+_storage_pool: ThreadPoolExecutor | None = None
+
+
+def _storage_map(fn, items: list) -> list:
+    """``fn`` over ``items``, storage calls in parallel (boto3 clients are thread-safe);
+    per item its result or the ``TransferError`` it raised."""
+    global _storage_pool
+
+    def one(item):
+        try:
+            return fn(item)
+        except TransferError as exc:
+            return exc
+
+    if len(items) <= 1:
+        return [one(i) for i in items]
+    if _storage_pool is None:
+        _storage_pool = ThreadPoolExecutor(16, thread_name_prefix="dds-storage")
+    return list(_storage_pool.map(one, items))
 
 
 #: Uploads started or completed by one batch request.
@@ -254,16 +268,33 @@ def uploads_start(*, project: Project, by: User, items: Sequence[StartInput],
     if todo:
         ledger = _QuotaLedger(_lock_unit(project))
         state = _PathState.load(project, {item.path for _, item in todo})
-        backend = storage_for_project(project)
-        backend.create_bucket(project.bucket)
+        admitted: list[tuple[int, Upload]] = []
         for i, item in todo:
             try:
-                out[i] = _upload_new(project=project, by=by, item=item, state=state,
-                                     ledger=ledger, backend=backend, ip=ip)
+                admitted.append((i, _upload_admit(project=project, by=by, item=item,
+                                                  state=state, ledger=ledger)))
             except TransferError as exc:
-                if isinstance(exc, StorageUnavailable):
-                    raise  # nothing is written: the whole batch can be retried
                 out[i] = exc
+        if admitted:
+            backend = storage_for_project(project)
+            backend.create_bucket(project.bucket)
+            ids = _storage_map(lambda u: backend.start_multipart(project.bucket, u.object_key),
+                               [u for _, u in admitted])
+            for (i, upload), multipart_id in zip(admitted, ids, strict=True):
+                if isinstance(multipart_id, StorageUnavailable):
+                    raise multipart_id  # nothing is written: the whole batch can be retried
+                if isinstance(multipart_id, TransferError):
+                    out[i] = multipart_id  # (its reservation dies with the unsaved row)
+                    continue
+                upload.multipart_id = multipart_id
+                upload.save()
+                audit_record(action="upload.start", actor=by, project=project,
+                             target=upload.path, ip=ip,
+                             details={"upload": upload.public_id,
+                                      "size_original": upload.size_original,
+                                      "reserved_bytes": upload.reserved_bytes,
+                                      "overwrite": upload.overwrite})
+                out[i] = upload
     return out
 
 
@@ -477,24 +508,37 @@ def uploads_complete(*, project: Project, by: User, kek: bytes,
 
     uploads = uploads_get(project=project, user=by, public_ids=[i for i, _ in items])
     key = _ProjectKeyOnce(project=project, by=by, kek=kek)
+    # What storage holds, asked for all uploads at once (each item still checks it before
+    # assembly, and storage refuses a complete whose ETags are not the stored parts').
+    mine = [u for u in dict.fromkeys(uploads.values()) if isinstance(u, Upload)
+            and u.status == UploadStatus.IN_PROGRESS]
+    backend = storage_for_project(project)
+    listed = dict(zip((u.pk for u in mine), _storage_map(
+        lambda u: backend.list_parts(project.bucket, u.object_key, u.multipart_id), mine),
+        strict=True))
     out: list[File | TransferError] = []
     for public_id, data in items:
         upload = uploads[public_id]
         if isinstance(upload, TransferError):
             out.append(upload)
             continue
+        stored = listed.pop(upload.pk, None)  # a repeated id asks storage again
         try:
-            out.append(_upload_complete_one(upload=upload, by=by, key=key, data=data, ip=ip))
+            out.append(_upload_complete_one(
+                upload=upload, by=by, key=key, data=data, ip=ip,
+                stored_parts=None if isinstance(stored, TransferError) else stored))
         except TransferError as exc:
             out.append(exc)
     return out
 
 
 def _upload_complete_one(*, upload: Upload, by: User, key: _ProjectKeyOnce,
-                         data: CompleteInput, ip: str | None) -> File:
+                         data: CompleteInput, ip: str | None,
+                         stored_parts: list | None = None) -> File:
     try:
         with transaction.atomic():
-            return _upload_complete(upload=upload, by=by, key=key, data=data, ip=ip)
+            return _upload_complete(upload=upload, by=by, key=key, data=data, ip=ip,
+                                    stored_parts=stored_parts)
     except _AssembledWrong as exc:
         with transaction.atomic():
             _upload_finish(upload, UploadStatus.ABORTED)
@@ -506,7 +550,7 @@ def _upload_complete_one(*, upload: Upload, by: User, key: _ProjectKeyOnce,
 
 
 def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: CompleteInput,
-                     ip: str | None) -> File:
+                     ip: str | None, stored_parts: list | None) -> File:
     upload = Upload.objects.select_for_update(of=("self",)).select_related(
         "project", "project__unit").get(pk=upload.pk)
     _require_in_progress(upload)
@@ -524,7 +568,9 @@ def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: Co
                        f"not {data.size_stored}.")
     _header_validate(project=project, key=key, header=data.header)
     backend = storage_for_project(project)
-    stored_parts = backend.list_parts(project.bucket, upload.object_key, upload.multipart_id)
+    if stored_parts is None:
+        stored_parts = backend.list_parts(project.bucket, upload.object_key,
+                                          upload.multipart_id)
     _parts_validate(upload=upload, parts=data.parts, stored=stored_parts,
                     size_stored=data.size_stored)
     if data.size_stored > upload.reserved_bytes:

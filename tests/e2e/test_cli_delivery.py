@@ -130,7 +130,7 @@ def test_put_killed_half_way_resumes_with_missing_parts_only(e2e, tmp_path, moto
     staff.login()
     project = _project(staff)
     big = tmp_path / "big.bin"
-    big.write_bytes(os.urandom(60 * MB))  # ~12 parts of 80 segments
+    big.write_bytes(os.urandom(60 * MB))  # ~7 parts of 128 segments
 
     proc = staff.popen("data", "put", "-p", project, "-s", str(big), "--silent",
                        "--num-threads", "1")

@@ -20,6 +20,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 BIG = 80 * c4gh.SEGMENT_SIZE * 2 + 12345
 
 
+@pytest.fixture(autouse=True)
+def _s3_minimum_parts(settings):
+    settings.DDS_UPLOAD_MIN_PART_SEGMENTS = 80
+
+
 def test_upload_list_download_by_range(world, storage):
     data = os.urandom(BIG)
     client = world.client()
