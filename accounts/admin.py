@@ -8,6 +8,7 @@ from accounts import services
 from accounts.admin_base import ScopedAdmin, SuperAdminOnly
 from accounts.models import MOTD, Invite, Maintenance, Role, Unit, User
 from accounts.selectors import users_visible_to
+from projects.audit import audit_record
 
 # Roles replace Django groups/permissions; hide the unused Group model.
 admin.site.unregister(Group)
@@ -61,9 +62,30 @@ class UserAdmin(ScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
+        # Activation goes through the deactivate/reactivate actions (services that end
+        # sessions and check the two-admin minimum), never a bare field edit. The email
+        # address is where login codes and reset links go: only the operator changes it.
+        fields.append("is_active")
         if request.user.role != Role.SUPER_ADMIN:
-            fields += ["role", "unit"]
+            fields += ["email", "role", "unit"]
         return fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if not super().has_change_permission(request, obj):
+            return False
+        if obj is None:
+            return True
+        try:
+            services.user_manage_check(user=obj, by=request.user)
+        except PermissionDenied:
+            return False  # e.g. researchers of the unit's projects: view only
+        return True
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit_record(action="user.admin_edit", actor=request.user, target=obj.username,
+                     ip=request.META.get("REMOTE_ADDR"),
+                     details={"fields": sorted(form.changed_data)})
 
     actions = ["deactivate", "reactivate"]
 

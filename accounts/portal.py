@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
@@ -60,15 +61,24 @@ def _page(request, title: str, form: forms.Form, *, submit: str, intro: str = ""
                                                   "links": links}, status=status)
 
 
+def portal_session_live(request) -> bool:
+    """A logged-in, second-factor verified user whose key session is still live.
+
+    The portal and the admin both ask this, so ending a session (logout elsewhere,
+    password change, deactivation, absolute lifetime) ends it everywhere at once.
+    """
+    user = request.user
+    sid = request.session.get(PORTAL_SESSION_KEY)
+    return bool(user.is_authenticated and user.is_verified() and sid
+                and live_session(public_id=sid, user_id=user.pk))
+
+
 def portal_login_required(view):
     """A logged-in, second-factor verified user with a live key session."""
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
-        user = request.user
-        sid = request.session.get(PORTAL_SESSION_KEY)
-        if not (user.is_authenticated and user.is_verified() and sid
-                and live_session(public_id=sid, user_id=user.pk)):
+        if not portal_session_live(request):
             logout(request)
             return redirect(f"{reverse('accounts:login')}?next={request.path}")
         return view(request, *args, **kwargs)
@@ -136,7 +146,8 @@ def login_code_view(request):
         login(request, session.user, backend="django.contrib.auth.backends.ModelBackend")
         otp_login(request, services.second_factor_device(session.user))
         request.session[PORTAL_SESSION_KEY] = session.public_id
-        if not next_url.startswith("/") or next_url.startswith("//"):
+        if not url_has_allowed_host_and_scheme(next_url, {request.get_host()},
+                                               require_https=request.is_secure()):
             next_url = reverse("portal:projects")
         return HttpResponseRedirect(next_url)
     return _page(request, "Second factor", form, submit="Log in", intro=intro)

@@ -125,9 +125,12 @@ def _link(path: str) -> str:
 
 
 def _mail_on_commit(*, subject: str, body: str, to: list[str]) -> None:
+    # robust: the write has committed; a mail-server failure is logged (by Django, without
+    # the message body), not turned into a 500 that would invite a harmful retry.
     recipients = [r for r in to if r]
     if recipients:
-        transaction.on_commit(lambda: send_mail(subject, body, None, recipients))
+        transaction.on_commit(lambda: send_mail(subject, body, None, recipients),
+                              robust=True)
 
 
 def _minutes_left(until) -> int:
@@ -164,7 +167,7 @@ def user_create(*, username: str, email: str, name: str, password: str, role: st
     return user
 
 
-def _user_manage_check(*, user: User, by: User) -> None:
+def user_manage_check(*, user: User, by: User) -> None:
     """Super Admins manage anyone; Unit Admins the staff of their own unit."""
     if by.role == Role.SUPER_ADMIN:
         return
@@ -175,9 +178,10 @@ def _user_manage_check(*, user: User, by: User) -> None:
 
 @transaction.atomic
 def user_deactivate(*, user: User, by: User, ip: str | None = None) -> User:
-    _user_manage_check(user=user, by=by)
+    user_manage_check(user=user, by=by)
     if user.pk == by.pk:
         raise ValidationError("You cannot deactivate your own account.")
+    _last_admins_check(user, by=by)
     user.is_active = False
     user.save(update_fields=["is_active"])
     auth_sessions_end(user=user, by=by, reason="deactivated", ip=ip)
@@ -187,7 +191,7 @@ def user_deactivate(*, user: User, by: User, ip: str | None = None) -> User:
 
 @transaction.atomic
 def user_reactivate(*, user: User, by: User, ip: str | None = None) -> User:
-    _user_manage_check(user=user, by=by)
+    user_manage_check(user=user, by=by)
     user.is_active = True
     user.save(update_fields=["is_active"])
     audit_record(action="user.reactivate", actor=by, target=user.username, ip=ip)
@@ -200,7 +204,8 @@ def user_delete(*, user: User, by: User, ip: str | None = None) -> None:
     if user.pk == by.pk:
         raise ValidationError("Delete your own account from the account page (it needs an "
                               "email confirmation).")
-    _user_manage_check(user=user, by=by)
+    user_manage_check(user=user, by=by)
+    _last_admins_check(user, by=by)
     audit_record(action="user.delete", actor=by, target=user.username, ip=ip,
                  details={"role": user.role})
     user.delete()
@@ -521,8 +526,13 @@ def invite_create(*, email: str, role: str, by: User, by_kek: bytes | None = Non
     if existing is not None:
         return _invite_existing(user=existing, role=role, project=project, by=by,
                                 by_kek=by_kek, is_owner=is_owner, ip=ip)
+    pending = _invite_pending_elsewhere(email=email, project=project)
+    if pending is not None:
+        return _invite_add_project(invite=pending, role=role, project=project, by=by,
+                                   by_kek=by_kek, is_owner=is_owner, ip=ip)
     with transaction.atomic():
-        Invite.objects.filter(email__iexact=email).delete()  # re-inviting replaces
+        # Re-inviting replaces an expired invite, or one that only carries this project.
+        Invite.objects.filter(email__iexact=email).delete()
         invite = Invite(email=email, role=role, unit=unit, project=project,
                         is_owner=is_owner, created_by=by,
                         expires_at=timezone.now() + timedelta(days=settings.DDS_INVITE_DAYS))
@@ -550,6 +560,46 @@ def invite_create(*, email: str, role: str, by: User, by_kek: bytes | None = Non
             raise EmailFailed("The invitation email could not be sent; nothing was "
                               "created. Try again later.") from exc
     return InviteResult(kind="invited", email=email, invite=invite)
+
+
+def _invite_pending_elsewhere(*, email: str, project: Project | None) -> Invite | None:
+    """A live invite for ``email`` that holds keys of *other* projects.
+
+    Replacing it would destroy those grants (only the invitee's token opens its key), so
+    it is extended instead of replaced.
+    """
+    invite = Invite.objects.filter(email__iexact=email, expires_at__gt=timezone.now()).first()
+    if invite is None:
+        return None
+    others = invite.project_keys.exclude(project=project) if project else invite.project_keys
+    return invite if others.exists() else None
+
+
+class InviteConflict(DDSError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "invite_pending"
+
+
+@transaction.atomic
+def _invite_add_project(*, invite: Invite, role: str, project: Project | None, by: User,
+                        by_kek: bytes | None, is_owner: bool, ip: str | None) -> InviteResult:
+    if project is None or role != invite.role:
+        raise InviteConflict(
+            f"{invite.email} already has a pending invitation (as "
+            f"{Role(invite.role).label}, valid until {invite.expires_at:%Y-%m-%d}); it must "
+            "be used or expire before a different one can be sent.")
+    invite_access_grant(invite=invite, project=project, granter=by, granter_kek=by_kek,
+                        is_owner=is_owner)
+    audit_record(action="invite.add_project", actor=by, project=project, target=invite.email,
+                 ip=ip, details={"is_owner": is_owner})
+    _mail_on_commit(
+        subject=f"You have also been given access to {project.public_id}",
+        body=(f"{by.name} gave you access to project {project.public_id} ({project.title}) "
+              "in the Data Delivery System. Register with the invitation link you already "
+              f"received (valid until {invite.expires_at:%Y-%m-%d}); this project will be "
+              "there too.\n"),
+        to=[invite.email])
+    return InviteResult(kind="invited", email=invite.email, invite=invite)
 
 
 @transaction.atomic
@@ -856,11 +906,17 @@ def totp_disable(*, user: User, token: str, ip: str | None = None) -> None:
 # --------------------------------------------------------------------------- self-delete
 
 
-def _last_admins_check(user: User) -> None:
-    if user.role == Role.UNIT_ADMIN and User.objects.filter(
+def _last_admins_check(user: User, *, by: User | None = None) -> None:
+    """A unit keeps at least two active Unit Admins (projects need them; see
+    projects.services.unit_admin_check): none of its last two may leave."""
+    if user.role == Role.UNIT_ADMIN and user.is_active and User.objects.filter(
             unit_id=user.unit_id, role=Role.UNIT_ADMIN, is_active=True).count() <= 2:
-        raise ValidationError("A unit needs at least two admins: as one of its last two, "
-                              "you cannot delete your account. Ask for another admin first.")
+        if by is None or by.pk == user.pk:
+            raise ValidationError("A unit needs at least two admins: as one of its last two, "
+                                  "you cannot delete your account. Ask for another admin "
+                                  "first.")
+        raise ValidationError(f"{user.username} is one of the unit's last two active Unit "
+                              "Admins; a unit needs at least two. Invite another admin first.")
 
 
 @transaction.atomic

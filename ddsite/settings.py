@@ -75,7 +75,7 @@ else:
 DDS_SEALING_KEY = env.str("DDS_SEALING_KEY", default="")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "ddsite.apps.DDSAdminConfig",  # django.contrib.admin with the DDS admin site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

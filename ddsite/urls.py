@@ -5,10 +5,6 @@ from drf_spectacular.views import SpectacularAPIView
 
 from ddsite import health
 
-admin.site.site_header = "DDS administration"
-admin.site.site_title = "DDS admin"
-admin.site.index_title = "Data Delivery System"
-
 # Each app owns its API routes (``<app>/urls.py``), all under /api/v1/.
 api_v1 = [
     path("", include("accounts.urls")),

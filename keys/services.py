@@ -243,13 +243,20 @@ def invite_keys_transfer(*, invite, token: str, user) -> list:
 
 def project_access_fix(*, user, granter, granter_kek: bytes, project=None) -> list:
     """Re-grant keys to ``user`` after a password reset, for every project where the user
-    should have access (member, or staff of the project's unit) and ``granter`` holds a key.
+    should have access (member, or staff of the project's unit) and ``granter`` holds a key
+    and manages the project's people (its unit's staff or an owner).
     """
     from projects.models import Project
 
     if not user.public_key:
         raise KeyAccessError(f"{user.username} has no key pair yet")
     candidates = Project.objects.filter(user_keys__user=granter, public_key__isnull=False)
+    # Only those who manage the project's people may fix access: its unit's staff, or
+    # its owners — holding a key (any member does) is not enough.
+    if granter.is_unit_staff:
+        candidates = candidates.filter(unit_id=granter.unit_id)
+    else:
+        candidates = candidates.filter(memberships__user=granter, memberships__is_owner=True)
     if project is not None:
         candidates = candidates.filter(pk=project.pk)
     entitled = candidates.filter(memberships__user=user)

@@ -14,6 +14,7 @@ from projects.services import (
     project_create,
     project_release,
     project_retract,
+    project_update,
     unit_admin_check,
 )
 
@@ -157,9 +158,17 @@ class ProjectAdmin(ScopedAdmin):
         user = request.user
         return user.is_active and user.role in self.add_roles
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The operator sees projects but does not edit them (no project role, no keys).
+        return (super().has_change_permission(request, obj)
+                and request.user.role != Role.SUPER_ADMIN)
+
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            # Through the service: final projects refuse edits, and the edit is audited.
+            project_update(project=obj, by=request.user,
+                           **{f: form.cleaned_data[f] for f in ("title", "description", "pi")
+                              if f in form.changed_data})
             return
         created = project_create(unit=request.user.unit, by=request.user, title=obj.title,
                                  description=obj.description, pi=obj.pi,

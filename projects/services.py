@@ -253,7 +253,8 @@ def project_release(*, project: Project, by: User, deadline_days: int | None = N
     audit_record(action=action, actor=by, project=project,
                  details={"deadline": deadline.isoformat(), "notify": notify})
     if notify:
-        transaction.on_commit(lambda: _notify_release(project))
+        # robust: the release has committed; a mail failure is logged, not a 500.
+        transaction.on_commit(lambda: _notify_release(project), robust=True)
     return project
 
 
@@ -495,9 +496,9 @@ def project_access_fix(*, project: Project | None, by: User, kek: bytes,
                        username: str, ip: str | None = None) -> list[Project]:
     """Re-grant keys to a member who reset their password, by username (the rule and its
     audit live in accounts.services.user_access_fix)."""
+    from accounts.selectors import user_get_for_actor
     from accounts.services import user_access_fix
 
-    user = User.objects.filter(username=username, is_active=True).first()
-    if user is None:
-        raise ProjectRuleError(f"no active user {username!r}")
+    # Scoped lookup: an unknown name and another unit's user look the same (404).
+    user = user_get_for_actor(actor=by, username=username)
     return user_access_fix(user=user, by=by, by_kek=kek, project=project, ip=ip)

@@ -71,3 +71,17 @@ def bearer(access: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
     return client
+
+
+def portal_login(client, user, password: str | None = None) -> None:
+    """Log ``client`` in as the portal does (password, then the emailed code), so the
+    portal and the admin see a verified user with a live key session."""
+    from accounts.tests.factories import TEST_PASSWORD
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        first = client.post("/accounts/login/", {"username": user.username,
+                                                 "password": password or TEST_PASSWORD})
+    assert first.status_code == 302, first.content[:500]
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        second = client.post("/accounts/login/code/", {"code": last_code(user.email)})
+    assert second.status_code == 302, second.content[:500]

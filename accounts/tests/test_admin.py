@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from accounts.models import Role
 from accounts.tests.factories import InviteFactory, UserFactory
+from accounts.tests.helpers import portal_login
 from projects.models import Project
 from projects.tests.factories import MembershipFactory
 from transfers.models import StorageLocation
@@ -37,7 +38,7 @@ def _changelist(model):
 @pytest.mark.django_db
 def test_unit_admin_changelists_show_only_their_unit(client, admin_a, admin_b, world,
                                                       project_a, project_b):
-    client.force_login(admin_a)
+    portal_login(client, admin_a)
     projects = client.get(_changelist(Project)).content.decode()
     assert project_a.public_id in projects and project_b.public_id not in projects
     users = client.get(_changelist(admin_a.__class__)).content.decode()
@@ -50,7 +51,7 @@ def test_unit_admin_changelists_show_only_their_unit(client, admin_a, admin_b, w
 @pytest.mark.django_db
 def test_unit_admin_gets_404_for_other_units_objects(client, admin_a, admin_b, world,
                                                      project_b):
-    client.force_login(admin_a)
+    portal_login(client, admin_a)
     for obj in (project_b, admin_b, world["researcher_b"], world["invite_b"]):
         assert client.get(_change_url(obj)).status_code == 404, obj
         # Posting a change is refused the same way and changes nothing.
@@ -61,7 +62,7 @@ def test_unit_admin_gets_404_for_other_units_objects(client, admin_a, admin_b, w
 
 @pytest.mark.django_db
 def test_super_admin_sees_every_unit(client, superadmin, world, project_a, project_b):
-    client.force_login(superadmin)
+    portal_login(client, superadmin)
     page = client.get(_changelist(Project)).content.decode()
     assert project_a.public_id in page and project_b.public_id in page
     assert client.get(_change_url(project_b)).status_code == 200
@@ -69,14 +70,14 @@ def test_super_admin_sees_every_unit(client, superadmin, world, project_a, proje
 
 @pytest.mark.django_db
 def test_researcher_cannot_enter_the_admin(client, world):
-    client.force_login(world["researcher_a"])
+    portal_login(client, world["researcher_a"])
     response = client.get(reverse("admin:index"))
     assert response.status_code == 302 and "login" in response["Location"]
 
 
 @pytest.mark.django_db
 def test_unit_admin_edits_own_project_title(client, admin_a, project_a):
-    client.force_login(admin_a)
+    portal_login(client, admin_a)
     response = client.post(_change_url(project_a), {
         "title": "Renamed", "description": "d", "pi": "Dr P",
         "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
@@ -91,7 +92,7 @@ def test_unit_admin_edits_own_project_title(client, admin_a, project_a):
 def test_unit_staff_create_a_project_through_the_service(client, personnel_a, unit_a,
                                                          admin_a):
     UserFactory(role=Role.UNIT_ADMIN, unit=unit_a)
-    client.force_login(personnel_a)
+    portal_login(client, personnel_a)
     form = {"title": "New delivery", "description": "", "pi": "PI",
             "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
             "status_events-TOTAL_FORMS": "0", "status_events-INITIAL_FORMS": "0"}
@@ -110,7 +111,7 @@ def test_unit_staff_create_a_project_through_the_service(client, personnel_a, un
 
 @pytest.mark.django_db
 def test_keys_files_and_audit_are_read_only(client, admin_a):
-    client.force_login(admin_a)
+    portal_login(client, admin_a)
     for name in ("keys_projectuserkey", "transfers_file", "projects_auditevent",
                  "transfers_fileversion"):
         assert client.get(reverse(f"admin:{name}_changelist")).status_code == 200
@@ -124,7 +125,7 @@ def test_storage_credentials_are_never_displayed(client, superadmin, unit_a, set
         location=StorageLocation(unit=unit_a, name="s3", region="se",
                                  endpoint="https://s3.example.se"),
         by=None, access_key="AKIAVISIBLE", secret_key="hidden-secret-value")
-    client.force_login(superadmin)
+    portal_login(client, superadmin)
     page = client.get(_change_url(loc)).content.decode()
     assert "hidden-secret-value" not in page and "AKIAVISIBLE" not in page
     # Saving without re-entering the credentials keeps them.
@@ -141,10 +142,49 @@ def test_storage_credentials_are_never_displayed(client, superadmin, unit_a, set
 def test_admin_refuses_a_region_outside_the_allowed_list(client, superadmin, unit_a,
                                                          settings):
     settings.DDS_ALLOWED_STORAGE_REGIONS = ["se"]
-    client.force_login(superadmin)
+    portal_login(client, superadmin)
     response = client.post(reverse("admin:transfers_storagelocation_add"), {
         "unit": unit_a.pk, "name": "abroad", "endpoint": "", "region": "us-east-1",
         "bucket_prefix": "", "is_active": "on", "access_key": "", "secret_key": ""})
     assert response.status_code == 200
     assert "is not allowed" in response.content.decode()
     assert not StorageLocation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_unit_admin_cannot_edit_a_researchers_email_or_activation(client, admin_a, world):
+    portal_login(client, admin_a)
+    researcher = world["researcher_a"]
+    page = client.get(_change_url(researcher))
+    assert page.status_code == 200  # visible, as a member of the unit's project
+    response = client.post(_change_url(researcher), {
+        "name": "x", "email": "attacker@example.org", "is_active": ""})
+    assert response.status_code == 403
+    researcher.refresh_from_db()
+    assert researcher.email != "attacker@example.org" and researcher.is_active
+
+
+@pytest.mark.django_db
+def test_unit_admin_edits_own_staffs_name_but_not_email(client, admin_a, personnel_a):
+    portal_login(client, admin_a)
+    response = client.post(_change_url(personnel_a), {
+        "name": "Renamed Person", "email": "attacker@example.org"})
+    assert response.status_code == 302
+    personnel_a.refresh_from_db()
+    assert personnel_a.name == "Renamed Person"
+    assert personnel_a.email != "attacker@example.org"
+    from projects.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="user.admin_edit",
+                                     target=personnel_a.username).exists()
+
+
+@pytest.mark.django_db
+def test_ending_the_session_elsewhere_ends_admin_access(client, admin_a):
+    from accounts.services import auth_sessions_end
+
+    portal_login(client, admin_a)
+    assert client.get("/admin/").status_code == 200
+    auth_sessions_end(user=admin_a, reason="logout everywhere")
+    response = client.get("/admin/")
+    assert response.status_code == 302 and "login/" in response["Location"]

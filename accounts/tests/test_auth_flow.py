@@ -10,7 +10,14 @@ from rest_framework.test import APIRequestFactory
 
 from accounts.models import AuthSession, Invite, Role, User
 from accounts.sessions import request_kek
-from accounts.tests.helpers import APIClient, api_login, bearer, last_code, new_password
+from accounts.tests.helpers import (
+    APIClient,
+    api_login,
+    bearer,
+    keyed_user,
+    last_code,
+    new_password,
+)
 from keys.models import ProjectUserKey
 from keys.services import project_private_key
 from projects.models import AuditEvent, ProjectMembership
@@ -209,3 +216,34 @@ def test_session_rows_hold_no_kek_after_logout(researcher_keyed):
     assert AuthSession.objects.get(user=user, state="active").kek_sealed
     bearer(tokens["access"]).post("/api/v1/auth/logout")
     assert all(s.kek_sealed is None for s in AuthSession.objects.filter(user=user))
+
+
+@pytest.mark.django_db
+def test_reinviting_to_a_second_project_keeps_the_first_grant(
+        unit_a, django_capture_on_commit_callbacks):
+    """Two projects invite the same new address: one invite carries both keys."""
+    from accounts.services import InviteConflict, invite_create
+    from keys.models import InviteProjectKey
+    from keys.services import user_kek_derive
+    from projects.services import project_create
+
+    admin, pw = keyed_user(Role.UNIT_ADMIN, unit_a)
+    keyed_user(Role.UNIT_ADMIN, unit_a)
+    kek = user_kek_derive(user=admin, password=pw)
+    first = project_create(unit=unit_a, by=admin, title="one", force=True)
+    second = project_create(unit=unit_a, by=admin, title="two", force=True)
+    invite_create(email="new@example.org", role=Role.RESEARCHER, by=admin, by_kek=kek,
+                  project=first)
+    token_mails = len(mail.outbox)
+    with django_capture_on_commit_callbacks(execute=True):
+        invite_create(email="New@example.org", role=Role.RESEARCHER, by=admin, by_kek=kek,
+                      project=second, is_owner=True)
+    invite = Invite.objects.get()
+    assert set(InviteProjectKey.objects.filter(invite=invite)
+               .values_list("project__title", "is_owner")) == {("one", False), ("two", True)}
+    assert "also been given access" in mail.outbox[-1].subject
+    assert len(mail.outbox) == token_mails + 1
+    with pytest.raises(InviteConflict):
+        invite_create(email="new@example.org", role=Role.UNIT_PERSONNEL, by=admin,
+                      by_kek=kek, unit=unit_a)
+    assert Invite.objects.count() == 1

@@ -148,4 +148,22 @@ def test_access_fix_after_a_password_reset(world):
     assert fixed.status_code == 200 and fixed.json() == {"fixed": [world.project.public_id]}
     assert project_private_key(project=world.project, user=world.researcher, kek=kek)
     unknown = staff.post(url, {"username": "ghost"}, format="json")
-    assert unknown.status_code == 400 and "no active user" in unknown.json()["detail"]
+    assert unknown.status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_plain_member_cannot_fix_access_for_others(unit_a):
+    from keys.services import project_access_fix, user_keys_reset
+
+    world = make_world(unit_a, researcher_is_owner=False)
+    colleague, _ = keyed_user()
+    world.project.memberships.create(user=colleague)
+    from keys.services import project_access_grant
+
+    project_access_grant(project=world.project, grantee=colleague, granter=world.staff,
+                         granter_kek=world.staff_kek)
+    user_keys_reset(user=colleague, new_password="Reset-Pass-123")
+    colleague.refresh_from_db()
+    # The researcher holds a key, but does not manage the project's people.
+    assert project_access_fix(user=colleague, granter=world.researcher,
+                              granter_kek=world.researcher_kek) == []

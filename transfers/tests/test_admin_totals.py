@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Role
 from accounts.tests.factories import UserFactory
+from accounts.tests.helpers import portal_login
 from projects.tests.factories import ProjectFactory
 from transfers.models import FileVersion, Usage
 
@@ -23,7 +24,7 @@ def test_project_and_unit_lists_show_stored_bytes_and_usage(client, unit_a, admi
     start = timezone.now() - dt.timedelta(days=31)
     Usage.objects.create(project=projects[0], period_start=start,
                          period_end=start + dt.timedelta(days=30), byte_hours=36 * 10**11)
-    client.force_login(admin_a)
+    portal_login(client, admin_a)
     with django_assert_max_num_queries(12):
         page = client.get(reverse("admin:projects_project_changelist")).content.decode()
     assert page.count("2.0\xa0GB") == 3  # deleted versions are not counted
@@ -36,6 +37,6 @@ def test_project_and_unit_lists_show_stored_bytes_and_usage(client, unit_a, admi
 def test_query_count_does_not_grow_with_projects(client, unit_a, django_assert_max_num_queries):
     admin = UserFactory(role=Role.UNIT_ADMIN, unit=unit_a)
     ProjectFactory.create_batch(30, unit=unit_a)
-    client.force_login(admin)
+    portal_login(client, admin)
     with django_assert_max_num_queries(12):
         assert client.get(reverse("admin:projects_project_changelist")).status_code == 200
