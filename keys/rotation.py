@@ -72,8 +72,6 @@ def project_key_rotation_start(*, project, by, kek: bytes) -> KeyRotation:
 def project_key_rotation_run(*, rotation_id: int,
                              batch_size: int = BATCH_SIZE) -> KeyRotation | None:
     """Do (or finish) a rotation. Safe to call again at any point, even concurrently."""
-    from transfers.models import File
-
     rotation = KeyRotation.objects.select_related("project").filter(pk=rotation_id).first()
     if rotation is None or rotation.status == KeyRotationStatus.DONE:
         return rotation
@@ -82,12 +80,27 @@ def project_key_rotation_run(*, rotation_id: int,
     new_sk = unseal(rotation.new_private_key_sealed, purpose=_purpose(project.pk, "new"))
     new_pk = bytes(rotation.new_public_key)
 
+    _rotate_headers(rotation=rotation, old_sk=old_sk, new_sk=new_sk, new_pk=new_pk,
+                    batch_size=batch_size, after_batch=True)
+    _finish(rotation_id=rotation.pk, old_sk=old_sk, new_sk=new_sk, new_pk=new_pk,
+            batch_size=batch_size)
+    rotation.refresh_from_db()
+    return rotation
+
+
+def _rotate_headers(*, rotation: KeyRotation, old_sk: bytes, new_sk: bytes, new_pk: bytes,
+                    batch_size: int, after_batch: bool) -> int:
+    """Re-encrypt every header of the project not yet addressed to the new key, in batches
+    that each commit; returns how many changed."""
+    from transfers.models import File
+
     last_pk = 0
+    total = 0
     while True:
-        batch = list(File.objects.filter(project=project, pk__gt=last_pk)
+        batch = list(File.objects.filter(project_id=rotation.project_id, pk__gt=last_pk)
                      .order_by("pk").only("pk", "header")[:batch_size])
         if not batch:
-            break
+            return total
         with transaction.atomic():
             changed = []
             for f in batch:
@@ -102,12 +115,10 @@ def project_key_rotation_run(*, rotation_id: int,
             File.objects.bulk_update(changed, ["header"])
             KeyRotation.objects.filter(pk=rotation.pk).update(
                 files_done=F("files_done") + len(changed))
+        total += len(changed)
         last_pk = batch[-1].pk
-        _after_batch(rotation, last_pk)
-
-    _finish(rotation_id=rotation.pk, new_sk=new_sk, new_pk=new_pk)
-    rotation.refresh_from_db()
-    return rotation
+        if after_batch:
+            _after_batch(rotation, last_pk)
 
 
 def _after_batch(rotation: KeyRotation, last_pk: int) -> None:
@@ -116,7 +127,8 @@ def _after_batch(rotation: KeyRotation, last_pk: int) -> None:
 
 
 @transaction.atomic
-def _finish(*, rotation_id: int, new_sk: bytes, new_pk: bytes) -> None:
+def _finish(*, rotation_id: int, old_sk: bytes, new_sk: bytes, new_pk: bytes,
+            batch_size: int) -> None:
     from projects.audit import audit_record
     from projects.models import Project
 
@@ -124,6 +136,11 @@ def _finish(*, rotation_id: int, new_sk: bytes, new_pk: bytes) -> None:
     if rotation.status == KeyRotationStatus.DONE:
         return
     project = Project.objects.select_for_update().get(pk=rotation.project_id)
+    # Last sweep under the project lock, before the old key is destroyed: no header may
+    # be left that only the old key opens (defence in depth; uploads refuse while busy).
+    _rotate_headers(rotation=rotation, old_sk=old_sk, new_sk=new_sk, new_pk=new_pk,
+                    batch_size=batch_size, after_batch=False)
+    rotation.refresh_from_db(fields=["files_done"])
     user_rows = list(ProjectUserKey.objects.filter(project=project).select_related("user"))
     for row in user_rows:
         row.key_encrypted = primitives.wrap_project_key(new_sk, bytes(row.user.public_key))

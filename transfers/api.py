@@ -171,13 +171,13 @@ class UploadsStartBatchApi(TransferView):
             help_text="Presigned URLs of this many first parts come with each upload.")
 
     class UploadsStartBatchOut(serializers.Serializer):
-        class Item(serializers.Serializer):
+        class UploadsStartBatchItem(serializers.Serializer):
             path = serializers.CharField(help_text="As sent.")
             upload = UploadOut(allow_null=True)
             parts = UploadPartUrlOut(many=True)
             error = ItemError(allow_null=True)
 
-        uploads = Item(many=True, help_text="In the order sent.")
+        uploads = UploadsStartBatchItem(many=True, help_text="In the order sent.")
         expires_in = serializers.IntegerField()
 
     @extend_schema(request=UploadsStartBatchIn, responses={200: UploadsStartBatchOut},
@@ -284,18 +284,19 @@ class UploadsCompleteBatchApi(TransferView):
     op = Op.UPLOAD
 
     class UploadsCompleteBatchIn(serializers.Serializer):
-        class Item(UploadCompleteApi.UploadCompleteIn):
+        class UploadsCompleteBatchInItem(UploadCompleteApi.UploadCompleteIn):
             upload_id = serializers.CharField(max_length=64)
 
-        uploads = Item(many=True, allow_empty=False, max_length=services.UPLOAD_BATCH_MAX)
+        uploads = UploadsCompleteBatchInItem(many=True, allow_empty=False,
+                                             max_length=services.UPLOAD_BATCH_MAX)
 
     class UploadsCompleteBatchOut(serializers.Serializer):
-        class Item(serializers.Serializer):
+        class UploadsCompleteBatchOutItem(serializers.Serializer):
             upload_id = serializers.CharField()
             file = FileOut(allow_null=True)
             error = ItemError(allow_null=True)
 
-        uploads = Item(many=True, help_text="In the order sent.")
+        uploads = UploadsCompleteBatchOutItem(many=True, help_text="In the order sent.")
 
     @extend_schema(request=UploadsCompleteBatchIn, responses={200: UploadsCompleteBatchOut},
                    summary="Complete up to 200 uploads; each item succeeds or fails on its "

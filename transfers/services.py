@@ -50,7 +50,13 @@ from transfers.models import (
     Usage,
 )
 from transfers.paths import path_ancestors, path_normalise, path_split
-from transfers.selectors import files_under, released_files_message, unit_bytes_used
+from transfers.selectors import (
+    Op,
+    files_under,
+    released_files_message,
+    transfer_check,
+    unit_bytes_used,
+)
 from transfers.storage import StorageBackend, storage_for_project
 
 _PURPOSE_ACCESS = "storage-location-access-key"
@@ -554,7 +560,14 @@ def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: Co
     upload = Upload.objects.select_for_update(of=("self",)).select_related(
         "project", "project__unit").get(pk=upload.pk)
     _require_in_progress(upload)
-    project = upload.project
+    # The project row, locked and re-read: the status rule is checked again here, inside
+    # the transaction, so a release, archive or key rotation (busy) that began after the
+    # request's first check cannot be raced — a rotation waits for this commit and then
+    # sees the new header, or this complete sees the project busy and refuses.
+    project = Project.objects.select_for_update(no_key=True).select_related("unit").get(
+        pk=upload.project_id)
+    upload.project = project
+    transfer_check(project=project, user=by, op=Op.UPLOAD)
     if upload.created_by_id != by.pk:
         raise NotAllowed("This upload was started by another user.")
     if data.size_original != upload.size_original:
@@ -581,6 +594,9 @@ def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: Co
                                                        path=upload.path).first()
     if existing is not None and not upload.overwrite:
         raise Conflict(f"{upload.path} was created meanwhile; start again with overwrite.")
+    if existing is not None and project.released:
+        # Released since the upload started: researchers may already have this file.
+        raise NotAllowed(released_files_message(project, "replaced"))
     backend.complete_multipart(project.bucket, upload.object_key, upload.multipart_id,
                                data.parts)
     actual = backend.head_size(project.bucket, upload.object_key)
@@ -695,6 +711,10 @@ def files_remove(*, project: Project, by: User, paths: Sequence[str],
     if not paths or len(paths) > 10_000:
         raise BadInput("Give 1 to 10 000 paths.")
     wanted = {path_normalise(p) for p in paths}
+    # Re-checked under the project lock: a release racing this removal wins or waits.
+    project = Project.objects.select_for_update(no_key=True).select_related("unit").get(
+        pk=project.pk)
+    transfer_check(project=project, user=by, op=Op.REMOVE)
     files = list(File.objects.select_for_update().filter(project=project, path__in=wanted)
                  .only(*_DELETE_FIELDS))
     keys = _files_delete(project, files)

@@ -277,8 +277,8 @@ class LocalBackend:
         return upload_id
 
     def presign_part(self, bucket, key, upload_id, number, expires) -> str:
-        return self._url("storage-part", {"b": bucket, "k": key, "u": upload_id,
-                                          "n": int(number)}, expires)
+        return self._url("storage-part", {"op": "put", "b": bucket, "k": key,
+                                          "u": upload_id, "n": int(number)}, expires)
 
     def write_part(self, bucket: str, upload_id: str, number: int, chunks) -> str:
         """Store one part (called by the signed PUT view); returns its ETag (MD5)."""
@@ -345,7 +345,7 @@ class LocalBackend:
         return path.stat().st_size if path.is_file() else None
 
     def presign_get(self, bucket, key, expires) -> str:
-        return self._url("storage-object", {"b": bucket, "k": key}, expires)
+        return self._url("storage-object", {"op": "get", "b": bucket, "k": key}, expires)
 
     def delete_objects(self, bucket, keys) -> None:
         for key in keys:

@@ -20,7 +20,7 @@ from transfers.storage import LocalBackend
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def _open(token: str, want: set[str]) -> dict | HttpResponse:
+def _open(token: str, op: str, want: set[str]) -> dict | HttpResponse:
     try:
         # Upper bound first; each token carries its own lifetime ("e") checked below.
         payload = LocalBackend.unsign(token, max_age=7 * 24 * 3600)
@@ -32,7 +32,8 @@ def _open(token: str, want: set[str]) -> dict | HttpResponse:
         LocalBackend.unsign(token, max_age=int(payload.get("e", 0)))
     except signing.SignatureExpired:
         return HttpResponse("URL expired.", status=403, content_type="text/plain")
-    if not want <= payload.keys():
+    # The operation is named in the signed payload: a part-upload URL is not a download URL.
+    if payload.get("op") != op or not want <= payload.keys():
         return HttpResponse("URL not valid for this operation.", status=403,
                             content_type="text/plain")
     return payload
@@ -49,7 +50,7 @@ def _chunks(request, size: int = 1024 * 1024):
 @csrf_exempt
 @require_http_methods(["PUT"])
 def storage_part(request, token: str):
-    payload = _open(token, {"b", "k", "u", "n"})
+    payload = _open(token, "put", {"b", "k", "u", "n"})
     if isinstance(payload, HttpResponse):
         return payload
     try:
@@ -66,7 +67,7 @@ def storage_part(request, token: str):
 @csrf_exempt
 @require_http_methods(["GET", "HEAD"])
 def storage_object(request, token: str):
-    payload = _open(token, {"b", "k"})
+    payload = _open(token, "get", {"b", "k"})
     if isinstance(payload, HttpResponse):
         return payload
     backend = LocalBackend()

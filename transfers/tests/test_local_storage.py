@@ -46,6 +46,14 @@ def test_tampered_or_misused_tokens_are_refused(local_storage):
     put_url = url.replace(f"/objects/{token}", f"/parts/{token}")
     assert httpx.put(put_url, content=b"x").status_code == 403
     assert httpx.put(url, content=b"x").status_code == 405
+    # Nor is a PUT token (which carries the object's bucket and key too) a GET token.
+    backend = LocalBackend()
+    upload_id = backend.start_multipart("b", "k2")
+    part_url = backend.presign_part("b", "k2", upload_id, 1, 60)
+    part_token = part_url.rsplit("/", 1)[1]
+    as_get = part_url.replace(f"/parts/{part_token}", f"/objects/{part_token}")
+    backend.object_path("b", "k2").write_bytes(b"secret segments")
+    assert httpx.get(as_get).status_code == 403
 
 
 def test_researcher_downloads_only_when_available(world, local_storage):

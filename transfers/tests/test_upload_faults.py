@@ -229,3 +229,34 @@ def test_after_a_retract_new_files_upload_but_delivered_ones_stay(world, s3_stor
     assert r.status_code == 403 and "cannot be removed" in r.json()["detail"]
     assert set(File.objects.values_list("path", flat=True)) == {"delivered.txt",
                                                                "forgotten.txt"}
+
+
+def test_an_overwrite_started_before_a_release_cannot_complete_after_it(world, s3_storage):
+    from projects.services import project_release, project_retract
+
+    client = world.client()
+    upload(client, world.project, "a.txt", b"delivered version")
+    enc = encrypt(b"silent replacement", world.project.public_key)
+    r = start(client, world.project, "a.txt", len(b"silent replacement"), overwrite=True)
+    assert r.status_code == 201, r.json()
+    up = r.json()
+    etags = put_parts(client, world.project, up, enc.body)
+    project_release(project=world.project, by=world.staff, notify=False)
+    project_retract(project=world.project, by=world.staff)
+    r = complete(client, world.project, up["upload_id"], enc, etags)
+    assert r.status_code == 403 and "cannot be replaced" in r.json()["detail"]
+    assert File.objects.get(path="a.txt").size_original == len(b"delivered version")
+
+
+def test_complete_refused_while_the_project_is_busy(world, s3_storage):
+    client = world.client()
+    enc = encrypt(b"late header", world.project.public_key)
+    up = start(client, world.project, "late.txt", len(b"late header")).json()
+    etags = put_parts(client, world.project, up, enc.body)
+    # A key rotation began after this upload started: its header would be for the old key.
+    Project.objects.filter(pk=world.project.pk).update(busy=True)
+    r = complete(client, world.project, up["upload_id"], enc, etags)
+    assert r.status_code == 423
+    assert not File.objects.filter(path="late.txt").exists()
+    Project.objects.filter(pk=world.project.pk).update(busy=False)
+    assert complete(client, world.project, up["upload_id"], enc, etags).status_code == 201
