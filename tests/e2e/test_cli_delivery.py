@@ -125,12 +125,16 @@ def test_deliver_folder_roundtrip(e2e, tmp_path):
         assert plain == original.read_bytes(), rel
 
 
-def test_put_killed_half_way_resumes_with_missing_parts_only(e2e, tmp_path, moto_endpoint):
+def test_put_killed_half_way_resumes_with_missing_parts_only(e2e, tmp_path, moto_endpoint,
+                                                             settings):
     staff = e2e.staff
     staff.login()
     project = _project(staff)
+    # Small parts (the S3 minimum) and a file of ~19 of them: the kill after 3 stored parts
+    # leaves at most the client's in-flight parts (6 with one thread) to land afterwards.
+    settings.DDS_UPLOAD_MIN_PART_SEGMENTS = 80
     big = tmp_path / "big.bin"
-    big.write_bytes(os.urandom(60 * MB))  # ~7 parts of 128 segments
+    big.write_bytes(os.urandom(100 * MB))
 
     proc = staff.popen("data", "put", "-p", project, "-s", str(big), "--silent",
                        "--num-threads", "1")
