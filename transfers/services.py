@@ -487,6 +487,12 @@ class CompleteInput:
 class _AssembledWrong(Exception):
     """Storage assembled an object of the wrong size (checked after completion)."""
 
+    def __init__(self, message: str, refusal: TransferError | None = None) -> None:
+        super().__init__(message)
+        # A refusal found only after assembly (status changed meanwhile): the object is
+        # removed and the upload aborted, then this error is what the caller gets.
+        self.refusal = refusal
+
 
 def upload_complete(*, upload: Upload, by: User, kek: bytes, data: CompleteInput,
                     ip: str | None = None) -> File:
@@ -552,7 +558,7 @@ def _upload_complete_one(*, upload: Upload, by: User, key: _ProjectKeyOnce,
             audit_record(action="upload.abort", actor=by, project=upload.project,
                          target=upload.path, ip=ip,
                          details={"upload": upload.public_id, "reason": str(exc)})
-        raise BadInput(str(exc))
+        raise exc.refusal or BadInput(str(exc))
 
 
 def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: CompleteInput,
@@ -560,12 +566,8 @@ def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: Co
     upload = Upload.objects.select_for_update(of=("self",)).select_related(
         "project", "project__unit").get(pk=upload.pk)
     _require_in_progress(upload)
-    # The project row, locked and re-read: the status rule is checked again here, inside
-    # the transaction, so a release, archive or key rotation (busy) that began after the
-    # request's first check cannot be raced — a rotation waits for this commit and then
-    # sees the new header, or this complete sees the project busy and refuses.
-    project = Project.objects.select_for_update(no_key=True).select_related("unit").get(
-        pk=upload.project_id)
+    # Re-read: the status may have changed since the request's first check.
+    project = Project.objects.select_related("unit").get(pk=upload.project_id)
     upload.project = project
     transfer_check(project=project, user=by, op=Op.UPLOAD)
     if upload.created_by_id != by.pk:
@@ -603,6 +605,20 @@ def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: Co
     if actual != data.size_stored:
         raise _AssembledWrong(f"Stored size mismatch: storage holds {actual} B, "
                               f"expected {data.size_stored}.")
+    # The rule once more, now under the project row lock held until commit (taken only
+    # here, after the storage calls, so completes do not queue behind each other's
+    # storage round trips): a key rotation starting meanwhile waits for this commit and
+    # then sees the new header, or this complete sees the project busy; a release
+    # meanwhile forbids replacing a delivered file.
+    project = Project.objects.select_for_update(no_key=True).select_related("unit").get(
+        pk=upload.project_id)
+    upload.project = project
+    try:
+        transfer_check(project=project, user=by, op=Op.UPLOAD)
+        if existing is not None and project.released:
+            raise NotAllowed(released_files_message(project, "replaced"))
+    except TransferError as refusal:
+        raise _AssembledWrong(str(refusal), refusal) from refusal
     now = timezone.now()
     folder, name = path_split(upload.path)
     old_key = None
