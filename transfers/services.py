@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -484,6 +484,19 @@ class CompleteInput:
     compressed: bool
 
 
+def _project_share_lock(project_id: int) -> None:
+    """Hold the project row in SHARE mode until commit.
+
+    Status changes and key rotation take the row FOR UPDATE, so they wait for this
+    transaction (and it for them), while completes and removals — which only share it —
+    do not queue behind one another. SQLite serialises every write anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM projects_project WHERE id = %s FOR SHARE",
+                           [project_id])
+
+
 class _AssembledWrong(Exception):
     """Storage assembled an object of the wrong size (checked after completion)."""
 
@@ -610,8 +623,8 @@ def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: Co
     # storage round trips): a key rotation starting meanwhile waits for this commit and
     # then sees the new header, or this complete sees the project busy; a release
     # meanwhile forbids replacing a delivered file.
-    project = Project.objects.select_for_update(no_key=True).select_related("unit").get(
-        pk=upload.project_id)
+    _project_share_lock(upload.project_id)
+    project = Project.objects.select_related("unit").get(pk=upload.project_id)
     upload.project = project
     try:
         transfer_check(project=project, user=by, op=Op.UPLOAD)
@@ -728,8 +741,8 @@ def files_remove(*, project: Project, by: User, paths: Sequence[str],
         raise BadInput("Give 1 to 10 000 paths.")
     wanted = {path_normalise(p) for p in paths}
     # Re-checked under the project lock: a release racing this removal wins or waits.
-    project = Project.objects.select_for_update(no_key=True).select_related("unit").get(
-        pk=project.pk)
+    _project_share_lock(project.pk)
+    project = Project.objects.select_related("unit").get(pk=project.pk)
     transfer_check(project=project, user=by, op=Op.REMOVE)
     files = list(File.objects.select_for_update().filter(project=project, path__in=wanted)
                  .only(*_DELETE_FIELDS))
