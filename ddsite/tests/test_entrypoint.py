@@ -2,7 +2,6 @@
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -11,20 +10,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.net import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_entrypoint_web_serves_health_and_admin(tmp_path):
     from django.db import connection
 
-    port = _free_port()
+    port = free_port()
     db = connection.settings_dict
     env = {**os.environ,
            "PYTHON": sys.executable,

@@ -3,8 +3,6 @@ served by Django's live server. Clients talk to both with plain HTTP (httpx)."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
@@ -13,18 +11,13 @@ from accounts.models import Role
 from accounts.tests.factories import UnitFactory
 from keys.tests.helpers import keyed_user
 from projects.services import project_create
+from tests.net import free_port
 from transfers import api
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
