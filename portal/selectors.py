@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef
-
-from accounts.models import UNIT_ROLES, Role
-from projects.api import _with_sizes
 from projects.models import Project, ProjectMembership
-from projects.selectors import project_members, projects_visible_to
+from projects.selectors import project_members, projects_list_for
 from transfers.errors import BadInput
 from transfers.models import File
 from transfers.paths import path_normalise
@@ -19,24 +15,8 @@ SEARCH_MAX_LENGTH = 255
 
 
 def project_list_rows(user) -> list[Project]:
-    """The projects the user sees, with size, file count and the user's role.
-
-    One query for any number of projects: sizes are subqueries (projects.api) and the
-    owner flag an EXISTS, so the role needs no query per row. The role follows
-    projects.selectors.project_role_of: staff and the Super Admin see their own role.
-    """
-    qs = _with_sizes(projects_visible_to(user)).order_by("-created_at")
-    by_role = user.role in UNIT_ROLES or user.role == Role.SUPER_ADMIN
-    if not by_role:
-        qs = qs.annotate(is_owner=Exists(ProjectMembership.objects.filter(
-            project=OuterRef("pk"), user=user, is_owner=True)))
-    rows = list(qs)
-    for p in rows:
-        if by_role:
-            p.role = Role(user.role).label
-        else:
-            p.role = "Project Owner" if p.is_owner else "Researcher"
-    return rows
+    """The projects the user sees, with size, file count and role (one query)."""
+    return projects_list_for(user)
 
 
 @dataclass

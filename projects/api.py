@@ -6,8 +6,6 @@ authorisation in projects.selectors.project_get_for_user.
 
 from __future__ import annotations
 
-from django.db.models import Count, OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -21,8 +19,9 @@ from projects.selectors import (
     project_get_for_user,
     project_members,
     project_role_of,
-    projects_visible_to,
+    projects_list_for,
 )
+from transfers.annotations import with_file_totals
 
 
 def _kek(request) -> bytes:
@@ -52,7 +51,9 @@ class ProjectOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
     def get_role(self, obj) -> str:
-        return project_role_of(self.context["request"].user, obj)
+        # Lists come annotated (projects_list_for); a single project asks.
+        role = getattr(obj, "role", None)
+        return role if role is not None else project_role_of(self.context["request"].user, obj)
 
 
 class StatusEventOut(serializers.Serializer):
@@ -77,20 +78,8 @@ class InviteOut(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
-def _with_sizes(qs):
-    """Total stored bytes and file count per project, as two correlated subqueries (one
-    query for the whole list, no join fan-out with memberships)."""
-    from transfers.models import File
-
-    files = File.objects.filter(project=OuterRef("pk")).order_by().values("project")
-    return qs.annotate(
-        size=Coalesce(Subquery(files.annotate(s=Sum("size_stored")).values("s")[:1]), 0),
-        file_count=Coalesce(Subquery(files.annotate(c=Count("pk")).values("c")[:1]), 0),
-    )
-
-
 def _out(request, project):
-    project = _with_sizes(type(project).objects.filter(pk=project.pk)).select_related(
+    project = with_file_totals(type(project).objects.filter(pk=project.pk)).select_related(
         "unit").get()
     return ProjectOut(project, context={"request": request}).data
 
@@ -112,10 +101,8 @@ class ProjectListCreate(APIView):
 
     @extend_schema(responses=ProjectOut(many=True), summary="Projects you can see")
     def get(self, request):
-        qs = _with_sizes(projects_visible_to(request.user)).order_by("-created_at")
-        if request.query_params.get("status"):
-            qs = qs.filter(status=request.query_params["status"])
-        return Response(ProjectOut(qs, many=True, context={"request": request}).data)
+        rows = projects_list_for(request.user, status=request.query_params.get("status"))
+        return Response(ProjectOut(rows, many=True, context={"request": request}).data)
 
     @extend_schema(request=ProjectCreateIn, responses={201: ProjectOut},
                    summary="Create a project (unit staff)")

@@ -8,7 +8,7 @@ the caller cannot see is a 404, so ids of other units' projects are not confirme
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.enums import TextChoices
 from django.http import Http404
 
@@ -48,6 +48,28 @@ def project_role_of(user, project: Project) -> str:
     if membership is None:
         return ""
     return "Project Owner" if membership.is_owner else "Researcher"
+
+
+def projects_list_for(user, *, status: str | None = None) -> list[Project]:
+    """The projects the user sees, newest first, each with ``size``, ``file_count`` and
+    ``role`` (as :func:`project_role_of` gives it) — in one query for any number of rows:
+    sizes are subqueries and the owner flag an EXISTS."""
+    from transfers.annotations import with_file_totals
+
+    qs = with_file_totals(projects_visible_to(user)).order_by("-created_at")
+    if status:
+        qs = qs.filter(status=status)
+    by_role = user.role in UNIT_ROLES or user.role == Role.SUPER_ADMIN
+    if not by_role:
+        qs = qs.annotate(is_owner=Exists(ProjectMembership.objects.filter(
+            project=OuterRef("pk"), user=user, is_owner=True)))
+    rows = list(qs)
+    for p in rows:
+        if by_role:
+            p.role = Role(user.role).label
+        else:
+            p.role = "Project Owner" if p.is_owner else "Researcher"
+    return rows
 
 
 def project_get_for_user(*, user, public_id: str, need: Need = Need.VIEW,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from transfers.models import FileVersion, Usage
+from transfers.models import File, FileVersion, Usage
 
 
 def _sum(qs, field: str, output=None):
@@ -14,6 +14,16 @@ def _sum(qs, field: str, output=None):
     if output is not None:
         return Coalesce(Subquery(sub, output_field=output), Value(0, output_field=output))
     return Coalesce(Subquery(sub), 0)
+
+
+def with_file_totals(qs):
+    """``size`` (stored bytes of the current files) and ``file_count`` per project, as two
+    correlated subqueries: one query for a whole list, no fan-out with joined tables."""
+    files = File.objects.filter(project=OuterRef("pk")).order_by().values("project")
+    return qs.annotate(
+        size=Coalesce(Subquery(files.annotate(s=Sum("size_stored")).values("s")[:1]), 0),
+        file_count=Coalesce(Subquery(files.annotate(c=Count("pk")).values("c")[:1]), 0),
+    )
 
 
 def with_project_storage(qs):

@@ -167,3 +167,25 @@ def test_a_plain_member_cannot_fix_access_for_others(unit_a):
     # The researcher holds a key, but does not manage the project's people.
     assert project_access_fix(user=colleague, granter=world.researcher,
                               granter_kek=world.researcher_kek) == []
+
+
+@pytest.mark.django_db
+def test_project_list_query_count_does_not_grow_with_projects(world):
+    from projects.services import project_create
+
+    researcher = login(world, world.researcher)
+
+    def count():
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as ctx:
+            assert researcher.get("/api/v1/projects").status_code == 200
+        return len(ctx.captured_queries)
+
+    before = count()
+    for i in range(5):
+        project_create(unit=world.unit, by=world.admin, title=f"more {i}",
+                       researchers=[world.researcher])
+    assert count() == before
+    assert len(researcher.get("/api/v1/projects").json()) == 6
