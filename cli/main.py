@@ -314,13 +314,8 @@ def user_activate(ctx: Ctx, username):
     err.print(f"{username} is active again.")
 
 
-@user.command("info")
-@json_option
-@pass_ctx
-@handle_errors
-def user_info(ctx: Ctx, as_json):
-    """Your account."""
-    emit(_json_ctx(ctx, as_json), _me(ctx), _show_me)
+# `dds user info` is the same command as `dds auth info`.
+user.add_command(auth_info, "info")
 
 
 # =========================================================================== units
@@ -796,17 +791,8 @@ def data_ls(ctx: Ctx, project, folder, tree, size, as_json):
     _ls(_json_ctx(ctx, as_json), project, folder, tree, size)
 
 
-@cli.command("ls")
-@click.option("-p", "--project", help="Project ID (none: list your projects).")
-@click.argument("folder", default="")
-@click.option("--tree", is_flag=True)
-@click.option("--size", is_flag=True)
-@json_option
-@pass_ctx
-@handle_errors
-def ls(ctx: Ctx, project, folder, tree, size, as_json):
-    """Shortcut for `dds data ls` (and `dds project ls` without -p)."""
-    _ls(_json_ctx(ctx, as_json), project, folder, tree, size)
+# `dds ls` is a shortcut for `dds data ls` (your projects without -p).
+cli.add_command(data_ls, "ls")
 
 
 @data.command("rm")

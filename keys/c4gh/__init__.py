@@ -47,7 +47,6 @@ from .stream import (
     encrypt_bytes,
     encrypt_file,
     encrypt_stream,
-    iter_file,
     segment_count,
     stored_size,
 )
@@ -84,7 +83,6 @@ __all__ = [
     "export_public_key",
     "generate_keypair",
     "header_length",
-    "iter_file",
     "load_private_key",
     "load_public_key",
     "parse_header",

@@ -202,18 +202,6 @@ def load_private_key(data: bytes | str, passphrase: str | bytes | None = None) -
     return key
 
 
-def private_key_comment(data: bytes | str) -> str | None:
-    """The optional comment stored in a private key file (no passphrase needed)."""
-    raw = _dearmor(data, PRIVATE_LABELS)
-    r = _Reader(raw)
-    r.pos = len(KEY_MAGIC)
-    if r.string() != b"none":
-        r.string()
-    r.string()
-    r.string()
-    return r.string().decode(errors="replace") if r.more() else None
-
-
 def write_keypair(
     private_key: bytes,
     seckey_path: str | os.PathLike,

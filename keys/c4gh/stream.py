@@ -763,17 +763,8 @@ class Decryptor:
         self.size = self._sink.size
 
 
-def iter_file(f: BinaryIO, size: int = 64 * CIPHER_SEGMENT_SIZE) -> Iterator[bytes]:
-    """Read a binary file in chunks (helper for :meth:`Decryptor.stream`)."""
-    while True:
-        b = f.read(size)
-        if not b:
-            return
-        yield b
-
-
 def _iter_reusing(f: BinaryIO, size: int = 64 * CIPHER_SEGMENT_SIZE) -> Iterator[memoryview]:
-    """Like :func:`iter_file` but reads into one buffer (valid until the next item)."""
+    """Read ``f`` in chunks into one buffer (each item valid until the next one)."""
     buf = bytearray(size)
     while True:
         n = _readinto_full(f, buf)
@@ -893,7 +884,6 @@ __all__ = [
     "encrypt_bytes",
     "encrypt_file",
     "encrypt_stream",
-    "iter_file",
     "segment_count",
     "stored_size",
 ]
