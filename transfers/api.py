@@ -503,8 +503,7 @@ class FilesDownloadApi(TransferView):
             project=project, user=request.user, kek=_request_kek(request), ip=_ip(request),
             recipient_public_key=v["public_key"], paths=v.get("paths"),
             folder=v.get("folder"), after=v["after"], limit=v["limit"])
-        for item in result["files"]:
-            item["url"] = request.build_absolute_uri(item["url"])
+        _absolute(request, result["files"])
         return Response(self.FilesDownloadOut(result).data)
 
 
@@ -520,9 +519,10 @@ class ProjectStorageApi(TransferView):
     def get(self, request, project_id: str):
         project = self.project(request, project_id)
         totals = selectors.projects_storage_totals([project.pk])[project.pk]
-        unit = selectors.units_storage_totals([project.unit_id])[project.unit_id]
         staff = selectors.user_is_project_staff(request.user, project)
+        # The unit's figures are for its staff only (not even queried for others).
+        stored, reserved = (selectors.unit_bytes_used(unit_id=project.unit_id) if staff
+                            else (0, 0))
         return Response({"files": totals["files"], "stored_bytes": totals["bytes"],
-                         "unit_stored_bytes": unit["stored"] if staff else 0,
-                         "unit_reserved_bytes": unit["reserved"] if staff else 0,
+                         "unit_stored_bytes": stored, "unit_reserved_bytes": reserved,
                          "unit_quota_bytes": project.unit.quota_bytes if staff else None})

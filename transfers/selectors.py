@@ -229,17 +229,3 @@ def projects_storage_totals(project_ids: Sequence[int]) -> dict[int, dict[str, i
     for r in rows:
         out[r["project_id"]] = {"files": r["files"], "bytes": r["bytes"] or 0}
     return out
-
-
-def units_storage_totals(unit_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """Stored and reserved bytes per unit (for the admin and quota warnings). Two queries."""
-    out = {uid: {"stored": 0, "reserved": 0} for uid in unit_ids}
-    for r in (FileVersion.objects.filter(project__unit_id__in=list(unit_ids),
-                                         deleted_at__isnull=True)
-              .values("project__unit_id").annotate(n=Sum("size_stored"))):
-        out[r["project__unit_id"]]["stored"] = r["n"] or 0
-    for r in (Upload.objects.filter(project__unit_id__in=list(unit_ids),
-                                    status=UploadStatus.IN_PROGRESS)
-              .values("project__unit_id").annotate(n=Sum("reserved_bytes"))):
-        out[r["project__unit_id"]]["reserved"] = r["n"] or 0
-    return out

@@ -550,7 +550,7 @@ def uploads_complete(*, project: Project, by: User, kek: bytes,
         stored = listed.pop(upload.pk, None)  # a repeated id asks storage again
         try:
             out.append(_upload_complete_one(
-                upload=upload, by=by, key=key, data=data, ip=ip,
+                upload=upload, by=by, key=key, data=data, ip=ip, backend=backend,
                 stored_parts=None if isinstance(stored, TransferError) else stored))
         except TransferError as exc:
             out.append(exc)
@@ -559,11 +559,12 @@ def uploads_complete(*, project: Project, by: User, kek: bytes,
 
 def _upload_complete_one(*, upload: Upload, by: User, key: _ProjectKeyOnce,
                          data: CompleteInput, ip: str | None,
+                         backend: StorageBackend | None = None,
                          stored_parts: list | None = None) -> File:
     try:
         with transaction.atomic():
             return _upload_complete(upload=upload, by=by, key=key, data=data, ip=ip,
-                                    stored_parts=stored_parts)
+                                    backend=backend, stored_parts=stored_parts)
     except _AssembledWrong as exc:
         with transaction.atomic():
             _upload_finish(upload, UploadStatus.ABORTED)
@@ -575,9 +576,9 @@ def _upload_complete_one(*, upload: Upload, by: User, key: _ProjectKeyOnce,
 
 
 def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: CompleteInput,
-                     ip: str | None, stored_parts: list | None) -> File:
-    upload = Upload.objects.select_for_update(of=("self",)).select_related(
-        "project", "project__unit").get(pk=upload.pk)
+                     ip: str | None, backend: StorageBackend | None,
+                     stored_parts: list | None) -> File:
+    upload = Upload.objects.select_for_update().get(pk=upload.pk)
     _require_in_progress(upload)
     # Re-read: the status may have changed since the request's first check.
     project = Project.objects.select_related("unit").get(pk=upload.project_id)
@@ -595,7 +596,8 @@ def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: Co
                        f"{c4gh.stored_size(upload.size_original)} B of segments, "
                        f"not {data.size_stored}.")
     _header_validate(project=project, key=key, header=data.header)
-    backend = storage_for_project(project)
+    # A batch resolves the project's backend once (location query, credential unsealing).
+    backend = backend or storage_for_project(project)
     if stored_parts is None:
         stored_parts = backend.list_parts(project.bucket, upload.object_key,
                                           upload.multipart_id)
