@@ -72,14 +72,11 @@ def projects_list_for(user, *, status: str | None = None) -> list[Project]:
     return rows
 
 
-def project_get_for_user(*, user, public_id: str, need: Need = Need.VIEW,
-                         for_update: bool = False) -> Project:
+def project_get_for_user(*, user, public_id: str, need: Need = Need.VIEW) -> Project:
     """Fetch a project the caller may act on, or raise Http404 / PermissionDenied."""
-    qs = Project.objects.select_related("unit")
-    if for_update:
-        qs = qs.select_for_update()
-    project = qs.filter(public_id=public_id).first()
-    if project is None or not projects_visible_to(user).filter(pk=project.pk).exists():
+    # One query: the lookup goes through the visibility filter itself.
+    project = projects_visible_to(user).filter(public_id=public_id).first()
+    if project is None:
         raise Http404(f"No project {public_id!r}.")
     if need == Need.VIEW:
         return project

@@ -29,6 +29,7 @@ from projects.models import (
     ProjectStatus,
     ProjectStatusEvent,
 )
+from projects.selectors import user_is_project_staff
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +149,7 @@ def project_update(*, project: Project, by: User, title: str | None = None,
     project = Project.objects.select_for_update().get(pk=project.pk)
     if project.status in FINAL_STATUSES:
         raise ProjectRuleError(f"cannot edit: project is {project.get_status_display()}")
-    staff = by.role in UNIT_ROLES and by.unit_id == project.unit_id
-    if not staff and (title is not None or pi is not None):
+    if not user_is_project_staff(by, project) and (title is not None or pi is not None):
         raise ProjectRuleError("project owners may only change the description")
     changed = {}
     for field, value in (("title", title), ("description", description), ("pi", pi)):
