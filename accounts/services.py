@@ -42,7 +42,7 @@ from accounts.models import (
     Unit,
     User,
 )
-from accounts.sessions import kek_seal, session_key_new
+from accounts.sessions import PendingToken, kek_seal, session_key_new
 from ddsite.errors import DDSError
 from keys.services import (
     KeyAccessError,
@@ -63,7 +63,7 @@ from projects.selectors import Need, project_get_for_user
 
 log = logging.getLogger(__name__)
 
-PENDING_LIFETIME = timedelta(minutes=15)
+PENDING_LIFETIME = PendingToken.lifetime  # one value for the pending session and token
 
 
 # --------------------------------------------------------------------------- errors
@@ -719,15 +719,15 @@ def user_password_change(*, user: User, current_password: str, new_password: str
     _password_validate(new_password, user)
     with transaction.atomic():
         has_keys = bool(user.private_key_encrypted)
+        new_kek = None
         if has_keys:
             kek = user_kek_derive(user=user, password=current_password)
-            user_keys_rewrap(user=user, kek=kek, new_password=new_password)
+            new_kek = user_keys_rewrap(user=user, kek=kek, new_password=new_password)
         user.set_password(new_password)
         user.save(update_fields=["password"])
         auth_sessions_end(user=user, reason="password_change", keep=keep, ip=ip)
-        if keep is not None and keep_key is not None and has_keys:
-            keep.kek_sealed = kek_seal(session=keep, session_key=keep_key,
-                                       kek=user_kek_derive(user=user, password=new_password))
+        if keep is not None and keep_key is not None and new_kek is not None:
+            keep.kek_sealed = kek_seal(session=keep, session_key=keep_key, kek=new_kek)
             keep.save(update_fields=["kek_sealed"])
         audit_record(action="user.password_change", actor=user, target=user.username, ip=ip)
         _mail_on_commit(subject="Your DDS password was changed",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Iterable, Sequence
 
 from django.conf import settings
@@ -47,13 +46,16 @@ def user_kek_derive(*, user, password: str) -> bytes:
     return primitives.derive_kek_with(password, bytes(user.kdf_salt), params)
 
 
-def _wrap_user_private_key(user, private_der: bytes, password: str) -> None:
+def _wrap_user_private_key(user, private_der: bytes, password: str) -> bytes:
+    """Wrap under a fresh salt and the current costs; returns the new KEK (so a caller
+    that needs it does not run Argon2 a second time)."""
     params = kdf_params_current()
-    salt = os.urandom(32)
+    salt = primitives.new_salt()
     kek = primitives.derive_kek_with(password, salt, params)
     user.private_key_encrypted = primitives.wrap_private_key(private_der, kek, user.username)
     user.kdf_salt = salt
     user.kdf_params = params.to_dict()
+    return kek
 
 
 def user_keys_create(*, user, password: str) -> None:
@@ -75,15 +77,17 @@ def user_private_key(*, user, kek: bytes) -> bytes:
         raise KeyAccessError("the key-encryption key does not open this user's key") from exc
 
 
-def user_keys_rewrap(*, user, kek: bytes, new_password: str) -> None:
-    """Password change: same key pair, re-wrapped under the new password's KEK.
+def user_keys_rewrap(*, user, kek: bytes, new_password: str) -> bytes:
+    """Password change: same key pair, re-wrapped under the new password's KEK, which is
+    returned.
 
     Project access is kept because the public key (and so every wrapped project key) is
     unchanged.
     """
     private_der = user_private_key(user=user, kek=kek)
-    _wrap_user_private_key(user, private_der, new_password)
+    new_kek = _wrap_user_private_key(user, private_der, new_password)
     user.save(update_fields=["private_key_encrypted", "kdf_salt", "kdf_params"])
+    return new_kek
 
 
 @transaction.atomic
