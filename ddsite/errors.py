@@ -29,6 +29,12 @@ def _mapped(exc: Exception) -> tuple[int, str] | None:
     return None
 
 
+def domain_error_status(exc: Exception) -> int | None:
+    """The HTTP status of a domain error (for the API handler and the portal), or None."""
+    mapped = _mapped(exc)
+    return mapped[0] if mapped else None
+
+
 def api_exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is not None:

@@ -113,18 +113,14 @@ class PortalErrorMiddleware:
     def process_exception(self, request, exception):
         from rest_framework.exceptions import APIException
 
-        from ddsite.errors import DDSError
-        from keys.services import KeyAccessError
+        from ddsite.errors import domain_error_status
 
         if request.path.startswith("/api/"):
             return None
-        if isinstance(exception, DDSError):
-            status = exception.status_code
-        elif isinstance(exception, KeyAccessError):
-            status = 403
-        elif isinstance(exception, APIException):  # NotAuthenticated from request_kek
-            status = exception.status_code
-        else:
+        status = domain_error_status(exception)  # the API's mapping, one place
+        if status is None and isinstance(exception, APIException):
+            status = exception.status_code  # NotAuthenticated from request_kek
+        if status is None:
             return None
         message = str(getattr(exception, "detail", None) or exception)
         return render(request, "error.html", {"status": status, "message": message},
