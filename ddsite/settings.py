@@ -136,9 +136,13 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    # WAL + a busy timeout so that the dev server and an eager task do not trip over locks.
+    # WAL + a busy timeout + IMMEDIATE transactions: a deferred transaction that reads and
+    # then writes fails at the lock upgrade ("database is locked") without waiting for the
+    # busy timeout, which concurrent uploads hit at once; IMMEDIATE takes the write lock
+    # at BEGIN, so writers queue on the timeout instead.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;",
+         "transaction_mode": "IMMEDIATE"}
     )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
