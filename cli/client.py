@@ -15,6 +15,7 @@ import httpx
 
 from cli import config
 from cli.errors import CliError, LoginRequired
+from cli.version import CLIENT_VERSION_HEADER, __version__
 
 API = "/api/v1/"
 LOGIN_HINT = "Your DDS session has expired or ended: run `dds auth login`."
@@ -75,7 +76,8 @@ class Api:
         self.http = httpx.Client(base_url=self.url + API, timeout=timeout,
                                  limits=httpx.Limits(max_connections=64,
                                                      max_keepalive_connections=32),
-                                 headers={"User-Agent": "dds-cli"})
+                                 headers={"User-Agent": f"dds-cli/{__version__}",
+                                          CLIENT_VERSION_HEADER: __version__})
 
     def close(self) -> None:
         self.http.close()

@@ -21,6 +21,7 @@ from cli import config
 from cli.client import Api, server_url, tokens_to_store
 from cli.errors import CliError, LoginRequired
 from cli.transfer import Bars, Cancelled, Summary
+from cli.version import __version__
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -109,7 +110,7 @@ def _json_ctx(ctx: Ctx, as_json: bool) -> Ctx:
 @click.option("--url", envvar="DDS_URL", help="DDS server, e.g. https://dds.example.org "
               "(or DDS_URL; default: the server you logged in to).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON where lists are printed.")
-@click.version_option("0.1.0", prog_name="dds")
+@click.version_option(__version__, prog_name="dds")
 @click.pass_context
 def cli(click_ctx, url, as_json):
     """DDS: deliver research data, encrypted end to end."""

@@ -295,7 +295,7 @@ SIMPLE_JWT = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "DDS API",
     "DESCRIPTION": "Data Delivery System: encrypted delivery of research data.",
-    "VERSION": "1",
+    "VERSION": __import__("cli.version").version.__version__,  # the package's (pyproject)
     "SERVE_INCLUDE_SCHEMA": False,
 }
 

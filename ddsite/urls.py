@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
-from ddsite import health
+from ddsite import health, version
 
 # Each app owns its API routes (``<app>/urls.py``), all under /api/v1/.
 api_v1 = [
@@ -12,6 +12,8 @@ api_v1 = [
     path("", include("transfers.urls")),
     path("", include("keys.urls")),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
+    # Public: the package version and nothing else (ddsite.version).
+    path("version", version.version, name="api-version"),
 ]
 
 urlpatterns = [
