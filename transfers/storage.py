@@ -126,8 +126,14 @@ class S3Backend:
             return
         except Rejected:
             pass
+        kwargs = {"Bucket": bucket}
+        region = self._client.meta.region_name
+        if region and region != "us-east-1":
+            # Outside us-east-1, S3 (and Ceph/MinIO with zone groups) refuses a bucket
+            # without the region it is to live in (IllegalLocationConstraintException).
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
         try:
-            self._call("create_bucket", Bucket=bucket)
+            self._call("create_bucket", **kwargs)
         except Rejected as exc:
             # Two uploads racing to create the project's bucket: both are fine.
             if exc.details.get("storage_code") not in ("BucketAlreadyOwnedByYou",

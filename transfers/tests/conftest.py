@@ -24,13 +24,28 @@ def moto_endpoint():
     server.stop()
 
 
-@pytest.fixture
-def s3_storage(settings, moto_endpoint):
+#: A region other than S3's default: buckets there need a LocationConstraint.
+S3_OTHER_REGION = "eu-north-1"
+
+
+def _s3_settings(settings, endpoint: str, region: str) -> None:
     settings.DDS_STORAGE_BACKEND = "s3"
-    settings.AWS_S3_ENDPOINT_URL = moto_endpoint
-    settings.AWS_S3_REGION_NAME = "us-east-1"
+    settings.AWS_S3_ENDPOINT_URL = endpoint
+    settings.AWS_S3_REGION_NAME = region
     settings.AWS_ACCESS_KEY_ID = "testing-key-id"
     settings.AWS_SECRET_ACCESS_KEY = "testing-secret"
+
+
+@pytest.fixture
+def s3_storage(settings, moto_endpoint):
+    _s3_settings(settings, moto_endpoint, "us-east-1")
+    return "s3"
+
+
+@pytest.fixture
+def s3_region_storage(settings, moto_endpoint):
+    """S3 in eu-north-1 (moto refuses a bucket there without its LocationConstraint)."""
+    _s3_settings(settings, moto_endpoint, S3_OTHER_REGION)
     return "s3"
 
 
@@ -42,9 +57,9 @@ def local_storage(settings, tmp_path, live_server):
     return "local"
 
 
-@pytest.fixture(params=["s3", "local"])
+@pytest.fixture(params=["s3", "s3_region", "local"])
 def storage(request):
-    """Run a test against both backends."""
+    """Run a test against both backends (S3 in its default and in another region)."""
     return request.getfixturevalue(f"{request.param}_storage")
 
 

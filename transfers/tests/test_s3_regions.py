@@ -1,0 +1,51 @@
+"""S3 outside its default region: buckets need their LocationConstraint (moto enforces it
+like AWS), and a bucket that already exists is fine."""
+
+from __future__ import annotations
+
+import secrets
+
+import boto3
+import pytest
+
+from transfers.errors import StorageRejected
+from transfers.storage import S3Backend
+from transfers.tests.conftest import S3_OTHER_REGION
+
+
+def _backend(moto_endpoint, region):
+    return S3Backend(endpoint=moto_endpoint, region=region, access_key="testing-key-id",
+                     secret_key="testing-secret")
+
+
+@pytest.mark.parametrize("region", ["us-east-1", S3_OTHER_REGION])
+def test_bucket_is_created_in_the_backends_region(moto_endpoint, region, monkeypatch):
+    backend = _backend(moto_endpoint, region)
+    bucket = f"dds-{secrets.token_hex(6)}"
+    backend.create_bucket(bucket)
+    raw = boto3.client("s3", endpoint_url=moto_endpoint, region_name=region,
+                       aws_access_key_id="testing-key-id",
+                       aws_secret_access_key="testing-secret")
+    location = raw.get_bucket_location(Bucket=bucket)["LocationConstraint"]
+    assert (location or "us-east-1") == region
+
+    # Two uploads racing to create the bucket: the loser's create meets an existing
+    # bucket (BucketAlreadyOwnedByYou outside us-east-1) and carries on.
+    real_call = backend._call
+
+    def head_says_missing(method, **kwargs):
+        if method == "head_bucket":
+            raise StorageRejected("Not Found", storage_code="404")
+        return real_call(method, **kwargs)
+
+    monkeypatch.setattr(backend, "_call", head_says_missing)
+    backend.create_bucket(bucket)
+
+    # And the bucket works: a multipart object round trip in that region.
+    upload_id = backend.start_multipart(bucket, "obj")
+    import httpx
+
+    r = httpx.put(backend.presign_part(bucket, "obj", upload_id, 1, 60), content=b"x" * 10)
+    assert r.status_code == 200
+    backend.complete_multipart(bucket, "obj", upload_id, [(1, r.headers["ETag"])])
+    assert backend.head_size(bucket, "obj") == 10
