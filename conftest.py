@@ -50,3 +50,12 @@ def project_a(unit_a, admin_a):
 @pytest.fixture
 def project_b(unit_b, admin_b):
     return ProjectFactory(unit=unit_b, created_by=admin_b)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters and cached flags live in the cache: each test starts clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

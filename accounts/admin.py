@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
@@ -8,10 +7,8 @@ from accounts import services
 from accounts.admin_base import ScopedAdmin, SuperAdminOnly
 from accounts.models import MOTD, Invite, Maintenance, Role, Unit, User
 from accounts.selectors import users_visible_to
+from ddsite.client_ip import client_ip
 from projects.audit import audit_record
-
-# Roles replace Django groups/permissions; hide the unused Group model.
-admin.site.unregister(Group)
 
 
 @admin.register(Unit)
@@ -84,7 +81,7 @@ class UserAdmin(ScopedAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         audit_record(action="user.admin_edit", actor=request.user, target=obj.username,
-                     ip=request.META.get("REMOTE_ADDR"),
+                     ip=client_ip(request),
                      details={"fields": sorted(form.changed_data)})
 
     actions = ["deactivate", "reactivate"]
@@ -93,7 +90,7 @@ class UserAdmin(ScopedAdmin):
         done = 0
         for user in queryset:
             try:
-                service(user=user, by=request.user, ip=request.META.get("REMOTE_ADDR"))
+                service(user=user, by=request.user, ip=client_ip(request))
                 done += 1
             except (PermissionDenied, ValidationError) as exc:
                 reason = " ".join(getattr(exc, "messages", [str(exc)]))

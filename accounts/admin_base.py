@@ -19,6 +19,8 @@ NOTHING = Q(pk__in=[])
 
 
 class ScopedAdmin(admin.ModelAdmin):
+    #: The DDS admin site serves only model admins that carry this mark (deny by default).
+    dds_scoped = True
     #: ORM path from the model to its Unit ("unit", "project__unit"); None = global rows.
     unit_lookup: str | None = None
     #: Roles that may change rows in scope (Super Admin is always allowed unless read_only).

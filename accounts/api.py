@@ -15,7 +15,6 @@ from accounts import services
 from accounts.authentication import PendingTokenAuthentication
 from accounts.models import UNIT_ROLES, AuthSessionKind, AuthSessionState, Role, Unit
 from accounts.selectors import (
-    client_ip,
     user_get_for_actor,
     user_projects_summary,
     users_visible_to,
@@ -28,6 +27,8 @@ from accounts.sessions import (
     request_key_session,
 )
 from accounts.validators import MAX_LENGTH
+from ddsite.client_ip import client_ip
+from ddsite.throttling import throttle
 from projects.models import Project
 from projects.selectors import project_get_for_user
 
@@ -61,6 +62,8 @@ class PublicView(APIView):
 
 
 class LoginApi(PublicView):
+    throttle_classes = [throttle("login")]
+
     class LoginIn(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=MAX_LENGTH * 4, trim_whitespace=False)
@@ -98,6 +101,7 @@ def request_key_session_pending(request):
 
 
 class TwoFactorApi(APIView):
+    throttle_classes = [throttle("2fa")]
     authentication_classes = [PendingTokenAuthentication]
 
     class TwoFactorIn(serializers.Serializer):
@@ -117,9 +121,10 @@ class TwoFactorApi(APIView):
 
 
 class CodeResendApi(APIView):
+    throttle_classes = [throttle("code_resend"), throttle("code_resend_user", by="user")]
     authentication_classes = [PendingTokenAuthentication]
 
-    @extend_schema(request=None, responses={202: DETAIL, 401: DETAIL},
+    @extend_schema(request=None, responses={202: DETAIL, 401: DETAIL, 429: DETAIL},
                    summary="Send a new email code for a pending login")
     def post(self, request):
         session, _ = request_key_session_pending(request)
@@ -155,6 +160,8 @@ class LogoutApi(APIView):
 
 
 class RegisterApi(PublicView):
+    throttle_classes = [throttle("register")]
+
     class RegisterIn(serializers.Serializer):
         token = serializers.CharField(max_length=200)
         username = serializers.CharField(max_length=30)
@@ -166,7 +173,7 @@ class RegisterApi(PublicView):
         role = serializers.CharField()
         projects = serializers.ListField(child=serializers.CharField())
 
-    @extend_schema(request=RegisterIn, responses={201: RegisterOut, 400: DETAIL},
+    @extend_schema(request=RegisterIn, responses={201: RegisterOut, 400: DETAIL, 429: DETAIL},
                    summary="Register from an invite")
     def post(self, request):
         data = self.RegisterIn(data=request.data)
@@ -179,10 +186,12 @@ class RegisterApi(PublicView):
 
 
 class PasswordResetApi(PublicView):
+    throttle_classes = [throttle("password_reset")]
+
     class PasswordResetIn(serializers.Serializer):
         email = serializers.EmailField(max_length=254)
 
-    @extend_schema(request=PasswordResetIn, responses={202: DETAIL},
+    @extend_schema(request=PasswordResetIn, responses={202: DETAIL, 429: DETAIL},
                    summary="Ask for a password reset link")
     def post(self, request):
         data = self.PasswordResetIn(data=request.data)
@@ -196,12 +205,15 @@ class PasswordResetApi(PublicView):
 
 
 class PasswordResetConfirmApi(PublicView):
+    throttle_classes = [throttle("reset_link")]
+
     class PasswordResetConfirmIn(serializers.Serializer):
         uid = serializers.CharField(max_length=64)
         token = serializers.CharField(max_length=128)
         new_password = serializers.CharField(max_length=MAX_LENGTH * 4, trim_whitespace=False)
 
-    @extend_schema(request=PasswordResetConfirmIn, responses={200: DETAIL, 400: DETAIL},
+    @extend_schema(request=PasswordResetConfirmIn,
+                   responses={200: DETAIL, 400: DETAIL, 429: DETAIL},
                    summary="Set a new password from a reset link",
                    description="Makes a new key pair: project access is lost until someone "
                                "with access runs an access fix.")
@@ -290,6 +302,8 @@ class SelfDeleteApi(APIView):
 
 
 class InviteCreateApi(APIView):
+    throttle_classes = [throttle("invite", by="user")]
+
     class InviteCreateIn(serializers.Serializer):
         email = serializers.EmailField(max_length=254)
         role = serializers.ChoiceField(choices=Role.choices, default=Role.RESEARCHER)
@@ -305,7 +319,7 @@ class InviteCreateApi(APIView):
 
     @extend_schema(request=InviteCreateIn,
                    responses={201: InviteCreateOut, 200: InviteCreateOut, 400: DETAIL,
-                              403: DETAIL},
+                              403: DETAIL, 429: DETAIL},
                    summary="Invite a user (or add an existing researcher to the project)")
     def post(self, request):
         data = self.InviteCreateIn(data=request.data)

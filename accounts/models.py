@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import base64
+import hmac
+import os
 import secrets
+import time
+from datetime import timedelta
+from urllib.parse import quote, urlencode
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -8,6 +14,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django_otp.models import Device
+from django_otp.oath import TOTP
 
 USERNAME_VALIDATOR = RegexValidator(
     r"^[A-Za-z0-9._-]{3,30}$",
@@ -84,8 +92,9 @@ class UserManager(BaseUserManager["User"]):
 class User(AbstractBaseUser):
     """Every account. The role decides what the user may do; unit staff belong to a unit.
 
-    There is deliberately no PermissionsMixin: permissions follow from the role (see
-    ``accounts.permissions``), not from per-user grants that could drift.
+    There is deliberately no PermissionsMixin: permissions follow from the role (the
+    services, selectors and scoped admins decide), not from per-user grants that could
+    drift.
     """
 
     username = models.CharField(max_length=30, unique=True, validators=[USERNAME_VALIDATOR])
@@ -142,16 +151,17 @@ class User(AbstractBaseUser):
     def is_unit_staff(self) -> bool:
         return self.role in UNIT_ROLES
 
+    # Deny by default: no per-model permission exists. The admin serves only our scoped
+    # model admins (accounts.admin_base.ScopedAdmin), whose has_*_permission decide by
+    # role and unit; anything that falls back to these answers gets "no".
     def has_perm(self, perm: str, obj=None) -> bool:
-        # The admin asks ModelAdmin.has_*_permission, which decide by role; this is only
-        # consulted by code paths that do not (e.g. the admin's app index).
-        return self.is_active and self.is_staff
+        return False
 
     def has_perms(self, perm_list, obj=None) -> bool:
-        return all(self.has_perm(p, obj) for p in perm_list)
+        return False
 
     def has_module_perms(self, app_label: str) -> bool:
-        return self.is_active and self.is_staff
+        return False
 
     def _get_session_auth_hash(self, secret=None):
         # Portal sessions carry this hash; mixing in session_generation means that
@@ -304,3 +314,129 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key[:12]}… {self.failures} failures"
+
+
+# --------------------------------------------------------------------------- second factor
+#
+# Our own django-otp devices (django-otp's plugins store TOTP keys and email codes in
+# clear, so a dump plus a known password would pass the second factor). Verification is
+# done by accounts.services under a row lock, so a code is accepted at most once even by
+# concurrent requests.
+
+
+def _totp_purpose(user_id: int) -> str:
+    # Bound to the user: a sealed key copied onto another user's row does not open.
+    return f"totp-key:user:{user_id}"
+
+
+class TOTPDevice(Device):
+    """An authenticator app (RFC 6238, SHA-1, as every app supports).
+
+    The shared key is sealed under the server key (keys.sealing); ``last_t`` is the last
+    accepted time step, so a code is never accepted twice.
+    """
+
+    key_sealed = models.BinaryField(editable=False)
+    step = models.PositiveSmallIntegerField(default=30)
+    t0 = models.BigIntegerField(default=0)
+    digits = models.PositiveSmallIntegerField(default=6)
+    tolerance = models.PositiveSmallIntegerField(default=1)
+    drift = models.SmallIntegerField(default=0)
+    last_t = models.BigIntegerField(default=-1)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "authenticator app"
+
+    @classmethod
+    def new(cls, *, user: User, name: str = "authenticator app") -> TOTPDevice:
+        from keys.sealing import seal
+
+        return cls.objects.create(user=user, name=name, confirmed=False,
+                                  key_sealed=seal(os.urandom(20),
+                                                  purpose=_totp_purpose(user.pk)))
+
+    @property
+    def bin_key(self) -> bytes:
+        from keys.sealing import unseal
+
+        return unseal(bytes(self.key_sealed), purpose=_totp_purpose(self.user_id))
+
+    @property
+    def config_url(self) -> str:
+        """The otpauth:// URI an authenticator app scans (shown once, at set-up)."""
+        from django.conf import settings
+
+        issuer = str(getattr(settings, "OTP_TOTP_ISSUER", "DDS")).replace(":", "")
+        label = quote(f"{issuer}:{self.user.get_username()}")
+        params = urlencode({"secret": base64.b32encode(self.bin_key).decode(),
+                            "algorithm": "SHA1", "digits": self.digits, "period": self.step})
+        return f"otpauth://totp/{label}?{params}&issuer={quote(issuer)}"
+
+    def verify_token(self, token) -> bool:
+        """Check a code and, if right, remember its time step. Call under a row lock."""
+        try:
+            value = int(str(token))
+        except ValueError:
+            return False
+        totp = TOTP(self.bin_key, self.step, self.t0, self.digits, self.drift)
+        totp.time = time.time()
+        if not totp.verify(value, self.tolerance, self.last_t + 1):
+            return False
+        self.last_t, self.drift = totp.t(), totp.drift
+        self.save(update_fields=["last_t", "drift"])
+        return True
+
+
+class EmailDevice(Device):
+    """Login codes by email. Only a keyed hash of the pending code is stored."""
+
+    code_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    valid_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "email code"
+
+    def _hash(self, code: str) -> str:
+        from keys.sealing import keyed_hash
+
+        return keyed_hash(f"{self.pk}:{code}".encode(), purpose="email-code")
+
+    def code_new(self, *, length: int, valid_secs: int) -> str:
+        """A fresh random code (the previous one stops working); returned once, to mail."""
+        code = "".join(secrets.choice("0123456789") for _ in range(length))
+        self.code_hash = self._hash(code)
+        self.valid_until = timezone.now() + timedelta(seconds=valid_secs)
+        self.save(update_fields=["code_hash", "valid_until"])
+        return code
+
+    def verify_token(self, token) -> bool:
+        """Check a code; a right one is used up. Call under a row lock."""
+        code = str(token or "")
+        if not (self.code_hash and self.valid_until and self.valid_until > timezone.now()):
+            return False
+        if not hmac.compare_digest(self.code_hash, self._hash(code)):
+            return False
+        self.code_hash, self.valid_until = "", None
+        self.save(update_fields=["code_hash", "valid_until"])
+        return True
+
+
+class OutboundEmail(models.Model):
+    """An email waiting for the mail task (accounts.mail).
+
+    Its subject, body and recipients are sealed under the server key: login codes and
+    invite/reset links are secrets, and the broker only ever carries this row's id.
+    The row is deleted once the mail is sent.
+    """
+
+    payload_sealed = models.BinaryField(editable=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_error = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"Outbound email {self.pk} ({self.attempts} attempts)"

@@ -14,6 +14,7 @@ import io
 import qrcode
 import qrcode.image.svg
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.core.exceptions import ValidationError
@@ -24,11 +25,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from accounts.models import AuthSessionKind, AuthSessionState
-from accounts.selectors import client_ip, user_projects_summary, user_sessions_live
+from accounts.models import AuthSessionKind, AuthSessionState, TOTPDevice
+from accounts.selectors import user_projects_summary, user_sessions_live
 from accounts.sessions import (
     PORTAL_KEY_COOKIE,
     PORTAL_SESSION_KEY,
@@ -38,10 +38,14 @@ from accounts.sessions import (
     session_key_from_client,
 )
 from accounts.validators import MAX_LENGTH
+from ddsite.client_ip import client_ip
 from ddsite.errors import DDSError
+from ddsite.throttling import throttle_check
+from keys.sealing import SealError, seal, unseal
 
 PENDING_KEY = "dds_pending_sid"
-INVITE_KEY = "dds_invite_token"
+INVITE_COOKIE = "dds_invite"
+INVITE_COOKIE_PURPOSE = "invite-token-cookie"
 
 
 def _errors(form: forms.Form, exc: Exception) -> None:
@@ -104,6 +108,8 @@ class CodeForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def login_view(request):
     form = LoginForm(request.POST or None)
+    if request.method == "POST":
+        throttle_check(request, "login")
     if request.method == "POST" and form.is_valid():
         try:
             challenge = services.login_start(kind=AuthSessionKind.PORTAL, ip=client_ip(request),
@@ -134,6 +140,8 @@ def login_code_view(request):
     intro = ("Enter the 8-digit code we emailed you (valid 15 minutes)." if method == "email"
              else "Enter the 6-digit code from your authenticator app.")
     form = CodeForm(request.POST or None)
+    if request.method == "POST":
+        throttle_check(request, "2fa")
     if request.method == "POST" and form.is_valid():
         try:
             session = services.login_verify(session=pending, code=form.cleaned_data["code"],
@@ -185,19 +193,37 @@ class RegisterForm(forms.Form):
         return data
 
 
+def _invite_token_from_cookie(request) -> str:
+    carried = request.COOKIES.get(INVITE_COOKIE, "")
+    try:
+        return unseal(base64.urlsafe_b64decode(carried.encode()),
+                      purpose=INVITE_COOKIE_PURPOSE).decode()
+    except (SealError, ValueError, TypeError, UnicodeDecodeError):
+        return ""
+
+
 @require_http_methods(["GET", "POST"])
 def register_view(request):
     if "t" in request.GET:
-        # Keep the invite secret out of the address bar and browser history.
-        request.session[INVITE_KEY] = request.GET["t"][:200]
-        return redirect("accounts:register")
-    token = request.session.get(INVITE_KEY, "")
+        # Keep the invite secret out of the address bar and browser history, and out of
+        # the session store (a database dump must not register anyone): it waits in an
+        # HttpOnly cookie, sealed under the server key, scoped to this page.
+        response = redirect("accounts:register")
+        sealed = seal(request.GET["t"][:200].encode(), purpose=INVITE_COOKIE_PURPOSE)
+        response.set_cookie(INVITE_COOKIE, base64.urlsafe_b64encode(sealed).decode(),
+                            max_age=60 * 60, path=reverse("accounts:register"),
+                            httponly=True, secure=settings.SESSION_COOKIE_SECURE,
+                            samesite="Lax")
+        return response
+    token = _invite_token_from_cookie(request)
     invite = services.invite_get_by_token(token)
     if invite is None:
         return render(request, "accounts/message.html", {
             "title": "Invite not valid",
             "message": "This invite link is not valid or has expired. Ask for a new one."},
             status=400)
+    if request.method == "POST":
+        throttle_check(request, "register")
     form = RegisterForm(request.POST or None)
     intro = f"Register as {invite.get_role_display()} with {invite.email}."
     if request.method == "POST" and form.is_valid():
@@ -209,9 +235,10 @@ def register_view(request):
         except (DDSError, ValidationError) as exc:
             _errors(form, exc)
             return _page(request, "Register", form, submit="Register", intro=intro, status=400)
-        request.session.pop(INVITE_KEY, None)
         messages.success(request, "Your account is ready: log in.")
-        return redirect("accounts:login")
+        response = redirect("accounts:login")
+        response.delete_cookie(INVITE_COOKIE, path=reverse("accounts:register"))
+        return response
     return _page(request, "Register", form, submit="Register", intro=intro)
 
 
@@ -238,6 +265,8 @@ class ChangePasswordForm(NewPasswordForm):
 @require_http_methods(["GET", "POST"])
 def password_reset_view(request):
     form = ResetRequestForm(request.POST or None)
+    if request.method == "POST":
+        throttle_check(request, "password_reset")
     if request.method == "POST" and form.is_valid():
         services.user_password_reset_request(email=form.cleaned_data["email"],
                                              ip=client_ip(request))
@@ -252,6 +281,7 @@ def password_reset_view(request):
 
 @require_http_methods(["GET", "POST"])
 def password_reset_confirm_view(request, uid: str, token: str):
+    throttle_check(request, "reset_link")
     if services.password_reset_user(uid, token) is None:
         return render(request, "accounts/message.html", {
             "title": "Link not valid",

@@ -8,12 +8,6 @@ from django.http import Http404
 from accounts.models import UNIT_ROLES, Role, User
 
 
-def client_ip(request) -> str | None:
-    """The client's address as seen by Django (the ingress sets REMOTE_ADDR correctly)."""
-    request = getattr(request, "_request", request)
-    return request.META.get("REMOTE_ADDR") or None
-
-
 def users_visible_to(actor: User):
     """Users the actor may look up: a unit's staff and the members of its projects; for a
     researcher, the members of their projects; a Super Admin sees everyone."""

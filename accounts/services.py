@@ -1,8 +1,8 @@
 """Writes for units, users, invites, logins and key sessions.
 
 Views (API and portal), admin actions, Celery tasks and management commands call these;
-no rule lives anywhere else. Emails that carry a secret (login codes, invite and reset
-links) are sent in-process, never through the Celery broker (security model point 6).
+no rule lives anywhere else. Every email is queued with accounts.mail.mail_queue (sealed,
+sent by a task after commit; only its id crosses the broker).
 """
 
 from __future__ import annotations
@@ -20,30 +20,31 @@ from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
-from django_otp.plugins.otp_email.models import EmailDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework import status
 
+from accounts.mail import mail_queue
 from accounts.models import (
     UNIT_ROLES,
     USERNAME_VALIDATOR,
     AuthSession,
     AuthSessionKind,
     AuthSessionState,
+    EmailDevice,
     Invite,
     LoginThrottle,
     Role,
+    TOTPDevice,
     Unit,
     User,
 )
 from accounts.sessions import PendingToken, kek_seal, session_key_new
 from ddsite.errors import DDSError
+from ddsite.throttling import throttle_allow
 from keys.services import (
     KeyAccessError,
     invite_access_grant,
@@ -112,25 +113,11 @@ class LinkInvalid(DDSError):
         super().__init__(msg)
 
 
-class EmailFailed(DDSError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    code = "email_failed"
-
-
 # --------------------------------------------------------------------------- helpers
 
 
 def _link(path: str) -> str:
     return f"{settings.DDS_PUBLIC_URL}{path}"
-
-
-def _mail_on_commit(*, subject: str, body: str, to: list[str]) -> None:
-    # robust: the write has committed; a mail-server failure is logged (by Django, without
-    # the message body), not turned into a 500 that would invite a harmful retry.
-    recipients = [r for r in to if r]
-    if recipients:
-        transaction.on_commit(lambda: send_mail(subject, body, None, recipients),
-                              robust=True)
 
 
 def _minutes_left(until) -> int:
@@ -267,14 +254,23 @@ def _raise_if_locked_now(locked: bool) -> None:
 # --------------------------------------------------------------------------- login
 
 
-def second_factor_device(user: User):
-    """The device a login must verify: a confirmed authenticator app, else email."""
-    totp = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+def second_factor_device(user: User, *, for_update: bool = False) -> TOTPDevice | EmailDevice:
+    """The device a login must verify: a confirmed authenticator app, else email.
+
+    ``for_update`` locks the row (inside the caller's transaction): verifying a code
+    under the lock is what makes it single-use against concurrent requests.
+    """
+    totps = TOTPDevice.objects.filter(user=user, confirmed=True)
+    emails = EmailDevice.objects.filter(user=user, confirmed=True)
+    if for_update:
+        totps, emails = totps.select_for_update(), emails.select_for_update()
+    totp = totps.first()
     if totp is not None:
         return totp
-    device = EmailDevice.objects.filter(user=user, confirmed=True).first()
+    device = emails.first()
     if device is None:
-        device = EmailDevice.objects.create(user=user, name="email", confirmed=True)
+        device, _ = EmailDevice.objects.get_or_create(user=user, defaults={
+            "name": "email", "confirmed": True})
     return device
 
 
@@ -284,10 +280,10 @@ def second_factor_method(user: User) -> str:
 
 def _email_code_send(user: User, device: EmailDevice) -> None:
     minutes = settings.DDS_EMAIL_CODE_MINUTES
-    device.generate_token(length=8, valid_secs=minutes * 60, commit=True)
-    _mail_on_commit(
+    code = device.code_new(length=8, valid_secs=minutes * 60)
+    mail_queue(
         subject="Your DDS login code",
-        body=(f"Hello {user.name},\n\nYour DDS login code is {device.token}. It is valid for "
+        body=(f"Hello {user.name},\n\nYour DDS login code is {code}. It is valid for "
               f"{minutes} minutes and can be used once.\n\nIf you did not try to log in, "
               "change your password.\n"),
         to=[user.email])
@@ -359,11 +355,12 @@ def login_verify(*, session: AuthSession, code: str, ip: str | None = None) -> A
     user = session.user
     login_lock_check(username=user.username, ip=ip)
     code = _code_clean(code)
-    device = second_factor_device(user)
-    expected = 6 if isinstance(device, TOTPDevice) else 8
-    # django-otp's devices make codes single use: the email token is cleared, and a TOTP
-    # device remembers the last accepted time step (``last_t``), so a replay fails.
-    ok = code.isdigit() and len(code) == expected and device.verify_token(code)
+    with transaction.atomic():
+        # Codes are single use: the email code is cleared, and a TOTP device remembers the
+        # last accepted time step; the row lock makes that hold for parallel requests.
+        device = second_factor_device(user, for_update=True)
+        expected = 6 if isinstance(device, TOTPDevice) else 8
+        ok = code.isdigit() and len(code) == expected and device.verify_token(code)
     if not ok:
         locked = login_failure_record(username=user.username, ip=ip, stage="code", user=user)
         if locked:
@@ -513,9 +510,8 @@ def invite_create(*, email: str, role: str, by: User, by_kek: bytes | None = Non
                   is_owner: bool = False, ip: str | None = None) -> InviteResult:
     """Invite someone (or add an existing researcher to the project).
 
-    The invite email is sent *inside* the transaction, as its last step: the link holds
-    a secret so it cannot go through the broker, and a failed send must roll everything
-    back instead of leaving an invite nobody received.
+    The invite email is queued in the same transaction (accounts.mail): it is sent only
+    if the invite commits, and retried until the mail server takes it.
     """
     email = (email or "").strip()
     unit, project = _invite_scope(by=by, role=role, unit=unit, project=project,
@@ -547,18 +543,13 @@ def invite_create(*, email: str, role: str, by: User, by_kek: bytes | None = Non
                      details={"role": role, "unit": unit.name if unit else None,
                               "is_owner": is_owner})
         where = f" to project {project.public_id} ({project.title})" if project else ""
-        try:
-            send_mail(
-                "Your invitation to the Data Delivery System",
-                f"{by.name} invited you to the Data Delivery System as "
-                f"{'Project Owner' if is_owner else Role(role).label}{where}.\n\n"
-                f"Register within {settings.DDS_INVITE_DAYS} days at:\n"
-                f"{_link('/accounts/register/?t=' + token)}\n",
-                None, [email])
-        except Exception as exc:  # any mail failure: roll back, report clearly
-            log.warning("invite email could not be sent: %s", type(exc).__name__)
-            raise EmailFailed("The invitation email could not be sent; nothing was "
-                              "created. Try again later.") from exc
+        mail_queue(
+            subject="Your invitation to the Data Delivery System",
+            body=(f"{by.name} invited you to the Data Delivery System as "
+                  f"{'Project Owner' if is_owner else Role(role).label}{where}.\n\n"
+                  f"Register within {settings.DDS_INVITE_DAYS} days at:\n"
+                  f"{_link('/accounts/register/?t=' + token)}\n"),
+            to=[email])
     return InviteResult(kind="invited", email=email, invite=invite)
 
 
@@ -592,7 +583,7 @@ def _invite_add_project(*, invite: Invite, role: str, project: Project | None, b
                         is_owner=is_owner)
     audit_record(action="invite.add_project", actor=by, project=project, target=invite.email,
                  ip=ip, details={"is_owner": is_owner})
-    _mail_on_commit(
+    mail_queue(
         subject=f"You have also been given access to {project.public_id}",
         body=(f"{by.name} gave you access to project {project.public_id} ({project.title}) "
               "in the Data Delivery System. Register with the invitation link you already "
@@ -618,7 +609,7 @@ def _invite_existing(*, user: User, role: str, project: Project | None, by: User
     project_access_grant(project=project, grantee=user, granter=by, granter_kek=by_kek)
     audit_record(action="project.member_add", actor=by, project=project, target=user.username,
                  ip=ip, details={"is_owner": membership.is_owner, "new": created})
-    _mail_on_commit(subject=f"You now have access to {project.public_id}",
+    mail_queue(subject=f"You now have access to {project.public_id}",
                     body=f"{by.name} gave you access to project {project.public_id} "
                          f"({project.title}) in the Data Delivery System.\n",
                     to=[user.email])
@@ -730,7 +721,7 @@ def user_password_change(*, user: User, current_password: str, new_password: str
             keep.kek_sealed = kek_seal(session=keep, session_key=keep_key, kek=new_kek)
             keep.save(update_fields=["kek_sealed"])
         audit_record(action="user.password_change", actor=user, target=user.username, ip=ip)
-        _mail_on_commit(subject="Your DDS password was changed",
+        mail_queue(subject="Your DDS password was changed",
                         body="Your Data Delivery System password was changed. If this was "
                              "not you, reset your password and tell your unit.\n",
                         to=[user.email])
@@ -744,11 +735,16 @@ def password_reset_link(user: User) -> str:
 @transaction.atomic
 def user_password_reset_request(*, email: str, ip: str | None = None) -> None:
     """Email a 1-hour reset link if the address has an active account (no answer either way)."""
-    user = User.objects.filter(email__iexact=(email or "").strip(), is_active=True).first()
+    email = (email or "").strip()
+    user = User.objects.filter(email__iexact=email, is_active=True).first()
+    # Per target address, whoever asks: a mailbox is not flooded from many addresses.
+    # Over the rate the answer is the same and nothing is sent (no hint either way).
+    allowed = throttle_allow("password_reset_address", email.lower())
     audit_record(action="user.password_reset_request", actor=user,
-                 target=user.username if user else "", ip=ip)
-    if user is not None:
-        _mail_on_commit(
+                 target=user.username if user else "", ip=ip,
+                 details={} if allowed else {"throttled": True})
+    if user is not None and allowed:
+        mail_queue(
             subject="Reset your DDS password",
             body=("Someone asked to reset your Data Delivery System password. Open this "
                   f"link within an hour to choose a new one:\n{password_reset_link(user)}\n\n"
@@ -802,7 +798,7 @@ def user_password_reset(*, uid: str, token: str, new_password: str,
     audit_record(action="user.password_reset", actor=user, target=user.username, ip=ip,
                  details={"project_keys_lost": lost})
     if lost:
-        _mail_on_commit(
+        mail_queue(
             subject=f"{user.username} reset their DDS password",
             body=(f"{user.name} ({user.username}) reset their password and lost access to "
                   f"the data of {lost} project(s). If you have access, restore theirs with "
@@ -854,19 +850,21 @@ def confirmation_check(*, user: User, action: str, token: str) -> None:
 def totp_setup_start(*, user: User, ip: str | None = None) -> TOTPDevice:
     """A new, unconfirmed authenticator device; it counts only after a correct code."""
     TOTPDevice.objects.filter(user=user, confirmed=False).delete()
-    device = TOTPDevice.objects.create(user=user, name="authenticator app", confirmed=False,
-                                       digits=6, step=30, tolerance=1)
+    device = TOTPDevice.new(user=user)
     audit_record(action="auth.totp_setup_start", actor=user, target=user.username, ip=ip)
     return device
 
 
 def totp_setup_confirm(*, user: User, code: str, ip: str | None = None) -> TOTPDevice:
     login_lock_check(username=user.username, ip=ip)
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
-    if device is None:
-        raise ValidationError({"code": "Start the authenticator set-up first."})
     code = _code_clean(code)
-    if not (code.isdigit() and len(code) == 6 and device.verify_token(code)):
+    with transaction.atomic():
+        device = (TOTPDevice.objects.select_for_update()
+                  .filter(user=user, confirmed=False).first())
+        if device is None:
+            raise ValidationError({"code": "Start the authenticator set-up first."})
+        ok = code.isdigit() and len(code) == 6 and device.verify_token(code)
+    if not ok:
         locked = login_failure_record(username=user.username, ip=ip, stage="totp_setup",
                                       user=user)
         _raise_if_locked_now(locked)
@@ -877,7 +875,7 @@ def totp_setup_confirm(*, user: User, code: str, ip: str | None = None) -> TOTPD
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         audit_record(action="auth.totp_enable", actor=user, target=user.username, ip=ip)
-        _mail_on_commit(subject="Authenticator app enabled",
+        mail_queue(subject="Authenticator app enabled",
                         body="Your DDS logins now need a code from your authenticator app.\n",
                         to=[user.email])
     return device
@@ -889,7 +887,7 @@ def totp_disable_request(*, user: User, ip: str | None = None) -> None:
         raise ValidationError("No authenticator app is set up.")
     token = confirmation_token(user=user, action="totp_disable")
     audit_record(action="auth.totp_disable_request", actor=user, target=user.username, ip=ip)
-    _mail_on_commit(subject="Turn off your authenticator app",
+    mail_queue(subject="Turn off your authenticator app",
                     body=("Open this link within an hour to turn off the authenticator app; "
                           "logins will then use email codes:\n"
                           f"{_link('/accounts/totp/disable/' + token + '/')}\n"),
@@ -901,6 +899,29 @@ def totp_disable(*, user: User, token: str, ip: str | None = None) -> None:
     confirmation_check(user=user, action="totp_disable", token=token)
     TOTPDevice.objects.filter(user=user).delete()
     audit_record(action="auth.totp_disable", actor=user, target=user.username, ip=ip)
+
+
+@transaction.atomic
+def user_second_factor_reset(*, user: User, by: User, ip: str | None = None) -> bool:
+    """Support tool for a Super Admin: a user who lost their authenticator app gets email
+    codes again. Removes the app, voids any pending code and ends the user's sessions;
+    audited and emailed to the user. No secret is read or shown. Returns whether an
+    authenticator app was removed."""
+    if by.role != Role.SUPER_ADMIN:
+        raise PermissionDenied("Only a Super Admin may reset a user's second factor.")
+    removed = TOTPDevice.objects.filter(user=user).delete()[0] > 0
+    EmailDevice.objects.filter(user=user).update(code_hash="", valid_until=None)
+    auth_sessions_end(user=user, by=by, reason="second_factor_reset", ip=ip)
+    audit_record(action="auth.second_factor_reset", actor=by, target=user.username, ip=ip,
+                 details={"authenticator_removed": removed})
+    mail_queue(subject="Your DDS second factor was reset",
+               body=(f"Hello {user.name},\n\nAn operator reset the second factor of your "
+                     "Data Delivery System account: logins now use codes sent to this "
+                     "address, and your open sessions were ended. You can set up an "
+                     "authenticator app again on your account page.\n\nIf you did not "
+                     "ask for this, tell your unit or the operators at once.\n"),
+               to=[user.email])
+    return removed
 
 
 # --------------------------------------------------------------------------- self-delete
@@ -924,7 +945,7 @@ def user_self_delete_request(*, user: User, ip: str | None = None) -> None:
     _last_admins_check(user)
     token = confirmation_token(user=user, action="delete")
     audit_record(action="user.self_delete_request", actor=user, target=user.username, ip=ip)
-    _mail_on_commit(subject="Confirm deleting your DDS account",
+    mail_queue(subject="Confirm deleting your DDS account",
                     body=("Open this link within an hour to delete your account. This cannot "
                           f"be undone:\n{_link('/accounts/delete/' + token + '/')}\n"),
                     to=[user.email])

@@ -123,5 +123,9 @@ class PortalErrorMiddleware:
         if status is None:
             return None
         message = str(getattr(exception, "detail", None) or exception)
-        return render(request, "error.html", {"status": status, "message": message},
-                      status=status)
+        response = render(request, "error.html", {"status": status, "message": message},
+                          status=status)
+        wait = getattr(exception, "wait", None)
+        if wait:
+            response["Retry-After"] = str(int(wait))
+        return response

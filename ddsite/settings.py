@@ -9,6 +9,8 @@ hosts, is refused (see ``_production_guard``).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +42,15 @@ def _dev_secret_key() -> str:
 
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
+# Proxies (the ingress) whose X-Forwarded-For / -Proto are believed (ddsite.client_ip).
+DDS_TRUSTED_PROXIES = env.list("DDS_TRUSTED_PROXIES", default=[])
+for _proxy in DDS_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"DDS_TRUSTED_PROXIES: {_proxy!r} is not an IP address or network (CIDR)."
+        ) from None
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 
 
@@ -61,6 +72,13 @@ def _production_guard() -> None:
     if any(host == "*" or host.startswith("*") for host in ALLOWED_HOSTS):
         raise ImproperlyConfigured(
             "ALLOWED_HOSTS contains a wildcard. With DEBUG off, list the exact host names."
+        )
+    if env.bool("DDS_BEHIND_PROXY", default=True) and not DDS_TRUSTED_PROXIES:
+        raise ImproperlyConfigured(
+            "DDS_TRUSTED_PROXIES is empty. Behind an ingress (DDS_BEHIND_PROXY=1, the "
+            "default with DEBUG off) list the ingress's addresses or networks "
+            "(comma-separated CIDRs, e.g. 10.42.0.0/16), so that client addresses come "
+            "from X-Forwarded-For; or set DDS_BEHIND_PROXY=0 when clients connect directly."
         )
 
 
@@ -84,9 +102,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    # The second-factor devices are accounts' own (sealed keys, hashed codes); django-otp
+    # supplies the device base, the session plumbing and the TOTP arithmetic.
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_email",
     "drf_spectacular",
     "accounts",
     "keys",
@@ -96,6 +114,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: forwarding headers from anyone but a trusted proxy are dropped.
+    "ddsite.client_ip.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "ddsite.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -103,6 +123,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.KeySessionMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "ddsite.middleware.MaintenanceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -175,10 +196,7 @@ DDS_LOCKOUT_MINUTES = env.int("DDS_LOCKOUT_MINUTES", default=15)
 DDS_EMAIL_CODE_MINUTES = 15
 DDS_PORTAL_SESSION_MAX_AGE = env.int("DDS_PORTAL_SESSION_MAX_AGE", default=12 * 60 * 60)
 PASSWORD_RESET_TIMEOUT = 60 * 60
-# Our own per-account/per-IP lockout replaces django-otp's per-device delays, so that the
-# rule and its message are the same for passwords and codes.
-OTP_EMAIL_THROTTLE_FACTOR = 0
-OTP_TOTP_THROTTLE_FACTOR = 0
+# Our own per-account/per-IP lockout (not per-device delays) guards passwords and codes.
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="DDS")
 
 # Argon2id parameters of the key-encryption key (KEK) that wraps each user's private key.
@@ -240,6 +258,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+# The worker logs through LOGGING too (with its redaction filter).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Periodic jobs; each is also a management command for Kubernetes CronJobs.
 CELERY_BEAT_SCHEDULE: dict = {
     "projects-expire": {"task": "projects.tasks.projects_expire_due",
@@ -285,6 +305,25 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
 }
+# Request rates per client address (or per user / per target where noted); 429 with
+# Retry-After beyond them. Override any with DDS_THROTTLE_RATES="login=60/min,...".
+DDS_THROTTLE_RATES = {
+    "login": "30/min",
+    "2fa": "30/min",
+    "code_resend": "10/hour",
+    "code_resend_user": "5/hour",  # per pending login's user
+    "password_reset": "10/hour",
+    "password_reset_address": "10/hour",  # per target address; over it nothing is sent
+    "reset_link": "30/hour",
+    "register": "10/hour",
+    "invite": "100/hour",  # per inviting user
+}
+DDS_THROTTLE_RATES.update(env.dict("DDS_THROTTLE_RATES", default={}))
+for _scope, _rate in DDS_THROTTLE_RATES.items():
+    if not re.fullmatch(r"\d+/(s|sec|m|min|h|hour|d|day)", str(_rate)):
+        raise ImproperlyConfigured(
+            f"DDS_THROTTLE_RATES: {_scope}={_rate!r} is not a rate like 10/min or 5/hour."
+        )
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("DDS_ACCESS_TOKEN_MINUTES", default=60)),
     # A login's refresh-token family lives at most this long (rotated on every use).
@@ -325,6 +364,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # No query string or token path reaches a log (ddsite.log_redaction).
+    "filters": {"redact": {"()": "ddsite.log_redaction.RedactSecretsFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django's own handlers (runserver's request lines, DEBUG's console) would bypass the
+    # filter: route its loggers through ours.
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

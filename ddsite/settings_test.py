@@ -10,6 +10,8 @@ import secrets
 # A fresh random secret per run: no secret lives in a fixture file.
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+# Live-server tests put nginx (on loopback) in front, as the ingress.
+os.environ.setdefault("DDS_TRUSTED_PROXIES", "127.0.0.1,::1")
 
 from ddsite.settings import *  # noqa: E402,F403
 

@@ -19,7 +19,9 @@ case "$role" in
     exec "$PYTHON" -m gunicorn ddsite.wsgi:application \
       --bind "${DDS_BIND:-0.0.0.0:8000}" \
       --workers "${GUNICORN_WORKERS:-3}" --threads "${GUNICORN_THREADS:-4}" \
-      --timeout "${GUNICORN_TIMEOUT:-120}" --access-logfile - --forwarded-allow-ips='*'
+      --timeout "${GUNICORN_TIMEOUT:-120}" --access-logfile - \
+      --logger-class ddsite.gunicorn_logging.Logger \
+      --forwarded-allow-ips "${DDS_TRUSTED_PROXIES:-127.0.0.1,::1}"
     ;;
   worker)
     exec "$PYTHON" -m celery -A ddsite worker --loglevel "${LOG_LEVEL:-INFO}" \

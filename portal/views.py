@@ -16,10 +16,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.portal import portal_login_required
-from accounts.selectors import client_ip
 from accounts.services import auth_sessions_end
 from accounts.sessions import PORTAL_SESSION_KEY, live_session, request_kek
+from ddsite.client_ip import client_ip
 from ddsite.errors import DDSError
+from ddsite.throttling import throttle_check
 from keys.services import KeyAccessError
 from portal import downloads
 from portal.selectors import files_search, project_list_rows, project_people
@@ -137,6 +138,7 @@ def _members_action(request, project_id: str, action, success: str):
 @portal_login_required
 @require_POST
 def member_invite(request, project_id: str):
+    throttle_check(request, "invite", by="user")
     form = InviteForm(request.POST)
     if not form.is_valid():
         project = project_get_for_user(user=request.user, public_id=project_id)

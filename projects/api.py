@@ -12,6 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import UNIT_ROLES, User
+from ddsite.client_ip import client_ip
+from ddsite.throttling import throttle_check
 from projects import services
 from projects.models import ProjectMembership
 from projects.selectors import (
@@ -267,16 +269,19 @@ class ProjectMembers(APIView):
         invites = project.invites.order_by("email")
         return Response(MembersOut({"members": members, "invites": invites}).data)
 
-    @extend_schema(request=MemberAddIn, responses={200: MemberOut, 201: InviteOut},
+    @extend_schema(request=MemberAddIn, responses={200: MemberOut, 201: InviteOut,
+                                                   429: inline_serializer("ThrottledDetail", {
+                                                       "detail": serializers.CharField()})},
                    summary="Add a researcher (existing user) or invite (new email)")
     def post(self, request, project_id):
+        throttle_check(request, "invite", by="user")
         project = project_get_for_user(user=request.user, public_id=project_id, need=Need.OWNER)
         data = self.MemberAddIn(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.project_member_add(
             project=project, by=request.user, kek=_kek(request),
             email=data.validated_data["email"], owner=data.validated_data["owner"],
-            ip=request.META.get("REMOTE_ADDR"))
+            ip=client_ip(request))
         if isinstance(result, ProjectMembership):
             result.has_key = True
             return Response(MemberOut(result).data, status=status.HTTP_200_OK)
@@ -317,6 +322,7 @@ class ProjectAccessFix(APIView):
         data = self.AccessFixIn(data=request.data)
         data.is_valid(raise_exception=True)
         fixed = services.project_access_fix(project=project, by=request.user, kek=_kek(request),
-                                            username=data.validated_data["username"])
+                                            username=data.validated_data["username"],
+                                            ip=client_ip(request))
         return Response({"fixed": [p.public_id for p in fixed]})
 

@@ -12,12 +12,11 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.mail import mail_queue
 from accounts.models import UNIT_ROLES, Role, Unit, User
 from ddsite.errors import DDSError
 from keys.services import project_keys_create, project_keys_destroy
@@ -212,12 +211,12 @@ def _notify_release(project: Project) -> None:
         return
     deadline = timezone.localtime(project.deadline).strftime("%Y-%m-%d") if project.deadline \
         else "-"
-    send_mail(
+    mail_queue(
         subject=f"[DDS] Data available in project {project.public_id}",
-        message=(f"The data of project {project.public_id} ({project.title}) is available "
-                 f"for download until {deadline}.\n\nOpen the DDS portal, or run:\n"
-                 f"  dds data get -p {project.public_id} --get-all\n"),
-        from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=recipients, fail_silently=False)
+        body=(f"The data of project {project.public_id} ({project.title}) is available "
+              f"for download until {deadline}.\n\nOpen the DDS portal, or run:\n"
+              f"  dds data get -p {project.public_id} --get-all\n"),
+        to=recipients)
 
 
 @transaction.atomic

@@ -148,16 +148,25 @@ class World:
         raise AttributeError(name)
 
 
-def _login(user, password) -> dict:
-    from django_otp.plugins.otp_email.models import EmailDevice
+def _login_start(user, password):
+    """The password step, with its emailed code (read from the test outbox)."""
+    from django.test import TestCase
 
     from accounts.models import AuthSessionKind
-    from accounts.services import login_start, login_verify
+    from accounts.services import login_start
+    from accounts.tests.helpers import last_code
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        challenge = login_start(username=user.username, password=password,
+                                kind=AuthSessionKind.API)
+    return challenge, last_code(user.email)
+
+
+def _login(user, password) -> dict:
+    from accounts.services import login_verify
     from accounts.sessions import api_tokens_issue, session_key_for_client
 
-    challenge = login_start(username=user.username, password=password,
-                            kind=AuthSessionKind.API)
-    code = EmailDevice.objects.get(user=user).token
+    challenge, code = _login_start(user, password)
     session = login_verify(session=challenge.session, code=code)
     carried = session_key_for_client(session=session, session_key=challenge.session_key)
     issued = api_tokens_issue(session=session, carried_key=carried)
@@ -165,10 +174,8 @@ def _login(user, password) -> dict:
 
 
 def build_world() -> World:
-    from django_otp.plugins.otp_email.models import EmailDevice
-
-    from accounts.models import AuthSessionKind, Role
-    from accounts.services import login_start, unit_create, user_create
+    from accounts.models import Role
+    from accounts.services import unit_create, user_create
     from accounts.sessions import pending_token_issue
     from projects.services import project_create
 
@@ -200,11 +207,9 @@ def build_world() -> World:
     users["admin2"] = admin2
     tokens = {actor: _login(users[actor], password)
               for actor in ACTORS if actor not in ("anonymous", "pending")}
-    challenge = login_start(username=users["researcher"].username, password=password,
-                            kind=AuthSessionKind.API)
+    challenge, pending_code = _login_start(users["researcher"], password)
     pending_token = pending_token_issue(session=challenge.session,
                                         session_key=challenge.session_key)
-    pending_code = EmailDevice.objects.get(user=users["researcher"]).token
     return World(unit_a=unit_a, unit_b=unit_b, project=project, password=password,
                  users=users, tokens=tokens, pending_token=pending_token,
                  pending_code=pending_code, target_staff=target_staff,

@@ -155,18 +155,32 @@ def test_reinvite_replaces_and_expired_invites_are_purged(staffed):
     assert not Invite.objects.exists()
 
 
-def test_failed_invite_email_leaves_nothing(staffed, monkeypatch):
+def test_invite_email_survives_a_mail_server_outage(staffed, monkeypatch):
+    """The invite commits and its email stays queued (sealed) until the server takes it."""
+    from accounts.mail import mail_deliver
+    from accounts.models import OutboundEmail
+
     tokens = api_login(staffed["admin"], staffed["admin_pw"])
 
     def broken(*args, **kwargs):
         raise ConnectionRefusedError("smtp down")
 
-    monkeypatch.setattr("accounts.services.send_mail", broken)
+    monkeypatch.setattr("accounts.mail.send_mail", broken)
+    sent_before = len(mail.outbox)
     r = bearer(tokens["access"]).post("/api/v1/invites", {
         "email": "carol@example.org", "project": staffed["project"].public_id}, format="json")
-    assert r.status_code == 503
-    assert not Invite.objects.exists()
-    assert not User.objects.filter(email="carol@example.org").exists()
+    assert r.status_code == 201, r.content
+    assert Invite.objects.filter(email="carol@example.org").exists()
+    queued = OutboundEmail.objects.get()
+    assert queued.attempts == 1 and queued.last_error == "ConnectionRefusedError"
+    assert b"carol" not in bytes(queued.payload_sealed)  # sealed, not in clear
+    assert len(mail.outbox) == sent_before
+    monkeypatch.undo()
+    assert mail_deliver(email_id=queued.pk) is True
+    assert not OutboundEmail.objects.exists()
+    assert mail.outbox[-1].to == ["carol@example.org"]
+    assert "/accounts/register/?t=" in mail.outbox[-1].body
+    assert mail_deliver(email_id=queued.pk) is False  # a duplicate task sends nothing
 
 
 def test_code_for_another_user_is_refused(researcher_keyed, staffed):

@@ -7,9 +7,8 @@ import secrets
 import pytest
 from django.test import RequestFactory
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Invite, User
+from accounts.models import Invite, TOTPDevice, User
 from accounts.sessions import PORTAL_KEY_COOKIE, PORTAL_SESSION_KEY, request_kek
 from accounts.tests.helpers import PortalClient, last_code, new_password
 from keys.services import invite_keys_create, user_kek_derive

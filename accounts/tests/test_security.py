@@ -11,11 +11,10 @@ from django.db import models
 from django.test import override_settings
 from django.utils import timezone
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 
 from accounts import services
-from accounts.models import AuthSession, LoginThrottle
+from accounts.models import AuthSession, LoginThrottle, TOTPDevice
 from accounts.sessions import kek_open, session_key_from_client
 from accounts.tests.helpers import APIClient, api_login, bearer, last_link, new_password
 from keys.services import KeyAccessError, project_private_key, user_kek_derive

@@ -1,0 +1,77 @@
+"""Outgoing email: queued inside the caller's transaction, sent by a Celery task after it.
+
+Every email of the system goes through :func:`mail_queue`:
+
+- nothing is sent for a write that rolls back, and nothing is lost when the mail server
+  is down (the row stays and the task retries with back-off);
+- the request never waits for SMTP, so a password-reset request answers in the same time
+  whether or not the address has an account;
+- login codes and invite/reset links are secrets: the queued row is sealed under the
+  server key and the broker carries only its id (security model point 6).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.core.mail import send_mail
+from django.db import transaction
+
+from accounts.models import OutboundEmail
+from keys.sealing import seal, unseal
+
+log = logging.getLogger(__name__)
+
+_PURPOSE = "outbound-email"
+
+
+class MailDeliveryError(Exception):
+    """The mail server refused or could not be reached; the email stays queued."""
+
+
+def mail_queue(*, subject: str, body: str, to: list[str]) -> OutboundEmail | None:
+    """Queue one email (to every address in ``to``); it is sent after the commit."""
+    recipients = sorted({address for address in to if address})
+    if not recipients:
+        return None
+    payload = json.dumps({"subject": subject, "body": body, "to": recipients}).encode()
+    row = OutboundEmail.objects.create(payload_sealed=seal(payload, purpose=_PURPOSE))
+    transaction.on_commit(lambda: _dispatch(row.pk), robust=True)
+    return row
+
+
+def _dispatch(email_id: int) -> None:
+    from accounts.tasks import mail_send  # the task module imports this one
+
+    mail_send.delay(email_id)
+
+
+def mail_deliver(*, email_id: int) -> bool:
+    """Send a queued email and delete it. False if it is gone (sent) or being sent.
+
+    The row lock (skipping locked rows) makes a duplicate task a no-op, so an email is
+    sent once even when the broker delivers the task twice.
+    """
+    failure: Exception | None = None
+    with transaction.atomic():
+        row = (OutboundEmail.objects.select_for_update(skip_locked=True)
+               .filter(pk=email_id).first())
+        if row is None:
+            return False
+        payload = json.loads(unseal(bytes(row.payload_sealed), purpose=_PURPOSE))
+        try:
+            send_mail(payload["subject"], payload["body"], None, payload["to"])
+        except Exception as exc:  # noqa: BLE001 - any transport failure: keep it queued
+            failure = exc
+            row.attempts += 1
+            row.last_error = type(exc).__name__[:200]
+            row.save(update_fields=["attempts", "last_error"])
+        else:
+            row.delete()
+    if failure is not None:
+        # The type only: an SMTP error can quote the message, which may hold a secret.
+        log.warning("email %s not sent (attempt %s): %s", email_id, row.attempts,
+                    type(failure).__name__)
+        raise MailDeliveryError(type(failure).__name__) from failure
+    return True
