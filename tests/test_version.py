@@ -80,6 +80,7 @@ def test_cli_sends_its_version():
         api.close()
 
 
+@pytest.mark.django_db  # the maintenance check (cached) reads its flag
 def test_version_endpoint_is_public_and_says_only_the_version(client):
     response = client.get("/api/v1/version")
     assert response.status_code == 200
