@@ -84,7 +84,13 @@ class UserAdmin(ScopedAdmin):
                      ip=client_ip(request),
                      details={"fields": sorted(form.changed_data)})
 
-    actions = ["deactivate", "reactivate"]
+    actions = ["deactivate", "reactivate", "second_factor_reset"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if request.user.role != Role.SUPER_ADMIN:
+            actions.pop("second_factor_reset", None)
+        return actions
 
     def _each(self, request, queryset, service, verb: str) -> None:
         done = 0
@@ -104,6 +110,11 @@ class UserAdmin(ScopedAdmin):
     @admin.action(description="Reactivate")
     def reactivate(self, request, queryset):
         self._each(request, queryset, services.user_reactivate, "Reactivated")
+
+    @admin.action(description="Reset second factor (back to email codes; ends sessions)")
+    def second_factor_reset(self, request, queryset):
+        self._each(request, queryset, services.user_second_factor_reset,
+                   "Reset the second factor of")
 
     @admin.display(boolean=True, description="Key pair")
     def has_keys(self, obj):

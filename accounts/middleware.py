@@ -4,13 +4,18 @@ The Django session lives in the database; its key, read from a dump, would other
 a working ``sessionid`` cookie. Every logged-in session also needs the ``dds_ks`` cookie:
 the session key sealed under the server key for *this* session's AuthSession, which is
 never stored server-side. A session without it, or with one minted for another session,
-is logged out before any view runs. (accounts.portal.portal_session_live then checks that
-the AuthSession itself is still live.)
+is treated as anonymous before any view runs: the request gets a fresh, empty session,
+and the stored one is left alone (a copied session key must not even log its owner
+out). accounts.portal.portal_session_live then checks that the AuthSession is live.
 """
 
 from __future__ import annotations
 
-from django.contrib.auth import SESSION_KEY, logout
+from importlib import import_module
+
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.models import AnonymousUser
 from rest_framework.exceptions import NotAuthenticated
 
 from accounts.sessions import PORTAL_KEY_COOKIE, PORTAL_SESSION_KEY, session_key_from_client
@@ -37,5 +42,6 @@ class KeySessionMiddleware:
     def __call__(self, request):
         session = getattr(request, "session", None)
         if session is not None and session.get(SESSION_KEY) and not key_cookie_valid(request):
-            logout(request)
+            request.session = import_module(settings.SESSION_ENGINE).SessionStore()
+            request.user = AnonymousUser()
         return self.get_response(request)

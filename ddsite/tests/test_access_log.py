@@ -1,0 +1,112 @@
+"""A register and reset journey through gunicorn (the image's entrypoint, DEBUG off): the
+log shows the real client address and none of the tokens the journey used."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.core import mail
+
+from tests.net import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT = "203.0.113.77"
+
+
+def _serve(tmp_path, port):
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = {**os.environ, "PYTHON": sys.executable, "DJANGO_SETTINGS_MODULE": "ddsite.settings",
+           "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(64),
+           "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0",
+           # The test plays the ingress, on loopback.
+           "DDS_TRUSTED_PROXIES": "127.0.0.1", "DDS_MIGRATE": "0",
+           "DDS_KDF_TIME_COST": "1", "DDS_KDF_MEMORY_KIB": "256", "DDS_KDF_PARALLELISM": "1",
+           "DDS_USER_RSA_BITS": "2048",
+           "DDS_VAR_DIR": str(tmp_path), "STATIC_ROOT": str(tmp_path / "static"),
+           "DDS_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"}
+    env["DATABASE_URL"] = (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
+                           f"{db['PORT'] or 5432}/{db['NAME']}")
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed by the caller
+    proc = subprocess.Popen([str(ROOT / "docker/entrypoint.sh"), "web"], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return proc, log
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("gunicorn did not start: "
+                            + (tmp_path / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+
+
+def _mailed_link(tmp_path, marker: str) -> str:
+    for path in sorted((tmp_path / "mail").glob("*"), key=lambda p: p.stat().st_mtime,
+                       reverse=True):
+        found = re.search(r"(https?://\S*" + re.escape(marker) + r"\S*)", path.read_text())
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no {marker} link mailed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_register_and_reset_journey_leaves_no_token_in_the_log(tmp_path):
+    from accounts.models import Role
+    from accounts.services import invite_create, unit_create
+    from accounts.tests.helpers import keyed_user
+    from projects.models import AuditEvent
+
+    unit = unit_create(name="Log unit", display_name="Log unit", contact_email="u@example.org",
+                       internal_ref="logu")
+    admin, _ = keyed_user(Role.UNIT_ADMIN, unit)
+    invite_create(email="journey@example.org", role=Role.UNIT_PERSONNEL, by=admin)
+    invite_token = re.search(r"\?t=(\S+)", mail.outbox[-1].body).group(1)
+
+    port = free_port()
+    proc, log = _serve(tmp_path, port)
+    base = f"http://127.0.0.1:{port}"
+    headers = {"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"}
+    password, new_password = "Pw-Journey-" + secrets.token_hex(4), "Pw-Reset-" + secrets.token_hex(4)
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+            r = http.get(f"/accounts/register/?t={invite_token}")
+            assert r.status_code == 302
+            r = http.post("/api/v1/auth/register", json={
+                "token": invite_token, "username": "journey", "name": "Jour Ney",
+                "password": password})
+            assert r.status_code == 201, r.text
+            r = http.post("/api/v1/auth/password-reset", json={"email": "journey@example.org"})
+            assert r.status_code == 202
+            link = _mailed_link(tmp_path, "/accounts/reset/")
+            uid, reset_token = link.rstrip("/").split("/")[-2:]
+            assert http.get(f"/accounts/reset/{uid}/{reset_token}/").status_code == 200
+            assert http.get(f"/accounts/reset/{uid}/{reset_token}x/").status_code == 400
+            r = http.post("/api/v1/auth/password-reset/confirm", json={
+                "uid": uid, "token": reset_token, "new_password": new_password})
+            assert r.status_code == 200, r.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+    text = (tmp_path / "server.log").read_text()
+    for secret in (invite_token, reset_token, password, new_password):
+        assert secret not in text
+    access = [line for line in text.splitlines() if "/accounts/re" in line and "HTTP/1.1" in line]
+    assert len(access) >= 3, text[-2000:]
+    assert all(line.startswith(CLIENT) for line in access), access
+    assert "[redacted]" in text
+    # The audit log saw the client, not the ingress.
+    assert AuditEvent.objects.filter(action="user.register", ip=CLIENT).exists()
+    assert AuditEvent.objects.filter(action="user.password_reset", ip=CLIENT).exists()

@@ -1,0 +1,96 @@
+"""One client address behind the ingress: X-Forwarded-For from trusted proxies only."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import RequestFactory, override_settings
+
+from ddsite.client_ip import TrustedProxyMiddleware, client_ip, client_ip_from_meta
+from ddsite.log_redaction import redact
+
+INGRESS = ["10.42.0.0/16"]
+
+
+def _meta(peer: str, xff: str | None = None) -> dict:
+    meta = {"REMOTE_ADDR": peer}
+    if xff is not None:
+        meta["HTTP_X_FORWARDED_FOR"] = xff
+    return meta
+
+
+@override_settings(DDS_TRUSTED_PROXIES=INGRESS)
+@pytest.mark.parametrize("peer, xff, expected", [
+    # Straight from a client: the socket address, whatever it claims.
+    ("198.51.100.7", None, "198.51.100.7"),
+    ("198.51.100.7", "203.0.113.1", "198.51.100.7"),
+    # Through the ingress: the hop the ingress appended.
+    ("10.42.0.5", "203.0.113.1", "203.0.113.1"),
+    # A client-written prefix is ignored: right to left, first untrusted hop wins.
+    ("10.42.0.5", "6.6.6.6, 203.0.113.1", "203.0.113.1"),
+    # Two trusted hops (ingress behind a load balancer in the same network).
+    ("10.42.0.5", "203.0.113.1, 10.42.9.9", "203.0.113.1"),
+    # Garbage written by the client stops the walk at the last good hop.
+    ("10.42.0.5", "not-an-ip, 10.42.9.9", "10.42.9.9"),
+    ("10.42.0.5", "", "10.42.0.5"),
+    # Ports and IPv6 forms.
+    ("10.42.0.5", "203.0.113.1:51234", "203.0.113.1"),
+    ("10.42.0.5", "[2001:db8::1]:443", "2001:db8::1"),
+    ("::ffff:10.42.0.5", "2001:db8::2", "2001:db8::2"),
+    ("", "203.0.113.1", None),
+])
+def test_client_ip_from_meta(peer, xff, expected):
+    assert client_ip_from_meta(_meta(peer, xff)) == expected
+
+
+@override_settings(DDS_TRUSTED_PROXIES=[])
+def test_nothing_trusted_means_the_socket_peer():
+    assert client_ip_from_meta(_meta("10.42.0.5", "203.0.113.1")) == "10.42.0.5"
+
+
+@override_settings(DDS_TRUSTED_PROXIES=INGRESS)
+def test_forwarding_headers_from_an_untrusted_peer_are_dropped():
+    seen = {}
+
+    def view(request):
+        seen["proto"] = request.META.get("HTTP_X_FORWARDED_PROTO")
+        seen["ip"] = client_ip(request)
+        return None
+
+    middleware = TrustedProxyMiddleware(view)
+    middleware(RequestFactory().get("/", REMOTE_ADDR="198.51.100.7",
+                                    HTTP_X_FORWARDED_PROTO="https",
+                                    HTTP_X_FORWARDED_FOR="203.0.113.1"))
+    assert seen == {"proto": None, "ip": "198.51.100.7"}
+    middleware(RequestFactory().get("/", REMOTE_ADDR="10.42.0.5",
+                                    HTTP_X_FORWARDED_PROTO="https",
+                                    HTTP_X_FORWARDED_FOR="203.0.113.1"))
+    assert seen == {"proto": "https", "ip": "203.0.113.1"}
+
+
+def test_bad_trusted_proxy_setting_refuses_to_start(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ddsite.settings", "DEBUG": "1",
+           "DDS_VAR_DIR": str(tmp_path), "DDS_TRUSTED_PROXIES": "10.0.0.0/8,nonsense"}
+    from django.conf import settings
+
+    result = subprocess.run([sys.executable, "manage.py", "check"], env=env,
+                            cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "DDS_TRUSTED_PROXIES: 'nonsense' is not an IP address" in result.stderr
+
+
+@pytest.mark.parametrize("line, secret", [
+    ('"GET /accounts/register/?t=SECRETTOKEN HTTP/1.1" 302', "SECRETTOKEN"),
+    ('"GET /accounts/reset/MTI/SECRET-TOKEN/ HTTP/1.1" 200', "SECRET-TOKEN"),
+    ("Bad Request: /accounts/reset/MTI/SECRET-TOKEN/", "SECRET-TOKEN"),
+    ('"GET /accounts/totp/disable/SIGNEDTOKEN/ HTTP/1.1"', "SIGNEDTOKEN"),
+    ('"POST /accounts/delete/SIGNEDTOKEN/ HTTP/1.1"', "SIGNEDTOKEN"),
+    ('"PUT /storage/parts/STORAGETOKEN HTTP/1.1" 200', "STORAGETOKEN"),
+    ("https://s3.example.se/b/k?X-Amz-Signature=SIGNATURE&X-Amz-Credential=C", "SIGNATURE"),
+])
+def test_redact_removes_query_strings_and_token_paths(line, secret):
+    out = redact(line)
+    assert secret not in out and "[redacted]" in out
