@@ -124,7 +124,7 @@ def test_totp_key_is_sealed_and_useless_with_another_server_key(researcher_keyed
     # A dump plus the password is not enough: without the server key the key stays shut.
     with override_settings(DDS_SEALING_KEY="x" * 64):
         with pytest.raises(SealError):
-            TOTPDevice.objects.get(pk=device.pk).bin_key
+            _ = TOTPDevice.objects.get(pk=device.pk).bin_key
 
 
 def test_email_code_is_stored_as_a_keyed_hash_and_used_once(researcher_keyed):

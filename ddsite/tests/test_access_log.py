@@ -78,7 +78,8 @@ def test_register_and_reset_journey_leaves_no_token_in_the_log(tmp_path):
     proc, log = _serve(tmp_path, port)
     base = f"http://127.0.0.1:{port}"
     headers = {"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"}
-    password, new_password = "Pw-Journey-" + secrets.token_hex(4), "Pw-Reset-" + secrets.token_hex(4)
+    password = "Pw-Journey-" + secrets.token_hex(4)
+    new_password = "Pw-Reset-" + secrets.token_hex(4)
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
             r = http.get(f"/accounts/register/?t={invite_token}")
