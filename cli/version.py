@@ -1,6 +1,6 @@
 """The version of DDS: the package version in pyproject.toml, and nothing else.
 
-The CLI (``dds --version`` and the header it sends), the server (``/api/v1/version``, the
+The CLI (``dds --version`` and the header it sends), the server (``/version``, the
 OpenAPI schema, the client check) and the image label all report this one value.
 """
 

@@ -12,13 +12,14 @@ api_v1 = [
     path("", include("transfers.urls")),
     path("", include("keys.urls")),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
-    # Public: the package version and nothing else (ddsite.version).
-    path("version", version.version, name="api-version"),
 ]
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # Public: the package version and nothing else (ddsite.version). Outside /api/v1/ so
+    # that a client of any API version can ask it.
+    path("version", version.version, name="version"),
     # The admin has no login of its own: staff log in through the portal, with a second
     # factor, and come back (?next= is kept).
     path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True),

@@ -26,7 +26,6 @@ DEFAULT_MIN_CLIENT_VERSION = "0.1.0"
 #: Clients of 0.1.0, the only release before the header, sent this User-Agent and nothing
 #: else: they are 0.1.0, so raising the minimum reaches them too.
 LEGACY_USER_AGENT = ("dds-cli", "0.1.0")
-VERSION_PATH = "/api/v1/version"
 
 _VERSION_RE = re.compile(r"^v?(\d+(?:\.\d+)*)(?:[.-]?(a|b|rc|dev)\.?\d*)?(?:\+[\w.]+)?$",
                          re.IGNORECASE)
@@ -67,8 +66,8 @@ class ClientVersionMiddleware:
 
     Only requests that say they come from the CLI are checked (the header, or the old
     client's User-Agent): browsers, scripts and other API users are not the CLI and
-    are never turned away here. The version endpoint stays open so that an old client
-    can still learn which server it talks to.
+    are never turned away here. ``/version`` is outside the API, so an old client can
+    still learn which server it talks to.
     """
 
     def __init__(self, get_response):
@@ -76,7 +75,7 @@ class ClientVersionMiddleware:
         min_client_version()  # a bad setting stops the server at start, not per request
 
     def __call__(self, request):
-        if request.path.startswith("/api/") and request.path != VERSION_PATH:
+        if request.path.startswith("/api/"):
             client = self._client_version(request)
             if client is not None:
                 minimum, floor = min_client_version()
@@ -101,5 +100,5 @@ class ClientVersionMiddleware:
 @never_cache
 @require_GET
 def version(request):
-    """``GET /api/v1/version``: public, no database, nothing but the version."""
+    """``GET /version``: public, no database, nothing but the version."""
     return JsonResponse({"version": __version__})

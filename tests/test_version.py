@@ -82,11 +82,11 @@ def test_cli_sends_its_version():
 
 @pytest.mark.django_db  # the maintenance check (cached) reads its flag
 def test_version_endpoint_is_public_and_says_only_the_version(client):
-    response = client.get("/api/v1/version")
+    response = client.get("/version")
     assert response.status_code == 200
     assert response.json() == {"version": PYPROJECT}
     assert "no-cache" in response["Cache-Control"]
-    assert client.post("/api/v1/version").status_code == 405
+    assert client.post("/version").status_code == 405
 
 
 @pytest.mark.django_db
@@ -173,7 +173,7 @@ def test_requests_not_from_the_cli_are_not_checked(client, version_check):
     old = {CLIENT_VERSION_HEADER: "0.1.0"}
     assert client.get("/accounts/login/", headers=old).status_code == 200
     # An old client can still ask which server it talks to.
-    response = client.get("/api/v1/version", headers=old)
+    response = client.get("/version", headers=old)
     assert response.status_code == 200 and response.json() == {"version": PYPROJECT}
 
 
