@@ -94,3 +94,20 @@ def test_bad_trusted_proxy_setting_refuses_to_start(tmp_path):
 def test_redact_removes_query_strings_and_token_paths(line, secret):
     out = redact(line)
     assert secret not in out and "[redacted]" in out
+
+
+def test_ingress_and_app_trust_the_same_networks():
+    """The app's trusted proxies, gunicorn's and the ingress controller's come from one
+    value: the ConfigMap's DDS_TRUSTED_PROXIES."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    app = yaml.safe_load((root / "k8s/base/configmap.yaml").read_text())["data"]
+    ingress = yaml.safe_load((root / "k8s/cluster/ingress-nginx-controller.yaml").read_text())
+    assert app["DDS_TRUSTED_PROXIES"] == ingress["data"]["proxy-real-ip-cidr"]
+    assert ingress["data"]["use-forwarded-headers"] == "false"
+    entrypoint = (root / "docker/entrypoint.sh").read_text()
+    assert '--forwarded-allow-ips "${DDS_TRUSTED_PROXIES' in entrypoint
+    assert "--logger-class ddsite.gunicorn_logging.Logger" in entrypoint
