@@ -316,3 +316,43 @@ def test_no_second_factor_secret_in_a_login_journey_log(researcher_keyed, caplog
                     HTTP_AUTHORIZATION=f"Bearer {pending}")
     text = caplog.text
     assert code not in text and password not in text and pending not in text
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DDS_LOCKOUT_FAILURES=50)  # the refused replays would lock the account
+def test_one_totp_code_is_accepted_once_by_parallel_logins():
+    import threading
+
+    from django.db import connections
+    from django_otp.oath import totp
+
+    from accounts.models import AuthSessionKind
+
+    user, password = keyed_user(Role.RESEARCHER)
+    device = services.totp_setup_start(user=user)
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    pendings = [services.login_start(username=user.username, password=password,
+                                     kind=AuthSessionKind.API).session for _ in range(8)]
+    code = f"{totp(device.bin_key):06d}"
+    barrier = threading.Barrier(len(pendings))
+    outcomes: list[str] = []
+
+    def attempt(session):
+        try:
+            barrier.wait()
+            services.login_verify(session=session, code=code)
+            outcomes.append("ok")
+        except services.InvalidCode:
+            outcomes.append("refused")
+        except Exception as exc:  # noqa: BLE001 - any other outcome fails the test below
+            outcomes.append(type(exc).__name__)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=attempt, args=(s,)) for s in pendings]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["ok"] + ["refused"] * 7
