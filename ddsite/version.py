@@ -56,8 +56,9 @@ def min_client_version() -> tuple[str, tuple[tuple[int, ...], int]]:
 
 
 def upgrade_message(client: str, minimum: str) -> str:
+    # No package index is named: "dds" on a public index need not be this project.
     return (f"This DDS server ({__version__}) needs the dds client {minimum} or newer; "
-            f"you have {client}. Upgrade it (pip install --upgrade dds, or from your "
+            f"you have {client}. Upgrade the client the way it was installed (your "
             "facility's instructions) and run the command again.")
 
 

@@ -124,7 +124,7 @@ def test_too_old_client_gets_a_clear_upgrade_message(client, version_check):
     body = response.json()
     assert body["code"] == "client_too_old" and body["min_client_version"] == "0.3.0"
     assert "0.3.0 or newer" in body["detail"] and "you have 0.2.9" in body["detail"]
-    assert "pip install --upgrade dds" in body["detail"]
+    assert "Upgrade the client" in body["detail"]
     # Still a response of this site: the security headers are on it.
     assert "Content-Security-Policy" in response
 
