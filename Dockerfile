@@ -1,5 +1,7 @@
 # DDS image: one image, the role chosen by the entrypoint's first argument.
 FROM python:3.11-slim AS base
+ARG VERSION=0+unknown
+LABEL org.opencontainers.image.version=$VERSION
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     DDS_VAR_DIR=/var/lib/dds STATIC_ROOT=/app/staticfiles
 WORKDIR /app

@@ -28,7 +28,7 @@ MAINTENANCE_CACHE_SECONDS = 30
 # Reachable during maintenance: the login pages (so that a Super Admin can log in and
 # turn it off), the admin, static files, health probes and the API's auth endpoints.
 MAINTENANCE_OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/admin/", "/static/",
-                             "/healthz", "/readyz", "/api/v1/auth/")
+                             "/healthz", "/readyz", "/version", "/api/v1/auth/")
 
 
 class SecurityHeadersMiddleware:

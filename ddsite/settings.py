@@ -19,6 +19,8 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from cli.version import __version__ as DDS_VERSION
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -118,6 +120,8 @@ MIDDLEWARE = [
     "ddsite.client_ip.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "ddsite.middleware.SecurityHeadersMiddleware",
+    # Too-old dds clients get 426 with an upgrade message (DDS_MIN_CLIENT_VERSION).
+    "ddsite.version.ClientVersionMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -331,10 +335,12 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": False,
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
+# The oldest dds client served; older ones get HTTP 426 with an upgrade message.
+DDS_MIN_CLIENT_VERSION = env.str("DDS_MIN_CLIENT_VERSION", default="0.1.0")
 SPECTACULAR_SETTINGS = {
     "TITLE": "DDS API",
     "DESCRIPTION": "Data Delivery System: encrypted delivery of research data.",
-    "VERSION": __import__("cli.version").version.__version__,  # the package's (pyproject)
+    "VERSION": DDS_VERSION,  # the package's (pyproject)
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
