@@ -526,3 +526,26 @@ class ProjectStorageApi(TransferView):
         return Response({"files": totals["files"], "stored_bytes": totals["bytes"],
                          "unit_stored_bytes": stored, "unit_reserved_bytes": reserved,
                          "unit_quota_bytes": project.unit.quota_bytes if staff else None})
+
+
+class UploadHeaderCheckApi(TransferView):
+    """For files encrypted elsewhere (`dds data put --already-encrypted`): is this header
+    for the project's key? Answers it re-encrypted to the caller's ephemeral key."""
+
+    op = Op.UPLOAD
+
+    class HeaderCheckIn(serializers.Serializer):
+        header = Base64Field(max_bytes=64 * 1024)
+        public_key = Base64Field(max_bytes=32, exact=32,
+                                 help_text="The client's ephemeral X25519 public key.")
+
+    @extend_schema(request=HeaderCheckIn, responses={200: inline_serializer(
+        "HeaderCheckOut", {"header": serializers.CharField()})},
+        summary="Check a Crypt4GH header against the project key before uploading")
+    def post(self, request, project_id: str):
+        project = self.project(request, project_id)
+        data = self.valid(self.HeaderCheckIn, request.data)
+        header = services.upload_header_check(
+            project=project, by=request.user, kek=_request_kek(request),
+            header=data["header"], recipient_public_key=data["public_key"])
+        return Response({"header": base64.b64encode(header).decode()})

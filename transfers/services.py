@@ -404,6 +404,29 @@ def _header_validate(*, project: Project, key: _ProjectKeyOnce, header: bytes) -
         raise BadInput("Trailing bytes after the Crypt4GH header.")
 
 
+def upload_header_check(*, project: Project, by: User, kek: bytes, header: bytes,
+                        recipient_public_key: bytes) -> bytes:
+    """Check, before anything is uploaded, that a file encrypted elsewhere (a whole
+    Crypt4GH file's header) is addressed to the project's key; return that header
+    re-encrypted to the client's ephemeral key, so the client can verify and checksum
+    the data it is about to send (as on download, the project key stays here)."""
+    from keys.services import KeyAccessError, headers_reencrypt
+
+    transfer_check(project=project, user=by, op=Op.UPLOAD)
+    if len(recipient_public_key) != 32:
+        raise BadInput("public_key must be a raw 32-byte X25519 key.")
+    key = _ProjectKeyOnce(project=project, by=by, kek=kek)
+    try:
+        _header_validate(project=project, key=key, header=header)
+        if c4gh.parse_header(header, key()).edit_list is not None:
+            raise BadInput("Crypt4GH files with an edit list are not supported; "
+                           "encrypt the whole file.")
+        return headers_reencrypt(project=project, user=by, kek=kek, headers=[header],
+                                 recipient_public_key=recipient_public_key)[0]
+    except KeyAccessError as exc:
+        raise NotAllowed(str(exc))
+
+
 def _parts_validate(*, upload: Upload, parts: Sequence[tuple[int, str]],
                     stored: list, size_stored: int) -> None:
     numbers = [n for n, _ in parts]
@@ -683,8 +706,12 @@ def upload_abort(*, upload: Upload, by: User | None, ip: str | None = None) -> U
     if upload.status != UploadStatus.IN_PROGRESS:
         return upload
     project = upload.project
-    storage_for_project(project).abort_multipart(project.bucket, upload.object_key,
-                                                 upload.multipart_id)
+    backend = storage_for_project(project)
+    backend.abort_multipart(project.bucket, upload.object_key, upload.multipart_id)
+    # An upload still in progress owns no catalogued object, yet its object may exist:
+    # storage assembled it and then the complete's transaction failed (the multipart is
+    # gone, the row says in progress). Its random key is this upload's alone: delete it.
+    backend.delete_objects(project.bucket, [upload.object_key])
     _upload_finish(upload, UploadStatus.ABORTED)
     audit_record(action="upload.abort", actor=by, project=project, target=upload.path,
                  ip=ip, details={"upload": upload.public_id})

@@ -13,6 +13,8 @@ urlpatterns = [
          name="transfers-uploads-start-batch"),
     path(f"{_P}/uploads/complete-batch", api.UploadsCompleteBatchApi.as_view(),
          name="transfers-uploads-complete-batch"),
+    path(f"{_P}/uploads/header-check", api.UploadHeaderCheckApi.as_view(),
+         name="transfers-upload-header-check"),
     path(f"{_U}", api.UploadAbortApi.as_view(), name="transfers-upload-abort"),
     path(f"{_U}/parts", api.UploadPartsApi.as_view(), name="transfers-upload-parts"),
     path(f"{_U}/part-urls", api.UploadPartUrlsApi.as_view(),

@@ -49,6 +49,10 @@ ROWS = {
         expect=WRITE),
     "transfers-uploads-complete-batch": Row("post", kwargs=_project, body={"uploads": []},
                                             expect=WRITE),
+    # A header that is not base64 is refused by validation after authorisation.
+    "transfers-upload-header-check": Row("post", kwargs=_project,
+                                         body={"header": "!", "public_key": "!"},
+                                         expect=WRITE),
     "transfers-upload-abort": Row("delete", kwargs=_upload, expect=STARTER),
     "transfers-upload-parts": Row("get", kwargs=_upload, expect=STARTER),
     "transfers-upload-part-urls": Row("post", kwargs=_upload, body={"part_numbers": [1]},
