@@ -35,11 +35,20 @@ def _message(detail: Any) -> str:
     return str(detail)
 
 
+def _not_json(response: httpx.Response) -> str:
+    """A short reason for an answer that is not the API's JSON (a debug page, a proxy's
+    error page): its status, never its markup."""
+    status = response.status_code
+    reason = response.reason_phrase or httpx.codes.get_reason_phrase(status) or "error"
+    where = "the server failed" if status >= 500 else "the server refused the request"
+    return f"HTTP {status} {reason}: {where} without an API answer (see the server's log)."
+
+
 def error_from(response: httpx.Response) -> CliError:
     try:
         body = response.json()
     except ValueError:
-        body = response.text.strip()[:300] or response.reason_phrase
+        body = _not_json(response)
     code = body.get("code") if isinstance(body, dict) else None
     message = _message(body) or f"HTTP {response.status_code}"
     if response.status_code == 404 and message.lower() in ("not found", "not found."):

@@ -164,6 +164,14 @@ class Downloader:
             raise CliError(f"cannot write {target}: {exc.strerror or exc}")
         except httpx.TransportError as exc:
             raise CliError(f"network error ({exc}); run the same command again to resume")
+        except Cancelled:
+            if self.break_on_fail and self.summary.failed:
+                # Stopped because another file failed (--break-on-fail), not by the user:
+                # nothing half-done stays behind.
+                partial.unlink(missing_ok=True)
+                raise CliError("stopped after an earlier failure (--break-on-fail); "
+                               "nothing was kept") from None
+            raise  # Ctrl-C: the partial file is kept so that a rerun resumes it
         finally:
             bars.finish(task)
         return None

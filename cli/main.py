@@ -87,6 +87,23 @@ def _cell(value) -> str:
     return str(value)
 
 
+def when(value) -> str:
+    """An API timestamp in this machine's time zone, the same way everywhere (the API
+    answers some in UTC and some in the server's zone)."""
+    import datetime as dt
+
+    if not value:
+        return "–"
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    local = parsed.astimezone()
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or local.strftime('%z')}"
+
+
 def human(n: int) -> str:
     size = float(n)
     for unit in ("B", "KB", "MB", "GB", "TB"):
@@ -353,7 +370,9 @@ PROJECT_COLUMNS = [("id", "Project"), ("title", "Title"), ("pi", "PI"),
 
 
 def _project_rows(rows: list[dict]) -> list[dict]:
-    return [{**r, "size": human(r.get("size_bytes", 0))} for r in rows]
+    return [{**r, "size": human(r.get("size_bytes", 0)),
+             "deadline": when(r.get("deadline")) if r.get("deadline") else None}
+            for r in rows]
 
 
 def _show_projects(rows: list[dict]) -> None:
@@ -387,10 +406,18 @@ def project_create(ctx: Ctx, title, description, pi, non_sensitive, owners, rese
                    force, as_json):
     """Create a project (unit staff); prints its ID."""
     ctx = _json_ctx(ctx, as_json)
-    got = ctx.api.post("projects", {"title": title, "description": description, "pi": pi,
-                                    "non_sensitive": non_sensitive, "force": force,
-                                    "owners": list(owners),
-                                    "researchers": list(researchers)})
+    try:
+        got = ctx.api.post("projects", {"title": title, "description": description,
+                                        "pi": pi, "non_sensitive": non_sensitive,
+                                        "force": force, "owners": list(owners),
+                                        "researchers": list(researchers)})
+    except CliError as exc:
+        if exc.code != "needs_force":
+            raise
+        # The server's words name its API field; here the confirmation is an option.
+        reason = exc.message.replace("Confirm (force) to create the project anyway", "")
+        raise CliError(f"{reason.strip().rstrip('.')}. To create the project anyway, run "
+                       "the same command with --force.", status=exc.status, code=exc.code)
     if ctx.json:
         emit(ctx, got, None)
     else:
@@ -407,7 +434,9 @@ def _show_project(p: dict) -> None:
     t = Table(show_header=False, box=None)
     for key in ("id", "title", "description", "pi", "unit", "status_display", "deadline",
                 "role", "files", "size_bytes", "non_sensitive", "created_at"):
-        value = human(p[key]) if key == "size_bytes" else p.get(key)
+        value = (human(p[key]) if key == "size_bytes"
+                 else when(p.get(key)) if key in ("deadline", "created_at") and p.get(key)
+                 else p.get(key))
         t.add_row(key.replace("_display", "").replace("_bytes", "").replace("_", " "),
                   _cell(value))
     out.print(t)
@@ -459,10 +488,13 @@ def status_display(ctx: Ctx, project, history, as_json):
 
     def render(d):
         out.print(f"{project}: [bold]{d['status']}[/]"
-                  + (f", deadline {d['deadline']}" if d.get("deadline") else ""))
+                  + (f", deadline {when(d['deadline'])}" if d.get("deadline") else ""))
         if history:
-            table(d["history"], [("at", "When"), ("status", "Status"), ("by", "By"),
-                                 ("deadline", "Deadline"), ("aborted", "Aborted")])
+            rows = [{**e, "at": when(e.get("at")),
+                     "deadline": when(e["deadline"]) if e.get("deadline") else None}
+                    for e in d["history"]]
+            table(rows, [("at", "When"), ("status", "Status"), ("by", "By"),
+                         ("deadline", "Deadline"), ("aborted", "Aborted")])
 
     emit(ctx, data if history else {k: data[k] for k in ("status", "deadline")}, render)
 
@@ -470,7 +502,7 @@ def status_display(ctx: Ctx, project, history, as_json):
 def _transition(ctx: Ctx, project: str, action: str, body: dict | None = None) -> None:
     got = ctx.api.post(f"projects/{project}/{action}", body or {})
     err.print(f"{project} is now [bold]{got['status_display']}[/]"
-              + (f" (deadline {got['deadline']})" if got.get("deadline") else "") + ".")
+              + (f" (deadline {when(got['deadline'])})" if got.get("deadline") else "") + ".")
 
 
 @project_status.command("release")
@@ -536,6 +568,33 @@ for _name, _cmd in (("release", status_release), ("retract", status_retract),
                     ("archive", status_archive), ("delete", status_delete),
                     ("extend", status_extend)):
     project.add_command(_cmd, _name)
+
+
+@project.command("public-key")
+@project_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write it to this file instead of standard output.")
+@pass_ctx
+@handle_errors
+def project_public_key(ctx: Ctx, project, output):
+    """The project's Crypt4GH public key: encrypt files to it elsewhere (e.g. with
+    `crypt4gh encrypt --recipient_pk`), then `dds data put --already-encrypted`."""
+    from keys import c4gh
+
+    key = ctx.api.request("GET", f"projects/{project}/public-key").content
+    try:
+        c4gh.load_public_key(key)  # the server's answer is a key file, or an error
+    except (c4gh.C4GHError, ValueError) as exc:
+        raise CliError(f"The server's answer is not a Crypt4GH public key ({exc}).")
+    if output:
+        try:
+            Path(output).write_bytes(key)
+        except OSError as exc:
+            raise CliError(f"cannot write {output}: {exc.strerror or exc}")
+        err.print(f"Public key of {project} written to {output}.")
+    else:
+        sys.stdout.write(key.decode())
+        sys.stdout.flush()
 
 
 @project.group("access")
@@ -627,11 +686,14 @@ def _finish(summary: Summary, verb: str, hint: str, ctx: Ctx) -> None:
 @click.option("-nt", "--num-threads", default=4, show_default=True, type=click.IntRange(1, 32),
               help="Files in flight at once.")
 @click.option("--break-on-fail", is_flag=True, help="Stop at the first failed file.")
+@click.option("--already-encrypted", is_flag=True,
+              help="The files are Crypt4GH files encrypted to the project's public key "
+                   "(`dds project public-key`): upload them as they are, without .c4gh.")
 @click.option("--silent", is_flag=True, help="No progress bars.")
 @pass_ctx
 @handle_errors
 def data_put(ctx: Ctx, project, sources, source_path_file, destination, overwrite,
-             num_threads, break_on_fail, silent):
+             num_threads, break_on_fail, already_encrypted, silent):
     """Encrypt and upload files (resumes an interrupted put of the same files)."""
     from cli.put import collect_sources, run_put
 
@@ -645,7 +707,7 @@ def data_put(ctx: Ctx, project, sources, source_path_file, destination, overwrit
     if not paths:
         raise CliError("Nothing to upload: give --source or --source-path-file.")
     summary = Summary()
-    found = collect_sources(paths, destination, summary)
+    found = collect_sources(paths, destination, summary, encrypted=already_encrypted)
     try:
         run_put(ctx.api, project, found, overwrite=overwrite, threads=num_threads,
                 bars_factory=_bars(ctx, silent, "Uploading"), summary=summary,
@@ -696,7 +758,9 @@ def data_get(ctx: Ctx, project, sources, get_all, destination, num_threads, brea
         else:
             sec, pk = local_keypair()
             err.print(f"Files will be encrypted to your key; decrypt with "
-                      f"`crypt4gh decrypt --sk {sec}`.")
+                      f"`crypt4gh decrypt --sk {sec} < NAME.c4gh > NAME` (files named "
+                      f"NAME.zst.c4gh hold zstd data: `... | zstd -d > NAME`).",
+                      markup=False)
     dest = Path(destination or f"DDS_{project}_{dt.date.today():%Y-%m-%d}")
     summary = Summary()
     down = Downloader(ctx.api, project, dest, threads=num_threads,
@@ -711,6 +775,13 @@ def data_get(ctx: Ctx, project, sources, get_all, destination, num_threads, brea
         sys.exit(EXIT_INTERRUPTED)
     if not ctx.json:
         err.print(f"Destination: {dest}")
+        zst = [it for it in items if keep_encrypted and it.compressed
+               and it.path in set(summary.done)]
+        if zst:
+            key = "the matching secret key" if recipient_pk else str(sec)
+            err.print(f"{len(zst)} file(s) were stored zstd-compressed (NAME.zst.c4gh): "
+                      f"decrypt, then decompress: `crypt4gh decrypt --sk {key} < "
+                      "NAME.zst.c4gh | zstd -d > NAME`.", markup=False)
     _finish(summary, "downloaded", "run the same command again (finished files are skipped, "
             "partial ones resume)", ctx)
 

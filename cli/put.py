@@ -55,6 +55,66 @@ class Source:
     local: Path
     remote: str
     size: int
+    #: A whole Crypt4GH file (header + segments) already encrypted to the project's key:
+    #: sent as it is (``--already-encrypted``).
+    encrypted: bool = False
+
+
+#: Suffix of Crypt4GH files; dropped from the name in the project (the data is the file).
+C4GH_SUFFIX = ".c4gh"
+#: Enough of a file's start to hold any Crypt4GH header the server accepts (64 KiB).
+HEADER_READ = 64 * 1024 + 16
+
+
+def original_from_stored(stored: int) -> int | None:
+    """Plaintext size of ``stored`` bytes of standard 64 KiB segments (None: not a whole
+    number of segments, i.e. a truncated file)."""
+    full, rem = divmod(stored, c4gh.CIPHER_SEGMENT_SIZE)
+    if rem and rem <= c4gh.CIPHER_SEGMENT_SIZE - c4gh.SEGMENT_SIZE:
+        return None
+    return full * c4gh.SEGMENT_SIZE + (rem - (c4gh.CIPHER_SEGMENT_SIZE - c4gh.SEGMENT_SIZE)
+                                       if rem else 0)
+
+
+@dataclass
+class _Result:
+    """What a complete needs of an encryption's outcome (``c4gh.EncryptResult``'s)."""
+
+    stored_size: int
+    original_size: int
+    compressed: bool
+    sha256: str
+
+
+class _Passthrough:
+    """The segments of a file encrypted elsewhere, in upload parts, unchanged; decrypted
+    on the way (with the session key the server re-addressed to us) so that the SHA-256
+    and size of the original are known and every segment is authenticated before the
+    upload completes. Offers what ``_put`` uses of ``c4gh.Encryptor``."""
+
+    compressed = False
+    session_key = b""
+
+    def __init__(self, fh, *, header: bytes, session_keys: list[bytes], part_size: int,
+                 original: int) -> None:
+        self.fh, self.header, self.part_size = fh, header, part_size
+        self._dec = c4gh.Decryptor(session_keys, expected_size=original,
+                                   expected_stored_size=c4gh.stored_size(original))
+        self.result = None
+
+    def __iter__(self):
+        self.fh.seek(len(self.header))
+        stored = 0
+        while True:
+            chunk = self.fh.read(self.part_size)
+            if not chunk:
+                break
+            stored += len(chunk)
+            self._dec.feed(chunk)  # plaintext discarded: only its hash and size matter
+            yield chunk
+        self._dec.finish()
+        self.result = _Result(stored_size=stored, original_size=self._dec.size,
+                              compressed=False, sha256=self._dec.sha256)
 
 
 # --------------------------------------------------------------------------- walking
@@ -66,8 +126,23 @@ def _remote_join(*parts: str) -> str:
     return unicodedata.normalize("NFC", joined)
 
 
-def collect_sources(paths: list[str], destination: str, summary: Summary) -> list[Source]:
-    """Files under ``paths`` (folders recursively, symlinks followed, loops refused)."""
+def collect_sources(paths: list[str], destination: str, summary: Summary, *,
+                    encrypted: bool = False) -> list[Source]:
+    """Files under ``paths`` (folders recursively, symlinks followed, loops refused).
+
+    ``encrypted``: the files are Crypt4GH files; their ``.c4gh`` suffix is dropped from the
+    name in the project (researchers get the decrypted file)."""
+    found = _collect(paths, destination, summary)
+    if not encrypted:
+        return found
+    for src in found:
+        src.encrypted = True
+        if src.remote.endswith(C4GH_SUFFIX) and len(src.remote.rpartition("/")[2]) > 5:
+            src.remote = src.remote[:-len(C4GH_SUFFIX)]
+    return found
+
+
+def _collect(paths: list[str], destination: str, summary: Summary) -> list[Source]:
     out: list[Source] = []
     for raw in paths:
         path = Path(raw)
@@ -129,6 +204,32 @@ class _Grew(Exception):
     """Compression made the file larger than the parts reserved for it."""
 
 
+class _Gone(Exception):
+    """The server no longer has this file's unfinished upload: start the file over."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+def upload_gone(exc: CliError) -> bool:
+    """The answer says the upload itself no longer exists or was given up (aborted as
+    stale, its multipart gone from storage after a failed complete): resuming it can never
+    work, starting the file again can."""
+    body = exc.body or {}
+    if exc.status in (404, 410):
+        return True
+    if exc.status == 409 and body.get("upload_status") not in (None, "completed"):
+        return True
+    return (exc.status == 400 and exc.code == "storage_rejected"
+            and body.get("storage_code") in ("NoSuchUpload", "NoSuchBucket"))
+
+
+def upload_completed(exc: CliError) -> bool:
+    """A complete answered "already completed": an earlier call went through."""
+    return exc.status == 409 and (exc.body or {}).get("upload_status") == "completed"
+
+
 class Uploader:
     def __init__(self, api: Api, project: str, *, overwrite: bool, threads: int,
                  bars: Bars, summary: Summary, break_on_fail: bool, notify=print) -> None:
@@ -159,17 +260,32 @@ class Uploader:
         if self.cancel.is_set():
             raise Cancelled()
         try:
-            self._put(src)
+            self._put_restartable(src)
         except _Grew:
             # Rare: a file that looked compressible grew under zstd. Send it as it is.
-            self._put(src, force_plain=True)
+            self._put_restartable(src, force_plain=True)
+
+    def _put_restartable(self, src: Source, force_plain: bool = False) -> None:
+        try:
+            self._put(src, force_plain)
+        except _Gone as gone:
+            # Once: a fresh upload that is gone again is a real failure, not a stale one.
+            self.journal.drop(src.remote)
+            self.notify(f"Restarting {src.remote}: {gone.why}")
+            try:
+                self._put(src, force_plain)
+            except _Gone as again:
+                raise CliError(f"the server gave up the upload twice ({again.why})",
+                               status=None)
 
     def _put(self, src: Source, force_plain: bool = False) -> None:
         try:
             before = os.stat(src.local)
         except OSError as exc:
             raise CliError(f"cannot read: {exc.strerror or exc}")
-        upload, stored, entry = self._resume_or_start(src, before, force_plain)
+        # Checked with the server before anything is uploaded.
+        pre = self._encrypted_check(src, before) if src.encrypted else None
+        upload, stored, entry = self._resume_or_start(src, before, force_plain, pre)
         part_size = upload["part_size"]
         max_parts = upload["max_parts"]
         if stored:
@@ -183,25 +299,73 @@ class Uploader:
         task = self.bars.file(src.remote, src.size)
         try:
             with fh:
-                enc = self._encryptor(fh, part_size, entry, force_plain)
+                enc = (_Passthrough(fh, part_size=part_size, **pre) if pre
+                       else self._encryptor(fh, part_size, entry, force_plain))
                 if max_parts > 1 and entry is None:
                     entry = self._journal_new(src, before, upload, enc)
                 etags = self._send(src, upload, enc, stored, max_parts, task, fh)
-            self._check_unchanged(src, before, enc, upload["upload_id"])
-            self.api.post(self.base + f"uploads/{upload['upload_id']}/complete",
-                          _complete_body(enc, etags))
+            self._check_unchanged(src, before, enc, upload["upload_id"],
+                                  pre["original"] if pre else src.size)
+            try:
+                self.api.post(self.base + f"uploads/{upload['upload_id']}/complete",
+                              _complete_body(enc, etags))
+            except CliError as exc:
+                if not upload_completed(exc):  # else: an earlier complete went through
+                    if upload_gone(exc):
+                        # Aborting also removes an object storage may have assembled.
+                        self._abort(upload["upload_id"], src.remote)
+                        raise _Gone(f"the server dropped its upload ({exc.message})")
+                    raise
             self.journal.drop(src.remote)
         except OSError as exc:
             self._abort(upload["upload_id"], src.remote)
             raise CliError(f"read error: {exc.strerror or exc}")
+        except c4gh.C4GHError as exc:  # only a file encrypted elsewhere is decrypted here
+            self._abort(upload["upload_id"], src.remote)
+            raise CliError(f"the Crypt4GH file is damaged ({type(exc).__name__}: {exc}); "
+                           "nothing was stored", status=400)
         finally:
             self.bars.finish(task)
 
+    def _encrypted_check(self, src: Source, st: os.stat_result) -> dict:
+        """A file encrypted elsewhere: its header must be for the project's key (asked of
+        the server, which re-addresses it to our throw-away key so we can verify and
+        checksum the data). Returns what ``_Passthrough`` needs."""
+        try:
+            with open(src.local, "rb") as fh:
+                head = fh.read(HEADER_READ)
+        except OSError as exc:
+            raise CliError(f"cannot read: {exc.strerror or exc}")
+        refused = "is not a Crypt4GH file (--already-encrypted takes only those)"
+        if not head.startswith(b"crypt4gh"):
+            raise CliError(refused, status=400)
+        try:
+            header = head[:c4gh.header_length(head)]
+        except (c4gh.C4GHError, ValueError) as exc:
+            raise CliError(f"{refused}: {exc}", status=400)
+        original = original_from_stored(st.st_size - len(header))
+        if original is None:
+            raise CliError("the Crypt4GH file is truncated (it does not end on a segment)",
+                           status=400)
+        sk, pk = c4gh.generate_keypair()
+        try:
+            got = self.api.post(self.base + "uploads/header-check", {
+                "header": base64.b64encode(header).decode(),
+                "public_key": base64.b64encode(pk).decode()})
+        except CliError as exc:
+            if exc.status == 400:
+                raise CliError(f"refused before upload: {exc.message} (`dds project "
+                               f"public-key -p {self.project}` prints that key)",
+                               status=400, code=exc.code)
+            raise
+        keys = c4gh.parse_header(base64.b64decode(got["header"]), sk).session_keys
+        return {"header": header, "session_keys": keys, "original": original}
+
     def _check_unchanged(self, src: Source, before: os.stat_result, enc,
-                         upload_id: str) -> None:
+                         upload_id: str, expected: int) -> None:
         after = os.stat(src.local)
         if ((after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
-                or enc.result.original_size != src.size):
+                or enc.result.original_size != expected):
             self._abort(upload_id, src.remote)
             raise CliError("the file changed while it was read; nothing was stored — "
                            "put it again when it is complete")
@@ -218,11 +382,11 @@ class Uploader:
             raise
         except CliError as exc:  # the whole request was refused (e.g. 503): every file
             for src in batch:
-                self._fail(src.remote, exc.message)
+                self._fail(src.remote, exc.message, exc.status)
         return RECORDED
 
-    def _fail(self, remote: str, why: str) -> None:
-        self.summary.fail(remote, why)
+    def _fail(self, remote: str, why: str, status: int | None = None) -> None:
+        self.summary.fail(remote, why, status=status)
         if self.break_on_fail:
             self.cancel.set()
 
@@ -254,7 +418,7 @@ class Uploader:
                 # path aborts it and starts over.
                 futures[self.small.submit(self.put, src)] = src
             else:
-                self._fail(src.remote, error["detail"])
+                self._fail(src.remote, error["detail"], error.get("status"))
         wait(futures)
         done: list[tuple[Source, dict]] = []
         for f, src in futures.items():
@@ -263,7 +427,8 @@ class Uploader:
                 raise exc
             if exc is not None:
                 self._fail(src.remote, "interrupted" if isinstance(exc, Cancelled)
-                           else getattr(exc, "message", None) or repr(exc))
+                           else getattr(exc, "message", None) or repr(exc),
+                           getattr(exc, "status", None))
             elif f.result() is None:
                 self.summary.ok(src.remote)  # went the one-file way
             else:
@@ -272,11 +437,30 @@ class Uploader:
             return
         got = self.api.post(self.base + "uploads/complete-batch",
                             {"uploads": [body for _, body in done]})
-        for (src, _), result in zip(done, got["uploads"], strict=True):
-            if result["error"] is None:
+        for (src, body), result in zip(done, got["uploads"], strict=True):
+            error = result["error"]
+            if error is not None:
+                refused = CliError(error["detail"], status=error.get("status"),
+                                   code=error.get("code"), body=error)
+                if upload_completed(refused):
+                    error = None
+                elif upload_gone(refused):
+                    # Started and sent, but the server lost it meanwhile: once more alone
+                    # (aborting first also removes an object storage may have assembled).
+                    self._abort(body["upload_id"], src.remote)
+                    self.notify(f"Restarting {src.remote}: the server dropped its upload "
+                                f"({error['detail']})")
+                    try:
+                        self.put(src)
+                        error = None
+                    except (Cancelled, LoginRequired):
+                        raise
+                    except CliError as exc:
+                        error = {"detail": exc.message, "status": exc.status}
+            if error is None:
                 self.summary.ok(src.remote)
             else:
-                self._fail(src.remote, result["error"]["detail"])
+                self._fail(src.remote, error["detail"], error.get("status"))
             self.bars.advance(None, src.size)
 
     def _put_small(self, src: Source, before: os.stat_result, item: dict,
@@ -305,11 +489,12 @@ class Uploader:
             self._abort(upload["upload_id"], src.remote)
             self._put(src, force_plain=True)
             return None
-        self._check_unchanged(src, before, enc, upload["upload_id"])
+        self._check_unchanged(src, before, enc, upload["upload_id"], src.size)
         etags = {n: self._put_part(urls, n, chunk) for n, chunk in enumerate(chunks, 1)}
         return {"upload_id": upload["upload_id"], **_complete_body(enc, etags)}
 
-    def _resume_or_start(self, src: Source, st: os.stat_result, force_plain: bool):
+    def _resume_or_start(self, src: Source, st: os.stat_result, force_plain: bool,
+                         pre: dict | None = None):
         """(upload, {part: (etag, size)} already stored, journal entry or None)."""
         entry = self.journal.load(src.remote)
         if entry is not None and not force_plain:
@@ -321,12 +506,17 @@ class Uploader:
                     stored = {p["part_number"]: (p["etag"], p["size"]) for p in got["parts"]}
                     return got["upload"], stored, entry
                 except CliError as exc:
-                    if exc.status not in (404, 409):
+                    if not upload_gone(exc):
                         raise
+                    # Its journal entry can never resume: forget it and start over.
+                    self._abort(entry["upload_id"], src.remote)
+                    self.notify(f"Restarting {src.remote}: the server no longer has its "
+                                f"unfinished upload ({exc.message})")
             else:  # the file changed since: its stored parts are of other bytes
                 self._abort(entry["upload_id"], src.remote)
             self.journal.drop(src.remote)
-        body = {"path": src.remote, "size_original": st.st_size, "overwrite": self.overwrite}
+        body = {"path": src.remote, "overwrite": self.overwrite,
+                "size_original": pre["original"] if pre else st.st_size}
         try:
             return self.api.post(self.base + "uploads", body), {}, None
         except CliError as exc:
@@ -514,7 +704,8 @@ def run_put(api: Api, project: str, sources: list[Source], *, overwrite: bool, t
     # thread has one.
     sources.sort(key=lambda s: -s.size)
     up_journal = Journal(api.url, project)
-    small = [s for s in sources if s.size <= SMALL_MAX and up_journal.load(s.remote) is None]
+    small = [s for s in sources if s.size <= SMALL_MAX and not s.encrypted
+             and up_journal.load(s.remote) is None]
     chosen = {id(s) for s in small}
     work: list = [s for s in sources if id(s) not in chosen]
     per_batch = max(1, min(BATCH_FILES, -(-len(small) // max(threads, 1))))

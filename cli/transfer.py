@@ -42,6 +42,16 @@ def backoff(attempt: int) -> None:
     time.sleep(min(0.5 * 2 ** attempt, 8))
 
 
+#: 4xx answers that can pass on their own (busy, throttled, timed out): worth a rerun.
+TRANSIENT_4XX = (408, 423, 425, 429)
+
+
+def permanent(status: int | None) -> bool:
+    """A refusal that the same command will meet again (the project is released, the path
+    is refused...): a rerun does not help until the cause is fixed."""
+    return status is not None and 400 <= status < 500 and status not in TRANSIENT_4XX
+
+
 @dataclass
 class Summary:
     """What happened to each file, for the closing report and the exit code."""
@@ -49,6 +59,8 @@ class Summary:
     done: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: Names among ``failed`` that were refused for good (see :func:`permanent`).
+    refused: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ok(self, name: str) -> None:
@@ -59,17 +71,27 @@ class Summary:
         with self.lock:
             self.skipped.append((name, why))
 
-    def fail(self, name: str, why: str) -> None:
+    def fail(self, name: str, why: str, *, status: int | None = None) -> None:
         with self.lock:
             self.failed.append((name, why))
+            if permanent(status):
+                self.refused.add(name)
 
     def report(self, console: Console, verb: str, retry_hint: str) -> None:
         for name, why in sorted(self.skipped):
             console.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
         if self.failed:
+            retryable = len(self.failed) - len(self.refused)
+            if retryable:
+                hint = f"To retry: {retry_hint}"
+                if self.refused:
+                    hint += (f" ({len(self.refused)} of them were refused by the server: "
+                             "fix the reason shown first)")
+            else:
+                hint = ("The server refused them: running the same command again will not "
+                        "help until the reason shown is fixed.")
             console.print(f"[bold red]{len(self.failed)} file(s) failed[/]; "
-                          f"{len(self.done)} {verb}. To retry: {retry_hint}",
-                          highlight=False)
+                          f"{len(self.done)} {verb}. {hint}", highlight=False)
             for name, why in sorted(self.failed):
                 console.print(f"  [red]✗[/] {name}: {why}", highlight=False)
         else:
@@ -147,7 +169,8 @@ def run_files(items: list, work, name, *, threads: int, summary: Summary,
                 cancel.set()
                 raise exc
             else:
-                summary.fail(label, getattr(exc, "message", None) or repr(exc))
+                summary.fail(label, getattr(exc, "message", None) or repr(exc),
+                             status=getattr(exc, "status", None))
                 if break_on_fail:
                     cancel.set()
     except KeyboardInterrupt:

@@ -18,7 +18,11 @@ from accounts.tests.factories import UnitFactory
 from keys.tests.helpers import keyed_user
 
 # Reused, not copied: the transfers tests' moto server and the settings pointing at it.
-from transfers.tests.conftest import moto_endpoint, s3_storage  # noqa: F401
+from transfers.tests.conftest import (  # noqa: F401
+    moto_endpoint,
+    s3_region_storage,
+    s3_storage,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,6 +42,8 @@ class DDS:
     config: Path
     user: object
     password: str
+    #: A server in its own process (tests.e2e.server): codes come from its mail files.
+    server: object = None
 
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DDS_")}
@@ -60,10 +66,11 @@ class DDS:
     def login(self) -> None:
         """`dds auth login` with the password and then the emailed code on stdin."""
         proc = self.popen("auth", "login", "-u", self.user.username, stdin=subprocess.PIPE)
-        before = len(mail.outbox)
+        before = self.server.mail_count() if self.server else len(mail.outbox)
         proc.stdin.write(self.password + "\n")
         proc.stdin.flush()
-        code = wait_for_code(self.user.email, before)
+        code = (self.server.code_for(self.user.email, before) if self.server
+                else wait_for_code(self.user.email, before))
         out, err = proc.communicate(code + "\n", timeout=60)
         assert proc.returncode == 0, err
 
@@ -85,6 +92,16 @@ def wait_for_code(email: str, seen: int, timeout: float = 30) -> str:
 @pytest.fixture
 def e2e(transactional_db, live_server, s3_storage, tmp_path):  # noqa: F811
     """A unit with staff, a researcher, and a `dds` runner for each."""
+    return _world(live_server, tmp_path)
+
+
+@pytest.fixture
+def e2e_region(transactional_db, live_server, s3_region_storage, tmp_path):  # noqa: F811
+    """:func:`e2e` with S3 in eu-north-1 (buckets need their LocationConstraint)."""
+    return _world(live_server, tmp_path)
+
+
+def _world(live_server, tmp_path):
     unit = UnitFactory()
     staff, staff_pw, _ = keyed_user(Role.UNIT_ADMIN, unit=unit)
     keyed_user(Role.UNIT_ADMIN, unit=unit)  # projects need two Unit Admins
