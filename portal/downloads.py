@@ -13,18 +13,26 @@ passes, so a tampered, truncated or reordered object never reaches the client as
 complete download: the generator raises, the server cuts the connection, and the
 browser reports a failed transfer (Content-Length is announced for single files; a zip
 is left without its central directory).
+
+The user is told, too: a damaged file is noted in their session, and the project page
+(where the browser leaves them) explains it and names the facility to tell. If the damage
+shows before the first byte (a small file), the answer is that explanation itself (502:
+what storage returned is not what was uploaded), never a generic error.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import logging
+import socket
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 
@@ -41,6 +49,12 @@ READ_CHUNK = 16 * c4gh.CIPHER_SEGMENT_SIZE  # ~1 MiB of ciphertext per read
 # Files per files_download_prepare call while zipping: small enough that the presigned
 # URLs of a batch (valid at most an hour) are used well before they expire.
 ZIP_BATCH = 100
+#: Session key: {project id: [paths]} of downloads that failed verification, shown (once)
+#: on the project page.
+DAMAGED_SESSION_KEY = "portal_damaged_files"
+#: Status when the damage shows before the response starts: storage (upstream) returned
+#: data that is not what was uploaded.
+DAMAGED_STATUS = 502
 
 
 @dataclass
@@ -117,6 +131,7 @@ def plaintext(item: Item, chunks: Iterator[bytes]) -> Iterator[bytes]:
     except c4gh.C4GHError as exc:
         log.warning("download aborted: %s failed verification: %s", item.path,
                     type(exc).__name__)
+        exc.dds_path = item.path  # which file of a zip it was, for the user's notice
         raise
     if held:
         yield held
@@ -130,12 +145,89 @@ def _check_stored(backend, bucket: str, item: Item) -> None:
                                  "try again later or contact the facility.")
 
 
+# --------------------------------------------------------------------------- damage
+
+
+def damaged_note(request, project, path: str) -> None:
+    """Remember in the user's session that ``path`` failed verification (the response
+    is already streaming, so the session is saved here, not by its middleware)."""
+    if request is None or not hasattr(request, "session"):
+        return
+    try:
+        notes = dict(request.session.get(DAMAGED_SESSION_KEY) or {})
+        paths = notes.get(project.public_id, [])
+        if path not in paths:
+            notes[project.public_id] = (paths + [path])[-20:]
+        request.session[DAMAGED_SESSION_KEY] = notes
+        request.session.save()
+    except Exception:  # noqa: BLE001 - the notice must never mask the integrity error
+        log.exception("could not note the damaged download of %s", path)
+
+
+def damaged_notes_pop(request, project) -> list[str]:
+    """Paths of ``project`` whose download failed verification since the page was last
+    shown (each is shown once)."""
+    notes = dict(request.session.get(DAMAGED_SESSION_KEY) or {})
+    paths = notes.pop(project.public_id, [])
+    if paths:
+        request.session[DAMAGED_SESSION_KEY] = notes
+    return paths
+
+
+def _drop_connection(request) -> None:
+    """Close the client's connection at once, so that a cut download cannot look finished
+    and the browser does not wait for the announced rest. gunicorn closes it after the
+    error anyway; Django's development server (``make run``) would keep it open."""
+    if request is None:
+        return
+    environ = request.META
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        # runserver: wsgi.input is a LimitedStream over the socket's buffered reader.
+        reader = getattr(getattr(environ.get("wsgi.input"), "_read", None), "__self__", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+    if isinstance(sock, socket.socket):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _damaged_response(request, project, path: str) -> HttpResponse:
+    body = render_to_string("portal/damaged.html", {"project": project, "paths": [path]},
+                            request=request)
+    return HttpResponse(body, status=DAMAGED_STATUS)
+
+
+def _guarded(request, project, chunks: Iterator[bytes], make_response):
+    """Start ``chunks`` before answering: damage found before the first byte becomes the
+    explanation page; damage found later notes it and drops the connection."""
+    try:
+        first = next(chunks, None)
+    except c4gh.C4GHError as exc:
+        path = getattr(exc, "dds_path", "")
+        damaged_note(request, project, path)
+        return _damaged_response(request, project, path)
+
+    def rest() -> Iterator[bytes]:
+        try:
+            yield from chunks
+        except c4gh.C4GHError as exc:
+            damaged_note(request, project, getattr(exc, "dds_path", ""))
+            _drop_connection(request)
+            raise
+
+    head = [first] if first is not None else []
+    return make_response(itertools.chain(head, rest()))
+
+
 def _headers(response, filename: str) -> None:
     response["Content-Disposition"] = content_disposition_header(True, filename)
     response["Cache-Control"] = "no-store"
 
 
-def file_response(*, project, user, kek: bytes, path: str, ip=None) -> StreamingHttpResponse:
+def file_response(*, project, user, kek: bytes, path: str, ip=None,
+                  request=None) -> HttpResponse:
     path = path_normalise(path)
     items, _ = _prepare(project=project, user=user, kek=kek, ip=ip, paths=[path], limit=1)
     if not items:
@@ -143,13 +235,16 @@ def file_response(*, project, user, kek: bytes, path: str, ip=None) -> Streaming
     item = items[0]
     backend = storage_for_project(project)
     _check_stored(backend, project.bucket, item)
-    response = StreamingHttpResponse(
-        plaintext(item, object_chunks(backend, project.bucket, item)),
-        content_type="application/octet-stream")
-    # A known length lets the browser tell a cut transfer from a finished one.
-    response["Content-Length"] = str(item.size_original)
-    _headers(response, path.rpartition("/")[2])
-    return response
+
+    def respond(chunks) -> StreamingHttpResponse:
+        response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
+        # A known length lets the browser tell a cut transfer from a finished one.
+        response["Content-Length"] = str(item.size_original)
+        _headers(response, path.rpartition("/")[2])
+        return response
+
+    return _guarded(request, project,
+                    plaintext(item, object_chunks(backend, project.bucket, item)), respond)
 
 
 class _ZipSink(io.RawIOBase):
@@ -205,7 +300,7 @@ def zip_chunks(items: Iterator[Item], *, backend, bucket: str, strip: str,
 
 
 def folder_response(*, project, user, kek: bytes, folder: str,
-                    ip=None) -> StreamingHttpResponse:
+                    ip=None, request=None) -> HttpResponse:
     folder = path_normalise(folder, allow_root=True)
     first, after = _prepare(project=project, user=user, kek=kek, ip=ip, folder=folder)
     if not first:
@@ -227,6 +322,10 @@ def folder_response(*, project, user, kek: bytes, folder: str,
     name = folder.rpartition("/")[2] if folder else project.public_id
     chunks = zip_chunks(items(), backend=backend, bucket=project.bucket, strip=folder,
                         prefix=name)
-    response = StreamingHttpResponse((c for c in chunks if c), content_type="application/zip")
-    _headers(response, f"{name}.zip")
-    return response
+
+    def respond(pieces) -> StreamingHttpResponse:
+        response = StreamingHttpResponse(pieces, content_type="application/zip")
+        _headers(response, f"{name}.zip")
+        return response
+
+    return _guarded(request, project, (c for c in chunks if c), respond)

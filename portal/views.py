@@ -95,6 +95,7 @@ def project_detail(request, project_id: str):
         except NotAllowed:
             context["can_download"] = False
     context["members"], context["invites"] = project_people(project)
+    context["damaged"] = downloads.damaged_notes_pop(request, project)
     return render(request, "portal/project.html", context)
 
 
@@ -107,7 +108,7 @@ def download_file(request, project_id: str):
     project = transfer_project_get(user=request.user, public_id=project_id, op=Op.DOWNLOAD)
     return downloads.file_response(project=project, user=request.user,
                                    kek=request_kek(request), path=request.GET.get("path", ""),
-                                   ip=client_ip(request))
+                                   ip=client_ip(request), request=request)
 
 
 @portal_login_required
@@ -117,7 +118,7 @@ def download_folder(request, project_id: str):
     return downloads.folder_response(project=project, user=request.user,
                                      kek=request_kek(request),
                                      folder=request.GET.get("folder", ""),
-                                     ip=client_ip(request))
+                                     ip=client_ip(request), request=request)
 
 
 # --------------------------------------------------------------------------- members

@@ -13,7 +13,9 @@ from projects.services import project_create, project_member_add, project_releas
 
 FILES = {
     "README.txt": b"Delivery notes\n",
-    "reads/sample1.fastq": b"@r1\nACGT\n+\nIIII\n" * 5000,
+    # 2.7 MB (42 segments, 3 storage reads): damage in a late segment shows only after
+    # the download has started.
+    "reads/sample1.fastq": b"@r1\nACGT\n+\nIIII\n" * 160000,
     "reads/sample2.fastq": b"@r2\nTTGA\n+\nJJJJ\n" * 300,
     "reads/qc/report.html": b"<html>qc</html>",
 }

@@ -59,12 +59,12 @@ def test_whole_project_zip_in_batches(delivery, monkeypatch):
     assert archive.read(f"{delivery.project.public_id}/README.txt") == FILES["README.txt"]
 
 
-def _tamper(delivery, path):
+def _tamper(delivery, path, offset=100):
     f = File.objects.get(project=delivery.project, path=path)
     target = storage_for_project(delivery.project).object_path(delivery.project.bucket,
                                                                f.object_key)
     data = bytearray(target.read_bytes())
-    data[100] ^= 0x01
+    data[offset] ^= 0x01
     target.write_bytes(bytes(data))
 
 
@@ -78,12 +78,38 @@ def _consume(response) -> tuple[bytes, Exception | None]:
     return bytes(got), None
 
 
-def test_tampered_object_cuts_the_transfer(delivery):
-    _tamper(delivery, "reads/sample1.fastq")
-    r = delivery.client().get(_url(delivery, "file"), {"path": "reads/sample1.fastq"})
+def _damage_notice(client, delivery) -> str:
+    page = client.get(f"/projects/{delivery.project.public_id}/").content.decode()
+    return page
+
+
+def test_tampered_object_cuts_the_transfer_and_the_page_says_why(delivery):
+    # Damage in segment 36 of 42: the response has started when it shows.
+    _tamper(delivery, "reads/sample1.fastq", offset=36 * c4gh.CIPHER_SEGMENT_SIZE + 100)
+    client = delivery.client()
+    r = client.get(_url(delivery, "file"), {"path": "reads/sample1.fastq"})
+    assert r.status_code == 200
     got, error = _consume(r)
     assert isinstance(error, c4gh.SegmentAuthError)
-    assert len(got) < int(r.headers["Content-Length"])
+    assert 0 < len(got) < int(r.headers["Content-Length"])
+    page = _damage_notice(client, delivery)
+    assert "A file is damaged" in page and "reads/sample1.fastq" in page
+    assert delivery.unit.contact_email in page
+    # Shown once: the next visit is the plain page again.
+    assert "is damaged" not in _damage_notice(client, delivery)
+
+
+@pytest.mark.parametrize("path", ["reads/sample2.fastq", "reads/big.txt"])
+def test_damage_before_the_first_byte_is_an_explanation_not_a_500(delivery, path):
+    # A small plain file and a compressed one, damaged in their first segment: nothing
+    # was sent yet, so the answer is the page that explains it.
+    _tamper(delivery, path)
+    client = delivery.client()
+    r = client.get(_url(delivery, "file"), {"path": path})
+    assert r.status_code == 502 and not r.streaming
+    body = r.content.decode()
+    assert "File damaged" in body and path in body and delivery.unit.contact_email in body
+    assert "Content-Disposition" not in r.headers
 
 
 def test_checksum_mismatch_withholds_the_end_of_the_file(delivery):
@@ -91,18 +117,18 @@ def test_checksum_mismatch_withholds_the_end_of_the_file(delivery):
     # never leaves the server, so the download cannot look complete.
     File.objects.filter(path="README.txt").update(checksum="0" * 64)
     r = delivery.client().get(_url(delivery, "file"), {"path": "README.txt"})
-    got, error = _consume(r)
-    assert isinstance(error, c4gh.ChecksumMismatchError)
-    assert got == b""
+    assert r.status_code == 502 and b"README.txt" in r.content
 
 
 def test_tampered_file_breaks_the_zip(delivery):
     _tamper(delivery, "reads/sample2.fastq")
-    r = delivery.client().get(_url(delivery, "folder"), {"folder": "reads"})
+    client = delivery.client()
+    r = client.get(_url(delivery, "folder"), {"folder": "reads"})
     got, error = _consume(r)
     assert isinstance(error, c4gh.SegmentAuthError)
     with pytest.raises(zipfile.BadZipFile):
         zipfile.ZipFile(io.BytesIO(got))
+    assert "reads/sample2.fastq" in _damage_notice(client, delivery)
 
 
 @pytest.mark.parametrize("kind, query, status", [
