@@ -100,11 +100,14 @@ class ProjectStatusEvent(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Append-only, hash-chained record of security-relevant actions.
+    """Append-only, keyed hash-chained record of security-relevant actions.
 
-    Each row's ``hash`` covers its content and the previous row's hash, so removing or
-    editing a row breaks the chain (``manage.py audit_verify``). Names are copied, not only
-    linked, so deleting a user or project does not erase who did what.
+    Events are chained per *scope* (a project, else the acting user, else ``system``):
+    ``seq`` counts 1, 2, 3... within the scope and ``hash`` is an HMAC, under a key that is
+    not in the database (``DDS_AUDIT_KEY``), of the content, the scope, ``seq`` and the
+    previous event's ``hash``. Editing, removing, inserting or reordering rows breaks the
+    chain (``manage.py audit_verify``; docs/audit.md). Names are copied, not only linked,
+    so deleting a user or project does not erase who did what.
     """
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
@@ -118,6 +121,8 @@ class AuditEvent(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
     at = models.DateTimeField(default=timezone.now)
     details = models.JSONField(default=dict, blank=True)
+    scope = models.CharField(max_length=64, default="system")
+    seq = models.BigIntegerField(default=0)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
@@ -127,17 +132,27 @@ class AuditEvent(models.Model):
             models.Index(fields=["project_public_id", "at"], name="audit_project_idx"),
             models.Index(fields=["action", "at"], name="audit_action_idx"),
         ]
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "seq"], name="audit_scope_seq_unique"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_username or '-'} {self.action}"
 
 
 class AuditChainHead(models.Model):
-    """Single row holding the latest hash; locked to serialise appends to the chain."""
+    """The head of one scope's chain: how many events it has and the last one's HMAC.
 
+    Locked (``FOR NO KEY UPDATE``) by an appender of that scope only, so events of
+    unrelated projects or users never wait for each other. ``mac`` binds scope, count and
+    last hash under the audit key, so the head cannot be rolled back to hide a removed tail
+    without the key (a replayed old head is caught by the logged checkpoints).
+    """
+
+    scope = models.CharField(max_length=64, unique=True)
+    count = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64)
+    mac = models.CharField(max_length=64, blank=True)
 
-    class Meta:
-        constraints = [
-            models.CheckConstraint(condition=models.Q(id=1), name="audit_head_singleton"),
-        ]
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.count}"
