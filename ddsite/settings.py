@@ -16,10 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
-from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from cli.version import __version__ as DDS_VERSION
+from ddsite.schedule import SCHEDULE_TIME_ZONE, beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -75,6 +75,19 @@ def _production_guard() -> None:
         raise ImproperlyConfigured(
             "ALLOWED_HOSTS contains a wildcard. With DEBUG off, list the exact host names."
         )
+    # No silent fallbacks in production: SQLite in the pod, login codes written to files
+    # and tasks run in the web process are the embedded default's, never a deployment's.
+    if not env.bool("DDS_ALLOW_EMBEDDED", default=False):
+        missing = [name for name in ("DATABASE_URL", "EMAIL_URL", "CELERY_BROKER_URL")
+                   if not env.str(name, default="")]
+        if missing:
+            raise ImproperlyConfigured(
+                f"{', '.join(missing)} not set. With DEBUG off the database, the mail server "
+                "and the Celery broker must be configured explicitly (e.g. "
+                "DATABASE_URL=postgres://…, EMAIL_URL=smtp+tls://…, "
+                "CELERY_BROKER_URL=redis://…); set DDS_ALLOW_EMBEDDED=1 to run a single-host "
+                "demo on SQLite, mail files and in-process tasks instead."
+            )
     if env.bool("DDS_BEHIND_PROXY", default=True) and not DDS_TRUSTED_PROXIES:
         raise ImproperlyConfigured(
             "DDS_TRUSTED_PROXIES is empty. Behind an ingress (DDS_BEHIND_PROXY=1, the "
@@ -113,10 +126,13 @@ INSTALLED_APPS = [
     "projects",
     "transfers",
     "portal",
+    "ddsite.apps.DDSiteConfig",
 ]
 
 MIDDLEWARE = [
-    # First: forwarding headers from anyone but a trusted proxy are dropped.
+    # Kubelet probes (Host: <pod IP>) are answered before host validation (ddsite.health).
+    "ddsite.health.ProbeMiddleware",
+    # Then: forwarding headers from anyone but a trusted proxy are dropped.
     "ddsite.client_ip.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "ddsite.middleware.SecurityHeadersMiddleware",
@@ -261,24 +277,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TIMEZONE = TIME_ZONE
+# Beat reads ddsite.schedule's times in the same zone as the CronJobs' timeZone.
+CELERY_TIMEZONE = SCHEDULE_TIME_ZONE
 # The worker logs through LOGGING too (with its redaction filter).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# Periodic jobs; each is also a management command for Kubernetes CronJobs.
-CELERY_BEAT_SCHEDULE: dict = {
-    "projects-expire": {"task": "projects.tasks.projects_expire_due",
-                        "schedule": crontab(hour=0, minute=5)},
-    "projects-archive": {"task": "projects.tasks.projects_archive_due",
-                         "schedule": crontab(hour=0, minute=15)},
-    "projects-storage-cleanup": {"task": "projects.tasks.projects_storage_cleanup_due",
-                                 "schedule": crontab(minute=30)},
-    "accounts-invites-delete-expired": {"task": "accounts.tasks.invites_delete_expired",
-                                        "schedule": crontab(hour=1, minute=0)},
-    "transfers-uploads-abort-stale": {"task": "transfers.tasks.uploads_abort_stale",
-                                      "schedule": crontab(minute=45)},
-    "transfers-usage-record": {"task": "transfers.tasks.usage_record_last_month",
-                               "schedule": crontab(day_of_month=1, hour=2, minute=0)},
-}
+# Periodic jobs: Kubernetes CronJobs in the cluster; this schedule only serves
+# `entrypoint.sh beat` outside Kubernetes. Both come from ddsite.schedule.JOBS.
+CELERY_BEAT_SCHEDULE = beat_schedule()
 
 # --- cache ----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -357,8 +362,6 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    # Kubernetes probes talk plain HTTP to the pod.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -382,3 +385,18 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# --- load and concurrency (issue 13; docs/operations-load.md, docs/audit.md) ----------
+# Key of the audit chain's HMACs. Not in the database: whoever can write the database
+# but lacks it cannot re-chain an edit. Derived from SECRET_KEY with HKDF when unset (set
+# it on its own in production, so rotating SECRET_KEY does not re-key the audit log).
+DDS_AUDIT_KEY = env.str("DDS_AUDIT_KEY", default="")
+# Memory-hard hashing (Argon2id KEK derivations and password hashes) as a bounded
+# resource per process: at most DDS_KDF_MEMORY_BUDGET_MIB of Argon2 memory at once; at
+# most DDS_KDF_QUEUE requests waiting, each at most DDS_KDF_WAIT_SECONDS; beyond that
+# the request gets 503 with Retry-After instead of the pod being OOM-killed.
+DDS_KDF_MEMORY_BUDGET_MIB = env.int("DDS_KDF_MEMORY_BUDGET_MIB", default=512)
+DDS_KDF_QUEUE = env.int("DDS_KDF_QUEUE", default=16)
+DDS_KDF_WAIT_SECONDS = env.float("DDS_KDF_WAIT_SECONDS", default=30.0)
+# Request bodies: JSON nested deeper than this is refused with 400.
+DDS_JSON_MAX_DEPTH = env.int("DDS_JSON_MAX_DEPTH", default=32)

@@ -12,6 +12,9 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 # Live-server tests put nginx (on loopback) in front, as the ingress.
 os.environ.setdefault("DDS_TRUSTED_PROXIES", "127.0.0.1,::1")
+# The suite runs the production code paths with DEBUG off, on the embedded fallbacks for
+# mail and tasks (locmem outbox, eager Celery); the production-shape test sets everything.
+os.environ.setdefault("DDS_ALLOW_EMBEDDED", "1")
 
 from ddsite.settings import *  # noqa: E402,F403
 

@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
-from ddsite import health, version
+from ddsite import version
 
 # Each app owns its API routes (``<app>/urls.py``), all under /api/v1/.
 api_v1 = [
@@ -15,8 +15,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
+    # /healthz and /readyz are answered by ddsite.health.ProbeMiddleware, before host
+    # validation (the kubelet sends the pod IP as Host).
     # Public: the package version and nothing else (ddsite.version). Outside /api/v1/ so
     # that a client of any API version can ask it.
     path("version", version.version, name="version"),

@@ -27,7 +27,7 @@ def test_entrypoint_web_serves_health_and_admin(tmp_path):
            "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(64),
            "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0",
            "DDS_VAR_DIR": str(tmp_path), "STATIC_ROOT": str(tmp_path / "static"),
-           "DDS_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"}
+           "DDS_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1", "DDS_MIGRATE": "1"}
     if db["ENGINE"].endswith("postgresql"):
         env["DATABASE_URL"] = (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
                                f"{db['PORT'] or 5432}/{db['NAME']}")

@@ -35,10 +35,12 @@ def worker(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "DJANGO_SETTINGS_MODULE": "ddsite.settings",
            "DEBUG": "1", "CELERY_BROKER_URL": BROKER, "CELERY_CONCURRENCY": "1",
            "DDS_VAR_DIR": str(tmp_path),
+           "DDS_WORKER_HEARTBEAT_FILE": str(tmp_path / "heartbeat"),
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
                            f"{db['PORT'] or 5432}/{db['NAME']}"}
     proc = subprocess.Popen([str(ROOT / "docker/entrypoint.sh"), "worker"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc.env = env
     yield proc
     proc.terminate()
     try:
@@ -76,3 +78,17 @@ def test_worker_rotates_a_project_key_over_redis(worker, django_capture_on_commi
     header = bytes(File.objects.get(project=project).header)
     assert c4gh.decrypt_bytes(header + whole[hlen:], new_sk) == b"x" * 1000
     assert KeyRotation.objects.get(pk=rotation.pk).old_private_key_sealed is None
+    # The liveness probe of the worker Deployment sees the heartbeat (once it has booted).
+    deadline = time.monotonic() + 60
+    while True:
+        probe = subprocess.run([str(ROOT / "docker/entrypoint.sh"), "probe-worker"],
+                               cwd=ROOT, env=worker.env, timeout=30)
+        if probe.returncode == 0 or time.monotonic() > deadline:
+            break
+        assert worker.poll() is None, worker.stdout.read()
+        time.sleep(0.5)
+    assert probe.returncode == 0
+    Path(worker.env["DDS_WORKER_HEARTBEAT_FILE"]).unlink()
+    stale = subprocess.run([str(ROOT / "docker/entrypoint.sh"), "probe-worker"], cwd=ROOT,
+                           env=worker.env, timeout=30)
+    assert stale.returncode != 0
