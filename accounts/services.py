@@ -54,6 +54,7 @@ from keys.services import (
     project_access_fix,
     project_access_grant,
     user_kek_derive,
+    user_keypair_new,
     user_keys_create,
     user_keys_reset,
     user_keys_rewrap,
@@ -140,7 +141,8 @@ def unit_create(*, name: str, display_name: str, contact_email: str, internal_re
 
 @transaction.atomic
 def user_create(*, username: str, email: str, name: str, password: str, role: str,
-                unit: Unit | None = None, by: User | None = None) -> User:
+                unit: Unit | None = None, by: User | None = None,
+                keypair: tuple[bytes, bytes] | None = None) -> User:
     """Create an account with its key pair. Unit roles need a unit, others must not have one."""
     if role in UNIT_ROLES and unit is None:
         raise ValueError(f"a {Role(role).label} must belong to a unit")
@@ -148,7 +150,7 @@ def user_create(*, username: str, email: str, name: str, password: str, role: st
         unit = None
     user = User.objects.create_user(username=username, email=email, password=password,
                                     name=name, role=role, unit=unit)
-    user_keys_create(user=user, password=password)
+    user_keys_create(user=user, password=password, keypair=keypair)
     audit_record(action="user.create", actor=by or user, target=user.username,
                  details={"role": role, "unit": unit.name if unit else None})
     return user
@@ -220,30 +222,41 @@ def login_lock_check(*, username: str, ip: str | None) -> None:
         raise AccountLocked(_minutes_left(row.locked_until))
 
 
+def _throttle_row_locked(key: str) -> LoginThrottle:
+    """The counter row, created if missing, locked. A successful login deletes the
+    account's row, possibly between our insert and our lock: then insert again."""
+    while True:
+        LoginThrottle.objects.bulk_create([LoginThrottle(key=key)], ignore_conflicts=True)
+        row = LoginThrottle.objects.select_for_update(no_key=True).filter(key=key).first()
+        if row is not None:
+            return row
+
+
 @transaction.atomic
 def login_failure_record(*, username: str, ip: str | None, stage: str,
                          user: User | None = None) -> bool:
     """Count one failed password or code; lock after too many. Returns True if now locked."""
     now = timezone.now()
     window = timedelta(minutes=settings.DDS_LOCKOUT_MINUTES)
-    locked = False
-    audit_record(action="auth.failure", actor=user, target=user.username if user else "",
-                 ip=ip, details={"stage": stage})
-    for key, limit, scope in _throttle_keys(username, ip):
-        LoginThrottle.objects.get_or_create(key=key)
-        row = LoginThrottle.objects.select_for_update().get(key=key)
+    locks: list[dict] = []
+    # Lock order (docs/locking.md): the throttle rows, in key order, then the audit head
+    # last; a successful login (which deletes the account's row) takes them the same way.
+    for key, limit, scope in sorted(_throttle_keys(username, ip)):
+        row = _throttle_row_locked(key)
         if row.window_start + window < now or (row.locked_until and row.locked_until <= now):
             row.failures, row.window_start, row.locked_until = 0, now, None
         row.failures += 1
         if row.failures >= limit and row.locked_until is None:
             row.locked_until = now + window
-            locked = True
-            audit_record(action="auth.lock", actor=user,
-                         target=user.username if user else "", ip=ip,
-                         details={"scope": scope, "stage": stage, "failures": row.failures,
-                                  "minutes": settings.DDS_LOCKOUT_MINUTES})
+            locks.append({"scope": scope, "stage": stage, "failures": row.failures,
+                          "minutes": settings.DDS_LOCKOUT_MINUTES})
         row.save()
-    return locked
+    audit_record(action="auth.failure", actor=user, target=user.username if user else "",
+                 ip=ip, details={"stage": stage})
+    for details in locks:
+        audit_record(action="auth.lock", actor=user, target=user.username if user else "",
+                     ip=ip, details=details)
+    return bool(locks)
 
 
 def _raise_if_locked_now(locked: bool) -> None:
@@ -526,6 +539,7 @@ def invite_create(*, email: str, role: str, by: User, by_kek: bytes | None = Non
     if pending is not None:
         return _invite_add_project(invite=pending, role=role, project=project, by=by,
                                    by_kek=by_kek, is_owner=is_owner, ip=ip)
+    keypair = user_keypair_new()  # RSA before the transaction: no lock held across it
     with transaction.atomic():
         # Re-inviting replaces an expired invite, or one that only carries this project.
         Invite.objects.filter(email__iexact=email).delete()
@@ -535,7 +549,7 @@ def invite_create(*, email: str, role: str, by: User, by_kek: bytes | None = Non
         invite.full_clean(exclude=["token_hash"])
         invite.save()
         token = secrets.token_urlsafe(32)
-        invite_keys_create(invite=invite, token=token)
+        invite_keys_create(invite=invite, token=token, keypair=keypair)
         if project is not None:
             invite_access_grant(invite=invite, project=project, granter=by,
                                 granter_kek=by_kek, is_owner=is_owner)
@@ -650,10 +664,19 @@ def username_check(username: str) -> None:
         raise ValidationError({"username": "This username is taken."})
 
 
-@transaction.atomic
 def user_register(*, token: str, username: str, name: str, password: str,
                   ip: str | None = None) -> User:
     """Create the invited account, its key pair, and move the invite's project keys to it."""
+    if invite_get_by_token(token) is None:  # cheap refusal before the slow key pair
+        raise LinkInvalid("The invite link is not valid or has expired.")
+    # RSA before the transaction, so the invite's row lock is not held across it.
+    return _user_register(token=token, username=username, name=name, password=password,
+                          ip=ip, keypair=user_keypair_new())
+
+
+@transaction.atomic
+def _user_register(*, token: str, username: str, name: str, password: str,
+                   ip: str | None, keypair: tuple[bytes, bytes]) -> User:
     invite = invite_get_by_token(token, for_update=True)
     if invite is None:
         raise LinkInvalid("The invite link is not valid or has expired.")
@@ -672,7 +695,8 @@ def user_register(*, token: str, username: str, name: str, password: str,
         raise ValidationError({"password": exc.messages})
     owners = {row.project_id: row.is_owner for row in invite.project_keys.all()}
     user = user_create(username=username, email=invite.email, name=name, password=password,
-                       role=invite.role, unit=invite.unit, by=invite.created_by)
+                       role=invite.role, unit=invite.unit, by=invite.created_by,
+                       keypair=keypair)
     projects = invite_keys_transfer(invite=invite, token=token, user=user)
     if user.role == Role.RESEARCHER:
         for project in projects:

@@ -39,7 +39,7 @@ def project_key_rotation_start(*, project, by, kek: bytes) -> KeyRotation:
     from projects.models import Project
 
     with transaction.atomic():
-        locked = Project.objects.select_for_update().get(pk=project.pk)
+        locked = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
         running = KeyRotation.objects.filter(project=locked,
                                              status=KeyRotationStatus.RUNNING).first()
         if running is not None:
@@ -135,7 +135,7 @@ def _finish(*, rotation_id: int, old_sk: bytes, new_sk: bytes, new_pk: bytes,
     rotation = KeyRotation.objects.select_for_update().get(pk=rotation_id)
     if rotation.status == KeyRotationStatus.DONE:
         return
-    project = Project.objects.select_for_update().get(pk=rotation.project_id)
+    project = Project.objects.select_for_update(no_key=True).get(pk=rotation.project_id)
     # Last sweep under the project lock, before the old key is destroyed: no header may
     # be left that only the old key opens (defence in depth; uploads refuse while busy).
     _rotate_headers(rotation=rotation, old_sk=old_sk, new_sk=new_sk, new_pk=new_pk,

@@ -58,9 +58,16 @@ def _wrap_user_private_key(user, private_der: bytes, password: str) -> bytes:
     return kek
 
 
-def user_keys_create(*, user, password: str) -> None:
+def user_keypair_new() -> tuple[bytes, bytes]:
+    """A fresh RSA pair (DER private, PEM public). Slow (RSA-4096): callers make it before
+    they open a transaction, so no row lock is held across it (docs/locking.md)."""
+    return primitives.generate_user_keypair(bits=settings.DDS_USER_RSA_BITS)
+
+
+def user_keys_create(*, user, password: str,
+                     keypair: tuple[bytes, bytes] | None = None) -> None:
     """Give a user a fresh RSA key pair, wrapped under a KEK from ``password``."""
-    private_der, public_pem = primitives.generate_user_keypair(bits=settings.DDS_USER_RSA_BITS)
+    private_der, public_pem = keypair or user_keypair_new()
     user.public_key = public_pem
     _wrap_user_private_key(user, private_der, password)
     user.save(update_fields=["public_key", "private_key_encrypted", "kdf_salt", "kdf_params"])
@@ -192,9 +199,10 @@ def invite_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def invite_keys_create(*, invite, token: str) -> None:
+def invite_keys_create(*, invite, token: str,
+                       keypair: tuple[bytes, bytes] | None = None) -> None:
     """Give an invite a key pair, its private key wrapped under a KEK from the emailed token."""
-    private_der, public_pem = primitives.generate_user_keypair(bits=settings.DDS_USER_RSA_BITS)
+    private_der, public_pem = keypair or user_keypair_new()
     invite.public_key = public_pem
     invite.private_key_encrypted = primitives.wrap_private_key(
         private_der, _invite_kek(token), f"invite:{invite.email.lower()}")

@@ -145,7 +145,9 @@ def project_create(*, unit: Unit, by: User, title: str, description: str = "",
 def project_update(*, project: Project, by: User, title: str | None = None,
                    description: str | None = None, pi: str | None = None) -> Project:
     """Edit project info: unit staff edit everything, owners only the description."""
-    project = Project.objects.select_for_update().get(pk=project.pk)
+    # NO KEY UPDATE (docs/locking.md): inserts that reference the project (audit events,
+    # status events) need only KEY SHARE on it, so they never wait for this lock.
+    project = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
     if project.status in FINAL_STATUSES:
         raise ProjectRuleError(f"cannot edit: project is {project.get_status_display()}")
     if not user_is_project_staff(by, project) and (title is not None or pi is not None):
@@ -167,7 +169,10 @@ def project_update(*, project: Project, by: User, title: str | None = None,
 
 
 def _lock(project: Project) -> Project:
-    locked = Project.objects.select_for_update().select_related("unit").get(pk=project.pk)
+    # The project row first, FOR NO KEY UPDATE and only that row (not the joined unit):
+    # see docs/locking.md for the one lock order.
+    locked = (Project.objects.select_for_update(no_key=True, of=("self",))
+              .select_related("unit").get(pk=project.pk))
     if locked.busy:
         raise ProjectBusy(f"project {locked.public_id} is busy with another operation; "
                           "try again in a moment")
