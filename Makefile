@@ -7,7 +7,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dds
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint venv demo clean screenshots
+.PHONY: run test lint venv demo clean screenshots tools manifests
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,20 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# Deployment checks (checkov, kubernetes-validate, hadolint) in their own virtualenv.
+TOOLS_VENV ?= .venv-tools
+$(TOOLS_VENV)/.installed: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install -q --upgrade pip
+	$(TOOLS_VENV)/bin/pip install -q -r requirements-tools.txt
+	touch $@
+
+tools: $(TOOLS_VENV)/.installed
+
+# The manifests and the Dockerfile: render, validate, checkov, hadolint.
+manifests: venv tools
+	PYTHON=$(PY) TOOLS_VENV=$(TOOLS_VENV) ./scripts/check-manifests.sh
 
 run: venv
 	DEBUG=1 $(PY) manage.py migrate --no-input
@@ -40,4 +54,4 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) var staticfiles .pytest_cache .ruff_cache

@@ -104,7 +104,8 @@ def test_ingress_and_app_trust_the_same_networks():
     import yaml
 
     root = Path(__file__).resolve().parents[2]
-    app = yaml.safe_load((root / "k8s/base/configmap.yaml").read_text())["data"]
+    app = dict(line.split("=", 1) for line in (root / "k8s/base/config.env").read_text()
+               .splitlines() if line and not line.startswith("#"))
     ingress = yaml.safe_load((root / "k8s/cluster/ingress-nginx-controller.yaml").read_text())
     assert app["DDS_TRUSTED_PROXIES"] == ingress["data"]["proxy-real-ip-cidr"]
     assert ingress["data"]["use-forwarded-headers"] == "false"
