@@ -134,6 +134,8 @@ MIDDLEWARE = [
     "ddsite.health.ProbeMiddleware",
     # Then: forwarding headers from anyone but a trusted proxy are dropped.
     "ddsite.client_ip.TrustedProxyMiddleware",
+    # Request id, log context, request metrics; /metrics on DDS_METRICS_PORT only.
+    "ddsite.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "ddsite.middleware.SecurityHeadersMiddleware",
     # Too-old dds clients get 426 with an upgrade message (DDS_MIN_CLIENT_VERSION).
@@ -372,17 +374,21 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # No query string or token path reaches a log (ddsite.log_redaction).
-    "filters": {"redact": {"()": "ddsite.log_redaction.RedactSecretsFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
-                             "filters": ["redact"]}},
+    # One JSON object per line, every process (ddsite.logging_json, docs/operations.md).
+    "formatters": {"json": {"()": "ddsite.logging_json.JsonFormatter"}},
+    # No query string or token path reaches a log (ddsite.log_redaction); "context" adds
+    # the request/task's id, user, project and client address.
+    "filters": {"redact": {"()": "ddsite.log_redaction.RedactSecretsFilter"},
+                "context": {"()": "ddsite.logging_json.ContextFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
+                             "filters": ["context", "redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # Django's own handlers (runserver's request lines, DEBUG's console) would bypass the
-    # filter: route its loggers through ours.
+    # Django's own handlers (runserver's request lines, DEBUG's console) and Celery's would
+    # bypass the filter and the format: route their loggers through ours.
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "celery": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 
@@ -400,3 +406,12 @@ DDS_KDF_QUEUE = env.int("DDS_KDF_QUEUE", default=16)
 DDS_KDF_WAIT_SECONDS = env.float("DDS_KDF_WAIT_SECONDS", default=30.0)
 # Request bodies: JSON nested deeper than this is refused with 400.
 DDS_JSON_MAX_DEPTH = env.int("DDS_JSON_MAX_DEPTH", default=32)
+
+# --- observability (issue 15; docs/operations.md) -----------------------------------------
+# Second gunicorn listener (and the Celery worker's) serving only GET /metrics; 0 = none.
+# The ingress's Service does not expose it (k8s/monitoring adds its own Service).
+DDS_METRICS_PORT = env.int("DDS_METRICS_PORT", default=0)
+# Who is emailed when a scheduled job fails or a unit crosses its quota warning level.
+DDS_OPERATOR_EMAILS = env.list("DDS_OPERATOR_EMAILS", default=[])
+# Task outcomes/durations, task ids in logs, the worker's metrics port (ddsite.celery_observe).
+CELERY_IMPORTS = ("ddsite.celery_observe",)

@@ -33,6 +33,7 @@ case "$role" in
       --workers "${GUNICORN_WORKERS:-3}" --threads "${GUNICORN_THREADS:-4}" \
       --timeout "${GUNICORN_TIMEOUT:-120}" --access-logfile - \
       --logger-class ddsite.gunicorn_logging.Logger \
+      --config python:ddsite.gunicorn_conf \
       --no-control-socket \
       --forwarded-allow-ips "${DDS_TRUSTED_PROXIES:-127.0.0.1,::1}"
     ;;

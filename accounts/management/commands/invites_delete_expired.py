@@ -1,11 +1,10 @@
 """Delete expired invites (the daily Celery beat job runs the same service)."""
 
-from django.core.management.base import BaseCommand
-
 from accounts.services import invites_delete_expired
+from ddsite.scheduled_jobs import ScheduledJobCommand
 
 
-class Command(BaseCommand):
+class Command(ScheduledJobCommand):
     help = "Delete invites whose 7-day link has expired, with their wrapped project keys."
 
     def handle(self, *args, **options):

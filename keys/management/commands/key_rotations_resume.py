@@ -1,10 +1,9 @@
-from django.core.management.base import BaseCommand
-
+from ddsite.scheduled_jobs import ScheduledJobCommand
 from keys.models import KeyRotation, KeyRotationStatus
 from keys.rotation import project_key_rotation_run
 
 
-class Command(BaseCommand):
+class Command(ScheduledJobCommand):
     help = "Finish every interrupted project key rotation (safe to run at any time)."
 
     def handle(self, *args, **options):

@@ -1,9 +1,10 @@
 """Shared body of the scheduled-work commands (run by operators and Kubernetes CronJobs)."""
 
-from django.core.management.base import BaseCommand
+from ddsite.scheduled_jobs import ScheduledJobCommand
 
 
-class ScheduledCommand(BaseCommand):
+class ScheduledCommand(ScheduledJobCommand):
+    # A scheduled job: its outcome is recorded and a failure emails the operators.
     #: service(dry_run=...) -> list of project ids
     service = None
     verb = ""

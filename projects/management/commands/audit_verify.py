@@ -1,13 +1,15 @@
 import logging
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from ddsite import metrics
+from ddsite.scheduled_jobs import ScheduledJobCommand
 from projects.audit import audit_verify
 
 log = logging.getLogger("dds.audit")
 
 
-class Command(BaseCommand):
+class Command(ScheduledJobCommand):
     help = ("Verify the keyed hash chains of the audit log; exits non-zero if it was "
             "tampered with. Prints (and logs) a checkpoint to keep outside the database.")
 
@@ -25,6 +27,7 @@ class Command(BaseCommand):
                                   min_events=options["min_events"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        metrics.audit_verified(ok=result.ok, events=result.checked)
         if not result.ok:
             where = f" at event {result.first_bad_id}" if result.first_bad_id else ""
             log.error("audit log NOT intact: %s", "; ".join(result.problems))

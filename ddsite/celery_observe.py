@@ -1,0 +1,99 @@
+"""Celery: task outcomes and durations as metrics, task ids on log lines, and the worker's
+own metrics endpoint.
+
+Imported by every worker at start (``CELERY_IMPORTS`` in settings). With
+``PROMETHEUS_MULTIPROC_DIR`` set (the monitoring component sets it), the prefork children
+write their samples there and the worker's main process serves their sum on
+``DDS_METRICS_PORT`` (``GET /metrics``), which the worker's ServiceMonitor scrapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from celery import signals
+
+from ddsite import logging_json, metrics
+
+logger = logging.getLogger(__name__)
+_started: dict[str, float] = {}
+
+
+@signals.task_prerun.connect(dispatch_uid="dds-task-prerun")
+def _prerun(task_id=None, task=None, **kwargs):
+    _started[task_id] = time.monotonic()
+    logging_json.bind(task_id=task_id, task=getattr(task, "name", None))
+
+
+@signals.task_failure.connect(dispatch_uid="dds-task-failure")
+def _failure(task_id=None, sender=None, **kwargs):
+    # Sent before postrun, and also when an eager task's error propagates (no postrun).
+    start = _started.pop(task_id, None)
+    metrics.celery_task(task=getattr(sender, "name", "unknown"), outcome="failure",
+                        seconds=None if start is None else time.monotonic() - start)
+
+
+@signals.task_postrun.connect(dispatch_uid="dds-task-postrun")
+def _postrun(task_id=None, task=None, state=None, retval=None, **kwargs):
+    if task_id not in _started:  # counted as a failure already
+        logging_json.bind(task_id=None, task=None)
+        return
+    start = _started.pop(task_id, None)
+    outcome = {"SUCCESS": "success", "FAILURE": "failure", "RETRY": "retry"}.get(
+        str(state), str(state or "unknown").lower())
+    if state is None:
+        outcome = "failure"  # an eager task whose error propagated to its caller
+    metrics.celery_task(task=getattr(task, "name", "unknown"), outcome=outcome,
+                        seconds=None if start is None else time.monotonic() - start)
+    logging_json.bind(task_id=None, task=None)
+
+
+@signals.celeryd_init.connect(dispatch_uid="dds-worker-init")
+def _worker_init(instance=None, **kwargs):
+    from ddsite.observability import connect_signals
+
+    connect_signals()
+    if instance is not None:
+        # The startup banner is plain text on stdout; every line the worker writes is JSON.
+        instance.quiet = True
+        logger.info("celery worker starting", extra={"hostname": getattr(instance, "hostname",
+                                                                          None)})
+    directory = metrics.multiprocess_dir()
+    if directory:  # samples of a previous run of this pod are not this run's
+        path = Path(directory)
+        if path.exists():
+            for child in path.iterdir():
+                if child.is_file():
+                    child.unlink()
+                else:
+                    shutil.rmtree(child, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+
+
+@signals.worker_ready.connect(dispatch_uid="dds-worker-ready")
+def _worker_ready(**kwargs):
+    from django.conf import settings
+
+    port = getattr(settings, "DDS_METRICS_PORT", 0)
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    if not metrics.multiprocess_dir():
+        logger.warning("PROMETHEUS_MULTIPROC_DIR is not set: the worker's metrics cover its "
+                       "main process only")
+    start_http_server(port, addr=os.environ.get("DDS_METRICS_ADDR", "0.0.0.0"),  # noqa: S104
+                      registry=metrics.process_registry())
+    logger.info("worker metrics on port %s", port)
+
+
+@signals.worker_process_shutdown.connect(dispatch_uid="dds-worker-child-exit")
+def _child_exit(pid=None, **kwargs):
+    if metrics.multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -1,0 +1,71 @@
+"""A unit that crosses its quota warning level is told once, by email, per crossing.
+
+"Crossing" is the stored bytes of live file versions reaching ``warning_level`` of the
+quota (the share the admin marks with ⚠). The first check that sees it above queues one
+email to the unit's contact address and to ``DDS_OPERATOR_EMAILS`` and remembers the
+crossing in the shared cache; later checks stay quiet until the unit is back below the
+level (files removed, quota raised), which re-arms the warning.
+
+Checked after every completed upload (ddsite.observability counts the audited
+``file.upload``); ``quota_check_all`` checks every unit (for a job or a shell).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.cache import cache
+from django.db import transaction
+
+from ddsite import metrics
+
+logger = logging.getLogger("dds.quota")
+
+
+def _key(unit_id: int) -> str:
+    return f"dds:quota-warned:{unit_id}"
+
+
+def quota_check(*, unit) -> bool:
+    """Email on a new crossing; True if this call sent the warning."""
+    from transfers.selectors import unit_bytes_used
+
+    if not unit.quota_bytes:
+        return False
+    stored, _reserved = unit_bytes_used(unit_id=unit.pk)
+    share = stored / unit.quota_bytes
+    if share < unit.warning_level:
+        cache.delete(_key(unit.pk))  # back below: the next crossing warns again
+        return False
+    # add() is atomic in the shared cache: two web pods finishing uploads at once send one.
+    if not cache.add(_key(unit.pk), {"share": share}, timeout=None):
+        return False
+    from accounts.mail import mail_queue
+    from ddsite.scheduled_jobs import operator_emails
+
+    body = (f"Unit {unit.name} ({unit.internal_ref}) now uses {share:.0%} of its quota "
+            f"({stored} of {unit.quota_bytes} bytes), past its warning level of "
+            f"{unit.warning_level:.0%}.\n\nUploads are refused once the quota is full. "
+            "Remove data that has been delivered, or ask the operators to raise the quota.\n"
+            "(This warning is sent once; it is sent again if usage drops below the level "
+            "and crosses it again.)\n")
+    with transaction.atomic():
+        mail_queue(subject=f"[DDS] {unit.name} is at {share:.0%} of its storage quota",
+                   body=body, to=[unit.contact_email, *operator_emails()])
+    metrics.QUOTA_WARNINGS.inc()
+    logger.warning("unit %s crossed its quota warning level (%.0f%%)", unit.internal_ref,
+                   share * 100, extra={"unit": unit.internal_ref})
+    return True
+
+
+def quota_check_project(*, public_id: str) -> bool:
+    from projects.models import Project
+
+    project = Project.objects.select_related("unit").filter(public_id=public_id).first()
+    return bool(project) and quota_check(unit=project.unit)
+
+
+def quota_check_all() -> int:
+    from accounts.models import Unit
+
+    return sum(quota_check(unit=unit) for unit in Unit.objects.all())
