@@ -68,8 +68,9 @@ CELERY_TASKS = Counter("dds_celery_tasks", "Celery tasks finished, by outcome.",
                        ["task", "outcome"])
 CELERY_TASK_SECONDS = Histogram("dds_celery_task_duration_seconds", "Celery task run time.",
                                 ["task"], buckets=TASK_BUCKETS)
+# "command", not "job": Prometheus's own target label is "job".
 JOB_RUNS = Counter("dds_job_runs", "Scheduled job runs in this process, by outcome.",
-                   ["job", "outcome"])
+                   ["command", "outcome"])
 AUDIT_CHECKPOINTS = Counter("dds_audit_checkpoints", "Audit chain checkpoints written.")
 QUOTA_WARNINGS = Counter("dds_quota_warnings_sent", "Quota warning emails (one per crossing).")
 
@@ -245,16 +246,16 @@ class StateCollector:
 
         success = GaugeMetricFamily("dds_job_last_success_timestamp_seconds",
                                     "When each scheduled job last succeeded (0: never).",
-                                    labels=["job"])
+                                    labels=["command"])
         failure = GaugeMetricFamily("dds_job_last_failure_timestamp_seconds",
                                     "When each scheduled job last failed (0: never).",
-                                    labels=["job"])
+                                    labels=["command"])
         duration = GaugeMetricFamily("dds_job_last_duration_seconds",
                                      "Run time of each scheduled job's last run.",
-                                     labels=["job"])
+                                     labels=["command"])
         interval = GaugeMetricFamily("dds_job_interval_seconds",
                                      "Longest gap between two scheduled runs of each job.",
-                                     labels=["job"])
+                                     labels=["command"])
         for job, state in job_states().items():
             success.add_metric([job], state.get("last_success", 0))
             failure.add_metric([job], state.get("last_failure", 0))
@@ -359,6 +360,15 @@ def render(*, state: bool = True) -> bytes:
         registry.register(StateCollector())
         out += generate_latest(registry)
     return out
+
+
+def exported_families() -> set[str]:
+    """Every family the app can export (also those without samples yet); needs the DB."""
+    from prometheus_client import REGISTRY
+
+    names = {family.name for family in REGISTRY.collect()}
+    names |= {family.name for family in StateCollector().collect()}
+    return {n for n in names if n.startswith("dds_")}
 
 
 # --------------------------------------------------------------------------- tests, CI

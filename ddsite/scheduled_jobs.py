@@ -87,7 +87,7 @@ def _notify_failure(job: str, error: BaseException) -> None:
             f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}.\n\n"
             f"Error: {type(error).__name__}: {error}\n\n"
             "It will run again at its next scheduled time. What to do: docs/operations.md, "
-            f"alert DDSScheduledJobFailed (job={job}).\n")
+            f"alert DDSScheduledJobFailed (command={job}).\n")
     try:
         mail_queue(subject=f"[DDS] scheduled job {job} failed", body=body,
                    to=operator_emails())
@@ -123,20 +123,20 @@ def _succeeded(job: str, start: float) -> None:
         _record(job, last_success=time.time(), last_duration=seconds)
     except Exception:  # noqa: BLE001 - never turn a done job into a failed one
         logger.exception("could not record the success of job %s", job)
-    metrics.JOB_RUNS.labels(job=job, outcome="success").inc()
-    logger.info("job %s succeeded", job, extra={"job": job, "duration_ms": round(seconds * 1e3)})
+    metrics.JOB_RUNS.labels(command=job, outcome="success").inc()
+    logger.info("job %s succeeded", job, extra={"command": job, "duration_ms": round(seconds * 1e3)})
 
 
 def _failed(job: str, start: float, error: BaseException) -> None:
     seconds = time.monotonic() - start
     logger.error("job %s failed: %s: %s", job, type(error).__name__, error,
-                 extra={"job": job, "duration_ms": round(seconds * 1e3)})
+                 extra={"command": job, "duration_ms": round(seconds * 1e3)})
     try:
         _record(job, last_failure=time.time(), last_duration=seconds,
                 last_error=f"{type(error).__name__}: {error}"[:500])
     except Exception:  # noqa: BLE001 - e.g. the cache is down: the email still goes
         logger.exception("could not record the failure of job %s", job)
-    metrics.JOB_RUNS.labels(job=job, outcome="failure").inc()
+    metrics.JOB_RUNS.labels(command=job, outcome="failure").inc()
     _notify_failure(job, error)
 
 

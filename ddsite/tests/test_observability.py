@@ -227,7 +227,7 @@ def test_journey_is_counted_in_the_scraped_metrics(metrics_port, staffed, settin
     assert metrics.total(after, "dds_uploads_in_progress") == 0
     assert metrics.total(after, "dds_key_rotations_running") == 0
     assert metrics.total(after, "dds_broker_up") == 1
-    assert set(JOBS) <= {dict(k)["job"] for k in after["dds_job_last_success_timestamp_seconds"]}
+    assert set(JOBS) <= {dict(k)["command"] for k in after["dds_job_last_success_timestamp_seconds"]}
     text = Client().get("/metrics", SERVER_PORT=str(METRICS_PORT)).content.decode()
     assert {"dds_kdf_queue_depth", "dds_kdf_duration_seconds", "dds_audit_verify_ok",
             "dds_audit_verified_events", "dds_audit_verified_head_id",
@@ -303,7 +303,7 @@ def test_a_failed_job_is_recorded_and_emails_the_operators_once(settings, metric
     assert len(sent) == 1 and set(sent[0].to) == {"ops@example.org", "oncall@example.org"}
     samples = scrape()
     assert metrics.total(samples, "dds_job_last_failure_timestamp_seconds",
-                         job="audit_verify") == pytest.approx(state["last_failure"])
+                         command="audit_verify") == pytest.approx(state["last_failure"])
     assert metrics.total(samples, "dds_audit_verify_ok") == 0
 
 
@@ -318,9 +318,9 @@ def test_a_successful_job_records_its_time_and_sends_nothing(settings, metrics_p
     assert not [m for m in mail.outbox if "failed" in m.subject]
     samples = scrape()
     assert metrics.total(samples, "dds_job_last_success_timestamp_seconds",
-                         job="projects_expire") == pytest.approx(
+                         command="projects_expire") == pytest.approx(
                              states["projects_expire"]["last_success"])
-    assert metrics.total(samples, "dds_job_interval_seconds", job="projects_storage_cleanup"
+    assert metrics.total(samples, "dds_job_interval_seconds", command="projects_storage_cleanup"
                          ) == 3600
     assert metrics.total(samples, "dds_audit_verify_ok") == 1
     assert metrics.total(samples, "dds_audit_verified_timestamp_seconds") > 0
