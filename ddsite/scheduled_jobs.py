@@ -124,7 +124,8 @@ def _succeeded(job: str, start: float) -> None:
     except Exception:  # noqa: BLE001 - never turn a done job into a failed one
         logger.exception("could not record the success of job %s", job)
     metrics.JOB_RUNS.labels(command=job, outcome="success").inc()
-    logger.info("job %s succeeded", job, extra={"command": job, "duration_ms": round(seconds * 1e3)})
+    logger.info("job %s succeeded", job,
+                extra={"command": job, "duration_ms": round(seconds * 1e3)})
 
 
 def _failed(job: str, start: float, error: BaseException) -> None:

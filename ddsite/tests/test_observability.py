@@ -227,7 +227,8 @@ def test_journey_is_counted_in_the_scraped_metrics(metrics_port, staffed, settin
     assert metrics.total(after, "dds_uploads_in_progress") == 0
     assert metrics.total(after, "dds_key_rotations_running") == 0
     assert metrics.total(after, "dds_broker_up") == 1
-    assert set(JOBS) <= {dict(k)["command"] for k in after["dds_job_last_success_timestamp_seconds"]}
+    exported = {dict(k)["command"] for k in after["dds_job_last_success_timestamp_seconds"]}
+    assert set(JOBS) <= exported
     text = Client().get("/metrics", SERVER_PORT=str(METRICS_PORT)).content.decode()
     assert {"dds_kdf_queue_depth", "dds_kdf_duration_seconds", "dds_audit_verify_ok",
             "dds_audit_verified_events", "dds_audit_verified_head_id",
