@@ -9,13 +9,17 @@ write their samples there and the worker's main process serves their sum on
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 from celery import signals
+from celery.apps import worker as _celery_worker_app
 
 from ddsite import logging_json, metrics
 
@@ -52,6 +56,20 @@ def _postrun(task_id=None, task=None, state=None, retval=None, **kwargs):
     logging_json.bind(task_id=None, task=None)
 
 
+def _say_json(msg: str, f=sys.__stderr__, end: str = "\n") -> None:
+    """Celery's signal handlers print ("worker: Warm shutdown"): as a JSON line instead.
+
+    Written straight to the stream (no logging locks: this runs in a signal handler).
+    """
+    line = json.dumps({"time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                       "level": "INFO", "logger": "celery.worker", "message": str(msg)})
+    f.write(line + "\n")
+    f.flush()
+
+
+_celery_worker_app.safe_say = _say_json
+
+
 @signals.celeryd_init.connect(dispatch_uid="dds-worker-init")
 def _worker_init(instance=None, **kwargs):
     from ddsite.observability import connect_signals
@@ -65,13 +83,13 @@ def _worker_init(instance=None, **kwargs):
     directory = metrics.multiprocess_dir()
     if directory:  # samples of a previous run of this pod are not this run's
         path = Path(directory)
-        if path.exists():
-            for child in path.iterdir():
-                if child.is_file():
-                    child.unlink()
-                else:
-                    shutil.rmtree(child, ignore_errors=True)
         path.mkdir(parents=True, exist_ok=True)
+        mine = f"_{os.getpid()}.db"
+        for child in path.iterdir():
+            if child.is_file() and not child.name.endswith(mine):
+                child.unlink()
+            elif child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
 
 
 @signals.worker_ready.connect(dispatch_uid="dds-worker-ready")

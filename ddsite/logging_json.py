@@ -27,6 +27,9 @@ from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 from ddsite.log_redaction import REDACTED, redact
 
+# Python warnings (deprecations from libraries) would be plain text on stderr: log them.
+logging.captureWarnings(True)
+
 #: Fields bound to the current request or task (contextvars: per thread and per task).
 CONTEXT_FIELDS = ("request_id", "user_id", "project_id", "client_ip", "task_id", "task")
 _context: dict[str, contextvars.ContextVar] = {

@@ -42,7 +42,7 @@ def _serve(tmp_path, port, metrics_port):
            "DDS_USER_RSA_BITS": "2048", "DDS_UPLOAD_MIN_PART_SEGMENTS": "1",
            "DDS_VAR_DIR": str(tmp_path), "STATIC_ROOT": str(tmp_path / "static"),
            "DDS_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2",
-           "DDS_METRICS_PORT": str(metrics_port), "PYTHONWARNINGS": "ignore"}
+           "DDS_METRICS_PORT": str(metrics_port)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn_conf makes its own
     env["DATABASE_URL"] = (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
                            f"{db['PORT'] or 5432}/{db['NAME']}")
