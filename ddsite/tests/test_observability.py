@@ -395,3 +395,21 @@ def test_parse_reads_the_exposition_format():
     assert metrics.total(samples, "x_total", b="3") == 4
     assert json.dumps(list(samples))  # plain names, for the production-shape test
     assert last_code  # re-exported helper used by the gunicorn journey
+
+
+# Waiting for transfers/ to be free of another engineer's uncommitted work (issue 12):
+# their Command classes become ScheduledJobCommand (docs/operations.md). Remove a name
+# from here when its command is converted; this test then checks it like the others.
+NOT_YET_CONVERTED = {"uploads_abort_stale", "usage_record"}
+
+
+def test_every_scheduled_command_records_its_outcome():
+    from django.core.management import get_commands, load_command_class
+
+    from ddsite.scheduled_jobs import ScheduledJobCommand
+
+    commands = get_commands()
+    for job in JOBS:
+        command = load_command_class(commands[job], job)
+        converted = isinstance(command, ScheduledJobCommand)
+        assert converted is (job not in NOT_YET_CONVERTED), job
