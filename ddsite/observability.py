@@ -131,9 +131,10 @@ def _on_audit(event) -> None:
     elif action == "file.upload":
         metrics.transfer(direction="upload", files=1, nbytes=int(details.get("size_stored") or 0))
         if event.project_public_id:
-            from ddsite.quota_warning import quota_check_project
+            from ddsite.quota_warning import quota_check_after_upload
 
-            quota_check_project(public_id=event.project_public_id)
+            quota_check_after_upload(public_id=event.project_public_id,
+                                     added=int(details.get("size_stored") or 0))
     elif action == "upload.abort":
         reason = "invalid" if details.get("reason") else (
             "aborted" if event.actor_username else "stale")

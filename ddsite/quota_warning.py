@@ -6,8 +6,9 @@ email to the unit's contact address and to ``DDS_OPERATOR_EMAILS`` and remembers
 crossing in the shared cache; later checks stay quiet until the unit is back below the
 level (files removed, quota raised), which re-arms the warning.
 
-Checked after every completed upload (ddsite.observability counts the audited
-``file.upload``); ``quota_check_all`` checks every unit (for a job or a shell).
+Checked after every completed upload (ddsite.observability, from the audited
+``file.upload``; cheaply, see ``quota_check_after_upload``); ``quota_check_all`` checks
+every unit (for a job or a shell).
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ def _key(unit_id: int) -> str:
     return f"dds:quota-warned:{unit_id}"
 
 
+def _estimate_key(unit_id: int) -> str:
+    return f"dds:quota-estimate:{unit_id}"
+
+
+ESTIMATE_SECONDS = 600
+
+
 def quota_check(*, unit) -> bool:
     """Email on a new crossing; True if this call sent the warning."""
     from transfers.selectors import unit_bytes_used
@@ -33,6 +41,7 @@ def quota_check(*, unit) -> bool:
     if not unit.quota_bytes:
         return False
     stored, _reserved = unit_bytes_used(unit_id=unit.pk)
+    cache.set(_estimate_key(unit.pk), stored, timeout=ESTIMATE_SECONDS)
     share = stored / unit.quota_bytes
     if share < unit.warning_level:
         cache.delete(_key(unit.pk))  # back below: the next crossing warns again
@@ -58,11 +67,27 @@ def quota_check(*, unit) -> bool:
     return True
 
 
-def quota_check_project(*, public_id: str) -> bool:
+def quota_check_after_upload(*, public_id: str, added: int) -> bool:
+    """After a file of ``added`` stored bytes: check, unless clearly below the level.
+
+    The unit's stored bytes are summed over all its files, too much work for every file
+    of a large batch. So the last sum (kept 10 minutes) plus what was uploaded since is an
+    upper bound (removals only lower the truth): below the level, nothing can have been
+    crossed; at or above it, the real check decides.
+    """
     from projects.models import Project
 
     project = Project.objects.select_related("unit").filter(public_id=public_id).first()
-    return bool(project) and quota_check(unit=project.unit)
+    if project is None or not project.unit.quota_bytes:
+        return False
+    unit = project.unit
+    try:
+        estimate = cache.incr(_estimate_key(unit.pk), max(0, int(added)))
+    except ValueError:  # no recent sum
+        estimate = None
+    if estimate is not None and estimate < unit.warning_level * unit.quota_bytes:
+        return False
+    return quota_check(unit=unit)
 
 
 def quota_check_all() -> int:

@@ -97,6 +97,7 @@ def _notify_failure(job: str, error: BaseException) -> None:
 
 def run_job(job: str, fn: Callable[[], Any]) -> Any:
     """Run one scheduled job's body, recording its outcome (see the module docstring)."""
+    outer_task = logging_json.current().get("task")  # e.g. beat's ddsite.tasks.run_scheduled
     logging_json.bind(task=f"job:{job}")
     start = time.monotonic()
     try:
@@ -114,7 +115,7 @@ def run_job(job: str, fn: Callable[[], Any]) -> Any:
         _succeeded(job, start)
         return result
     finally:
-        logging_json.bind(task=None)
+        logging_json.bind(task=outer_task)
 
 
 def _succeeded(job: str, start: float) -> None:

@@ -413,3 +413,33 @@ def test_every_scheduled_command_records_its_outcome():
         command = load_command_class(commands[job], job)
         converted = isinstance(command, ScheduledJobCommand)
         assert converted is (job not in NOT_YET_CONVERTED), job
+
+
+@pytest.mark.django_db(transaction=True)
+def test_uploads_far_below_the_level_do_not_sum_the_unit_each_time(
+        settings, django_assert_num_queries):
+    from accounts.tests.factories import UnitFactory
+    from ddsite.quota_warning import quota_check_after_upload
+    from projects.tests.factories import ProjectFactory
+    from transfers.models import FileVersion
+
+    unit = UnitFactory(quota_bytes=1000, warning_level=0.8, contact_email="u3@example.org")
+    project = ProjectFactory(unit=unit)
+    FileVersion.objects.create(project=project, object_key="a", size_stored=100)
+    assert quota_check_after_upload(public_id=project.public_id, added=100) is False  # sums
+    for i in range(5):  # 100 + 5 x 100 < 800: only the project lookup, no sum
+        FileVersion.objects.create(project=project, object_key=f"b{i}", size_stored=100)
+        with django_assert_num_queries(1):
+            assert quota_check_after_upload(public_id=project.public_id, added=100) is False
+    FileVersion.objects.create(project=project, object_key="c", size_stored=300)
+    # The estimate reaches the level: the real sum (900 B) decides, and warns once.
+    assert quota_check_after_upload(public_id=project.public_id, added=300) is True
+    assert len([m for m in mail.outbox if "storage quota" in m.subject]) == 1
+
+
+@pytest.mark.django_db
+def test_metrics_port_answers_whatever_the_host_header(metrics_port):
+    # Prometheus scrapes a pod by its IP, which is not in ALLOWED_HOSTS.
+    r = Client().get("/metrics", SERVER_PORT=str(metrics_port), HTTP_HOST="10.42.3.7:9100")
+    assert r.status_code == 200
+    assert Client().get("/version", HTTP_HOST="10.42.3.7:9100").status_code == 400
