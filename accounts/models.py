@@ -117,6 +117,20 @@ class User(AbstractBaseUser):
 
     objects = UserManager()
 
+    # Password hashes are Argon2 (memory-hard) too: they draw on the same per-process
+    # memory budget as the KEK derivations (keys.kdf_limit), so no path is unbounded.
+    def set_password(self, raw_password):
+        from keys.kdf_limit import kdf_slot, password_hasher_memory_kib
+
+        with kdf_slot(password_hasher_memory_kib()):
+            super().set_password(raw_password)
+
+    def check_password(self, raw_password):
+        from keys.kdf_limit import kdf_slot, password_hasher_memory_kib
+
+        with kdf_slot(password_hasher_memory_kib()):
+            return super().check_password(raw_password)
+
     USERNAME_FIELD = "username"
     EMAIL_FIELD = "email"
     REQUIRED_FIELDS = ["email"]

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from keys import c4gh, primitives
+from keys.kdf_limit import kdf_slot
 from keys.models import InviteProjectKey, ProjectUserKey
 
 
@@ -43,7 +44,8 @@ def user_kek_derive(*, user, password: str) -> bytes:
     if not user.kdf_salt:
         raise KeyAccessError("this account has no key pair yet")
     params = primitives.KdfParams.from_dict(user.kdf_params)
-    return primitives.derive_kek_with(password, bytes(user.kdf_salt), params)
+    with kdf_slot(params.memory_cost_kib):  # bounded: 503 rather than an OOM-killed pod
+        return primitives.derive_kek_with(password, bytes(user.kdf_salt), params)
 
 
 def _wrap_user_private_key(user, private_der: bytes, password: str) -> bytes:
@@ -51,7 +53,8 @@ def _wrap_user_private_key(user, private_der: bytes, password: str) -> bytes:
     that needs it does not run Argon2 a second time)."""
     params = kdf_params_current()
     salt = primitives.new_salt()
-    kek = primitives.derive_kek_with(password, salt, params)
+    with kdf_slot(params.memory_cost_kib):
+        kek = primitives.derive_kek_with(password, salt, params)
     user.private_key_encrypted = primitives.wrap_private_key(private_der, kek, user.username)
     user.kdf_salt = salt
     user.kdf_params = params.to_dict()
