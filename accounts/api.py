@@ -28,6 +28,7 @@ from accounts.sessions import (
 )
 from accounts.validators import MAX_LENGTH
 from ddsite.client_ip import client_ip
+from ddsite.errors import error_body
 from ddsite.throttling import throttle
 from projects.models import Project
 from projects.selectors import project_get_for_user
@@ -414,8 +415,9 @@ class UserListApi(APIView):
                            "(everyone for a Super Admin)")
     def get(self, request):
         if request.user.role == Role.RESEARCHER:
-            return Response({"detail": "Researchers cannot list users; see a project's "
-                                       "members instead."}, status=status.HTTP_403_FORBIDDEN)
+            return Response(error_body("Researchers cannot list users; see a project's "
+                                       "members instead.", "permission_denied"),
+                            status=status.HTTP_403_FORBIDDEN)
         users = users_visible_to(request.user).order_by("username")
         return Response(UserListOut(users, many=True).data)
 
@@ -439,6 +441,7 @@ class UnitListApi(APIView):
         elif request.user.role in UNIT_ROLES:
             units = Unit.objects.filter(pk=request.user.unit_id)
         else:
-            return Response({"detail": "Only unit staff and operators can list units."},
+            return Response(error_body("Only unit staff and operators can list units.",
+                                       "permission_denied"),
                             status=status.HTTP_403_FORBIDDEN)
         return Response(UnitOut(units, many=True).data)

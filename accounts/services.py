@@ -44,7 +44,9 @@ from accounts.models import (
 )
 from accounts.sessions import PendingToken, kek_seal, session_key_new
 from ddsite.errors import DDSError
+from ddsite.input_guard import names_check
 from ddsite.throttling import throttle_allow
+from keys.kdf_limit import kdf_slot, password_hasher_memory_kib
 from keys.services import (
     KeyAccessError,
     invite_access_grant,
@@ -131,6 +133,7 @@ def _minutes_left(until) -> int:
 @transaction.atomic
 def unit_create(*, name: str, display_name: str, contact_email: str, internal_ref: str,
                 by: User | None = None, **options) -> Unit:
+    names_check(name=name, display_name=display_name)
     unit = Unit(name=name, display_name=display_name, contact_email=contact_email,
                 internal_ref=internal_ref, **options)
     unit.full_clean()
@@ -315,7 +318,8 @@ def login_start(*, username: str, password: str, kind: str,
     login_lock_check(username=username, ip=ip)
     user = User.objects.filter(username=username).first()
     if user is None:
-        make_password(password)  # same cost as a real check: no timing hint of existence
+        with kdf_slot(password_hasher_memory_kib()):
+            make_password(password)  # same cost as a real check: no timing hint of existence
         ok = False
     else:
         ok = user.check_password(password) and user.is_active
@@ -687,6 +691,7 @@ def _user_register(*, token: str, username: str, name: str, password: str,
         raise ValidationError({"username": exc.messages})
     if not name or len(name) > 255:
         raise ValidationError({"name": "Give your name (at most 255 characters)."})
+    names_check(name=name)
     if User.objects.filter(email__iexact=invite.email).exists():
         raise LinkInvalid("An account already exists for this invite's email address.")
     try:

@@ -406,6 +406,14 @@ DDS_KDF_QUEUE = env.int("DDS_KDF_QUEUE", default=16)
 DDS_KDF_WAIT_SECONDS = env.float("DDS_KDF_WAIT_SECONDS", default=30.0)
 # Request bodies: JSON nested deeper than this is refused with 400.
 DDS_JSON_MAX_DEPTH = env.int("DDS_JSON_MAX_DEPTH", default=32)
+# First of all middleware: control characters, out-of-range integers and too-deep JSON
+# are a 400 before any view or query sees them (ddsite.input_guard).
+MIDDLEWARE = ["ddsite.input_guard.InputGuardMiddleware", *MIDDLEWARE]
+# The schema documents the one error body and the statuses every operation can give.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "ddsite.schema_errors.document_errors",
+]
 
 # --- observability (issue 15; docs/operations.md) -----------------------------------------
 # Second gunicorn listener (and the Celery worker's) serving only GET /metrics; 0 = none.

@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ddsite.errors import error_body
 from keys import c4gh
 from keys.models import KeyRotation
 from keys.rotation import RotationRefused, project_key_rotation_start
@@ -29,8 +30,8 @@ class ProjectPublicKey(APIView):
     def get(self, request, project_id):
         project = project_get_for_user(user=request.user, public_id=project_id)
         if not project.public_key:
-            return Response({"detail": "This project has no key (deleted or archived)."},
-                            status=status.HTTP_404_NOT_FOUND)
+            return Response(error_body("This project has no key (deleted or archived).",
+                                       "not_found"), status=status.HTTP_404_NOT_FOUND)
         response = HttpResponse(c4gh.export_public_key(bytes(project.public_key)),
                                 content_type="text/plain")
         response["Content-Disposition"] = f'attachment; filename="{project.public_id}.pub"'
@@ -56,6 +57,6 @@ class ProjectKeyRotation(APIView):
             rotation = project_key_rotation_start(project=project, by=request.user,
                                                   kek=request_kek(request))
         except RotationRefused as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            return Response(error_body(str(exc), "conflict"), status=status.HTTP_409_CONFLICT)
         rotation.refresh_from_db()
         return Response(RotationOut(rotation).data, status=status.HTTP_202_ACCEPTED)

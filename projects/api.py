@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.models import UNIT_ROLES, User
 from ddsite.client_ip import client_ip
+from ddsite.errors import error_body
 from ddsite.throttling import throttle_check
 from projects import services
 from projects.models import ProjectMembership
@@ -110,7 +111,8 @@ class ProjectListCreate(APIView):
                    summary="Create a project (unit staff)")
     def post(self, request):
         if request.user.role not in UNIT_ROLES:
-            return Response({"detail": "Only unit staff can create projects."},
+            return Response(error_body("Only unit staff can create projects.",
+                                       "permission_denied"),
                             status=status.HTTP_403_FORBIDDEN)
         data = self.ProjectCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -118,9 +120,9 @@ class ProjectListCreate(APIView):
         researchers, unknown = _users_by_email(v["researchers"])
         owners, unknown_owners = _users_by_email(v["owners"])
         if unknown or unknown_owners:
-            return Response({"detail": "These emails have no account yet; create the project "
+            return Response(error_body("These emails have no account yet; create the project "
                                        "first, then add them to invite them: "
-                                       + ", ".join(unknown + unknown_owners)},
+                                       + ", ".join(unknown + unknown_owners), "invalid"),
                             status=status.HTTP_400_BAD_REQUEST)
         project = services.project_create(
             unit=request.user.unit, by=request.user, title=v["title"],
@@ -165,7 +167,7 @@ class ProjectDetail(APIView):
 
 class ProjectStatusHistory(APIView):
     @extend_schema(responses=inline_serializer("ProjectStatusOut", {
-        "status": serializers.CharField(), "deadline": serializers.DateTimeField(),
+        "status": serializers.CharField(), "deadline": serializers.DateTimeField(allow_null=True),
         "history": StatusEventOut(many=True)}), summary="Current status and full history")
     def get(self, request, project_id):
         project = project_get_for_user(user=request.user, public_id=project_id)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.mail import mail_queue
 from accounts.models import UNIT_ROLES, Role, Unit, User
 from ddsite.errors import DDSError
+from ddsite.input_guard import names_check
 from keys.services import project_keys_create, project_keys_destroy
 from projects.audit import audit_record
 from projects.models import (
@@ -115,6 +116,7 @@ def project_create(*, unit: Unit, by: User, title: str, description: str = "",
     """
     if by.role not in UNIT_ROLES or by.unit_id != unit.pk:
         raise ProjectRuleError("only the unit's staff can create its projects")
+    names_check(title=title, pi=pi)
     unit_admin_check(unit=unit, force=force)
     public_id = _allocate_public_id(unit)
     location = unit.storage_locations.filter(is_active=True).first()
@@ -147,6 +149,7 @@ def project_update(*, project: Project, by: User, title: str | None = None,
     """Edit project info: unit staff edit everything, owners only the description."""
     # NO KEY UPDATE (docs/locking.md): inserts that reference the project (audit events,
     # status events) need only KEY SHARE on it, so they never wait for this lock.
+    names_check(title=title, pi=pi)
     project = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
     if project.status in FINAL_STATUSES:
         raise ProjectRuleError(f"cannot edit: project is {project.get_status_display()}")

@@ -32,7 +32,7 @@ def test_list_shows_status_size_and_role(world, unit_b):
 def test_create_validates_and_reports_rules(world):
     staff = login(world, world.staff)
     bad = staff.post("/api/v1/projects", {"title": ""}, format="json")
-    assert bad.status_code == 400 and "title" in bad.json()
+    assert bad.status_code == 400 and "title" in bad.json()["errors"]
     garbage = staff.post("/api/v1/projects", "not json", content_type="application/json")
     assert garbage.status_code == 400
     created = staff.post("/api/v1/projects", {"title": "New", "pi": "Dr P",
