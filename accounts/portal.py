@@ -116,8 +116,11 @@ def login_view(request):
                                              **form.cleaned_data)
         except DDSError as exc:
             _errors(form, exc)
-            return _page(request, "Log in", form, submit="Continue",
-                         status=getattr(exc, "status_code", 400))
+            response = _page(request, "Log in", form, submit="Continue",
+                             status=getattr(exc, "status_code", 400))
+            if getattr(exc, "wait", None):  # busy (keys.kdf_limit.KdfBusy): when to retry
+                response["Retry-After"] = str(int(exc.wait))
+            return response
         request.session.cycle_key()
         request.session[PENDING_KEY] = challenge.session.public_id
         request.session["dds_next"] = request.GET.get("next", "")

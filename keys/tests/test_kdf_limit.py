@@ -124,3 +124,25 @@ def test_kdf_slot_uses_the_process_budget(settings):
     with kdf_slot(1024):
         assert BUDGET.used_kib == 1024
     assert BUDGET.used_kib == 0
+
+
+@pytest.mark.django_db
+def test_portal_login_gets_a_503_page_with_retry_after(settings):
+    from accounts.tests.helpers import PortalClient
+    from keys.tests.helpers import keyed_user
+
+    user, password, _ = keyed_user()
+    settings.DDS_KDF_MEMORY_BUDGET_MIB = 1
+    settings.DDS_KDF_WAIT_SECONDS = 0.2
+    release, held = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold, args=(BUDGET, 1024, release, held))
+    holder.start()
+    held.wait(5)
+    try:
+        r = PortalClient().post("/accounts/login/", {"username": user.username,
+                                                     "password": password})
+    finally:
+        release.set()
+        holder.join()
+    assert r.status_code == 503 and int(r["Retry-After"]) >= 1
+    assert b"busy" in r.content
