@@ -1,10 +1,12 @@
 """`dds data put`: read → SHA-256 → zstd when useful → Crypt4GH → multipart parts.
 
 Each file streams through ``keys.c4gh.Encryptor`` (its chunks are exactly the upload's
-parts) straight to presigned part URLs: nothing is staged on disk. Several files are
-encrypted at once, and each file has several parts in flight, bounded so that memory stays
-flat whatever the file size. Multi-part uploads are journaled (``cli.journal``) so that a
-killed run resumes from the parts storage already holds.
+parts, in a few recycled part buffers) straight to presigned part URLs: nothing is staged
+on disk. Several files are encrypted at once, and each file has several parts in flight,
+bounded so that memory stays flat whatever the file size. Multi-part uploads are journaled
+(``cli.journal``) so that a killed run resumes from the parts storage already holds.
+Small files (batches) are encrypted in-line (``c4gh.encrypt_inline``): a pipeline's
+thread and buffers cost more than sealing a few KiB.
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ MATCH_BATCH = 10_000
 PART_ATTEMPTS = 5
 #: Files up to this size go in batches (one request starts many, one completes them).
 SMALL_MAX = 1024 * 1024
-#: Part URLs asked for with each batched upload: enough for SMALL_MAX even with parts of
-#: one segment, so a small file never needs a part-urls call.
-SMALL_FIRST_PARTS = -(-c4gh.stored_size(SMALL_MAX) // c4gh.CIPHER_SEGMENT_SIZE)
+#: Part URLs asked for with each batched upload: one. With the default part size (>= 128
+#: segments) SMALL_MAX fits in one part; a server configured with smaller parts costs
+#: such a file one part-urls call, instead of every file 16 presigned URLs never used.
+SMALL_FIRST_PARTS = 1
+#: Recycled part buffers per file (parts being encrypted, waiting or in flight).
+PART_BUFFERS = 4
 #: Files per batch request (the server takes up to 200).
 BATCH_FILES = 100
 
@@ -74,6 +79,14 @@ def original_from_stored(stored: int) -> int | None:
         return None
     return full * c4gh.SEGMENT_SIZE + (rem - (c4gh.CIPHER_SEGMENT_SIZE - c4gh.SEGMENT_SIZE)
                                        if rem else 0)
+
+
+@dataclass
+class _Inline:
+    """A small file encrypted in memory: offers what ``_complete_body`` uses."""
+
+    header: bytes
+    result: c4gh.EncryptResult
 
 
 @dataclass
@@ -475,12 +488,13 @@ class Uploader:
         urls.urls.update({p["part_number"]: p["url"] for p in item["parts"]})
         try:
             with open(src.local, "rb", buffering=0) as fh:
-                # Chunks no larger than the file needs: the same parts, smaller buffers.
-                needed = c4gh.segment_count(c4gh.stored_size(src.size))
-                part_size = min(upload["part_size"],
-                                max(1, needed) * c4gh.CIPHER_SEGMENT_SIZE)
-                enc = self._encryptor(fh, part_size, None, force_plain)
-                chunks = list(enc) or [b""]  # an empty file is one empty part
+                data = _read_all(fh, before.st_size)
+            body, result = c4gh.encrypt_inline(data, [self.public_key],
+                                               compress=False if force_plain else None)
+            enc = _Inline(result.header, result)
+            part_size = upload["part_size"]
+            view = memoryview(body)
+            chunks = [view[i:i + part_size] for i in range(0, len(view), part_size)] or [b""]
         except OSError as exc:
             self._abort(upload["upload_id"], src.remote)
             raise CliError(f"read error: {exc.strerror or exc}")
@@ -557,8 +571,12 @@ class Uploader:
         urls = _PartUrls(self.api, self.base + f"uploads/{upload['upload_id']}/part-urls",
                          max_parts)
         number = 0
+        # Parts of the encryptor come in a few recycled buffers, each given back once its
+        # PUT is done: no fresh part-sized allocation (page faults) per part.
+        stream = (enc.recycled(PART_BUFFERS) if isinstance(enc, c4gh.Encryptor)
+                  else ((chunk, None) for chunk in enc))
         try:
-            for chunk in enc:
+            for chunk, release in stream:
                 number += 1
                 if self.cancel.is_set():
                     raise Cancelled()
@@ -573,8 +591,10 @@ class Uploader:
                 have = stored.get(number)
                 if have is not None and have[1] == len(chunk):
                     etags[number] = have[0]  # resumed: storage already holds this part
+                    if release is not None:
+                        release()
                     continue
-                futures.append(self._submit(urls, number, chunk, etags))
+                futures.append(self._submit(urls, number, chunk, etags, release))
                 futures = [f for f in futures if not f.done() or f.exception()]
                 self._raise_first(futures)
             if number == 0:  # an empty file is one empty part
@@ -595,7 +615,7 @@ class Uploader:
             if f.done() and f.exception() is not None:
                 raise f.exception()
 
-    def _submit(self, urls, number, chunk, etags) -> Future:
+    def _submit(self, urls, number, chunk, etags, release=None) -> Future:
         while not self.in_flight.acquire(timeout=0.2):
             if self.cancel.is_set():
                 raise Cancelled()
@@ -605,6 +625,8 @@ class Uploader:
                 etags[number] = self._put_part(urls, number, chunk)
             finally:
                 self.in_flight.release()
+                if release is not None:
+                    release()
 
         try:
             return self.parts.submit(run)
@@ -650,6 +672,17 @@ def _complete_body(enc, etags: dict[int, str]) -> dict:
             "header": base64.b64encode(enc.header).decode(), "checksum": result.sha256,
             "size_original": result.original_size, "size_stored": result.stored_size,
             "compressed": result.compressed}
+
+
+def _read_all(fh, size: int) -> bytes:
+    """A small file's bytes (``size`` from its stat; a file that grew is caught later)."""
+    parts, got = [], 0
+    while True:
+        data = fh.read(max(size - got, 0) + 1)
+        if not data:
+            return b"".join(parts)
+        parts.append(data)
+        got += len(data)
 
 
 def _slices(data, size: int = 1024 * 1024):

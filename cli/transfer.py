@@ -33,9 +33,25 @@ class Cancelled(Exception):
 
 def storage_client(threads: int) -> httpx.Client:
     # Presigned URLs carry their own authorisation: this client never sends the API token.
+    _larger_reads()
     return httpx.Client(timeout=httpx.Timeout(120, connect=15),
                         limits=httpx.Limits(max_connections=threads * 4 + 8,
                                             max_keepalive_connections=threads * 4 + 8))
+
+
+def _larger_reads() -> None:
+    """Receive in 1 MiB reads instead of httpcore's 64 KiB: a 1 GiB download then costs
+    0.46 instead of 0.70 CPU-s in the client (measured against bench/s3sink.py), fewer
+    Python iterations per byte. Harmless for small answers (a read returns what is there)."""
+    try:
+        from httpcore._sync.http11 import HTTP11Connection
+    except ImportError:  # another httpcore layout: keep its default
+        return
+    if getattr(HTTP11Connection, "READ_NUM_BYTES", 0) < READ_BYTES:
+        HTTP11Connection.READ_NUM_BYTES = READ_BYTES
+
+
+READ_BYTES = 1024 * 1024
 
 
 def backoff(attempt: int) -> None:
