@@ -812,7 +812,6 @@ def _reset_notify_recipients(user: User) -> list[str]:
     return sorted(emails)
 
 
-@transaction.atomic
 def user_password_reset(*, uid: str, token: str, new_password: str,
                         ip: str | None = None) -> User:
     """Reset from the emailed link: new password, new key pair, project keys lost."""
@@ -820,7 +819,18 @@ def user_password_reset(*, uid: str, token: str, new_password: str,
     if user is None:
         raise LinkInvalid("The reset link is not valid, already used or older than an hour.")
     _password_validate(new_password, user)
-    lost = user_keys_reset(user=user, new_password=new_password)
+    # The RSA pair before the transaction: no row lock is held across it (docs/locking.md).
+    return _user_password_reset(uid=uid, token=token, new_password=new_password, ip=ip,
+                                keypair=user_keypair_new())
+
+
+@transaction.atomic
+def _user_password_reset(*, uid: str, token: str, new_password: str, ip: str | None,
+                         keypair: tuple[bytes, bytes]) -> User:
+    user = password_reset_user(uid, token)  # again: the link is single use
+    if user is None:
+        raise LinkInvalid("The reset link is not valid, already used or older than an hour.")
+    lost = user_keys_reset(user=user, new_password=new_password, keypair=keypair)
     user.set_password(new_password)
     user.save(update_fields=["password"])
     auth_sessions_end(user=user, reason="password_reset", ip=ip)

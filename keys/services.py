@@ -101,7 +101,8 @@ def user_keys_rewrap(*, user, kek: bytes, new_password: str) -> bytes:
 
 
 @transaction.atomic
-def user_keys_reset(*, user, new_password: str) -> int:
+def user_keys_reset(*, user, new_password: str,
+                    keypair: tuple[bytes, bytes] | None = None) -> int:
     """Password reset: the old key cannot be recovered, so the user gets a new pair.
 
     Every project key wrapped to the old public key is useless now and is removed; the
@@ -109,7 +110,7 @@ def user_keys_reset(*, user, new_password: str) -> int:
     how many project keys were lost.
     """
     lost = ProjectUserKey.objects.filter(user=user).delete()[0]
-    user_keys_create(user=user, password=new_password)
+    user_keys_create(user=user, password=new_password, keypair=keypair)
     return lost
 
 
