@@ -240,3 +240,11 @@ def test_migration_rechains_a_legacy_chain_and_records_whether_it_was_intact(adm
             .order_by("seq")] == [1, 2]
     note = AuditEvent.objects.get(action="audit.rechain")
     assert note.details == {"legacy_events": 3, "legacy_intact": True}
+
+
+def test_the_verify_job_compares_with_its_last_checkpoint_in_the_shared_cache(chain):
+    call_command("audit_verify")  # stores its checkpoint outside the database
+    delete_everything(chain)
+    with pytest.raises(CommandError, match="NOT intact"):
+        call_command("audit_verify")
+    call_command("audit_verify", no_cached_checkpoint=True)  # the database alone: empty
