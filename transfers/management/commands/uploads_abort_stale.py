@@ -1,9 +1,9 @@
-from django.core.management.base import BaseCommand
 
+from ddsite.scheduled_jobs import ScheduledJobCommand
 from transfers.services import uploads_abort_stale
 
 
-class Command(BaseCommand):
+class Command(ScheduledJobCommand):
     help = ("Abort multipart uploads older than DDS_UPLOAD_STALE_HOURS and release their "
             "quota reservations (the same service Celery beat runs).")
 

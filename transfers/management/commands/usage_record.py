@@ -1,12 +1,13 @@
 import datetime as dt
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
+from ddsite.scheduled_jobs import ScheduledJobCommand
 from transfers.services import usage_record, usage_record_last_month
 
 
-class Command(BaseCommand):
+class Command(ScheduledJobCommand):
     help = ("Record stored byte-hours per project for invoicing: last calendar month by "
             "default, or --month YYYY-MM. Re-running a month replaces its figures.")
 
