@@ -286,6 +286,7 @@ def uploads_start(*, project: Project, by: User, items: Sequence[StartInput],
             backend.create_bucket(project.bucket)
             ids = _storage_map(lambda u: backend.start_multipart(project.bucket, u.object_key),
                                [u for _, u in admitted])
+            started: list[Upload] = []
             for (i, upload), multipart_id in zip(admitted, ids, strict=True):
                 if isinstance(multipart_id, StorageUnavailable):
                     raise multipart_id  # nothing is written: the whole batch can be retried
@@ -293,14 +294,18 @@ def uploads_start(*, project: Project, by: User, items: Sequence[StartInput],
                     out[i] = multipart_id  # (its reservation dies with the unsaved row)
                     continue
                 upload.multipart_id = multipart_id
-                upload.save()
-                audit_record(action="upload.start", actor=by, project=project,
-                             target=upload.path, ip=ip,
-                             details={"upload": upload.public_id,
-                                      "size_original": upload.size_original,
-                                      "reserved_bytes": upload.reserved_bytes,
-                                      "overwrite": upload.overwrite})
+                started.append(upload)
                 out[i] = upload
+            if started:
+                # One INSERT and one audit event for the batch (not per file).
+                Upload.objects.bulk_create(started)
+                one = [{"upload": u.public_id, "path": u.path, "size_original": u.size_original,
+                        "reserved_bytes": u.reserved_bytes, "overwrite": u.overwrite}
+                       for u in started]
+                audit_record(action="upload.start", actor=by, project=project,
+                             target=started[0].path if len(started) == 1
+                             else f"{len(started)} uploads", ip=ip,
+                             details=one[0] if len(one) == 1 else {"uploads": one})
     return out
 
 
