@@ -9,8 +9,9 @@
   once; a Celery worker on Redis (it sends the mail, to a real SMTP server on loopback);
   moto's S3 server in eu-north-1;
 - the kubelet's probes (Host: the pod IP); a CronJob's command through the entrypoint;
-- then a whole delivery through nginx with the real ``dds`` command, and the lockout and
-  the audit log seeing the real client addresses.
+- then a whole delivery through nginx with the real ``dds`` command, the lockout and the
+  audit log seeing the real client addresses, the metrics each pod exports, and JSON logs
+  without a secret from every process.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ ENTRYPOINT = str(REPO / "docker" / "entrypoint.sh")
 #: nginx talks to the pods from this address (proxy_bind): the only trusted proxy.
 INGRESS_ADDRESS = "127.0.0.9"
 HOST = "dds.test"
-BROKER_DB, CACHE_DB = 12, 11
+BROKER_DB, CACHE_DB = 0, 1
 
 
 class Mailbox:
@@ -180,17 +181,18 @@ def fresh_database():
 def test_the_deployed_shape_delivers_through_the_ingress(tmp_path, fresh_database):
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     assert os.access(nginx, os.X_OK), "nginx is missing (apt-get install nginx)"
-    import redis
-
-    for db in (BROKER_DB, CACHE_DB):
-        redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
-    moto_port, nginx_port = free_port(), free_port()
+    redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    assert os.access(redis_server, os.X_OK), "redis-server is missing (apt-get install redis)"
+    moto_port, nginx_port, redis_port = free_port(), free_port(), free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
     shape = Shape(tmp_path)
+    # A Redis of this run's own (broker and cache): nothing shared with any other test.
+    shape.spawn("redis", [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], {})
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("DDS_", "DATABASE_", "AWS_", "DJANGO_", "CELERY_",
                                  "EMAIL_", "REDIS_"))}
@@ -198,7 +200,7 @@ def test_the_deployed_shape_delivers_through_the_ingress(tmp_path, fresh_databas
            # The Secret's keys (k8s/base/externalsecret.yaml), made for this run.
            "SECRET_KEY": secrets.token_urlsafe(64), "DDS_SEALING_KEY": secrets.token_hex(32),
            "DDS_AUDIT_KEY": secrets.token_hex(32), "DATABASE_URL": fresh_database,
-           "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{BROKER_DB}",
+           "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/{BROKER_DB}",
            "EMAIL_URL": f"smtp://127.0.0.1:{smtp.port}",
            "AWS_S3_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
            "AWS_S3_REGION_NAME": "eu-north-1", "AWS_ACCESS_KEY_ID": "testing-key-id",
@@ -206,13 +208,23 @@ def test_the_deployed_shape_delivers_through_the_ingress(tmp_path, fresh_databas
            # This machine's stand-ins for the cluster's names and addresses.
            "ALLOWED_HOSTS": HOST, "CSRF_TRUSTED_ORIGINS": f"https://{HOST}",
            "DDS_PUBLIC_URL": f"http://127.0.0.1:{nginx_port}",
-           "REDIS_URL": f"redis://127.0.0.1:6379/{CACHE_DB}",
+           "REDIS_URL": f"redis://127.0.0.1:{redis_port}/{CACHE_DB}",
            "DDS_TRUSTED_PROXIES": INGRESS_ADDRESS, "DDS_VAR_DIR": str(tmp_path / "var"),
            "STATIC_ROOT": str(tmp_path / "static"), "PYTHON": sys.executable,
            "DJANGO_SETTINGS_MODULE": "ddsite.settings", "PYTHONUNBUFFERED": "1",
            "DDS_WORKER_HEARTBEAT_FILE": str(tmp_path / "worker-heartbeat"),
            "GUNICORN_WORKERS": "1"}
     try:
+        import redis
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                redis.Redis(host="127.0.0.1", port=redis_port).ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, shape.logs["redis"].read_text()
+                time.sleep(0.2)
         # The migration Job, started three times at once on a fresh database.
         runs = [subprocess.Popen([ENTRYPOINT, "migrate"], cwd=REPO, env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -245,13 +257,19 @@ def test_the_deployed_shape_delivers_through_the_ingress(tmp_path, fresh_databas
 
         passwords = json.loads(setup.stdout.strip().splitlines()[-1])
 
-        worker = shape.spawn("worker", [ENTRYPOINT, "worker"], env)
-        webs = []
+        worker_metrics = free_port()
+        (tmp_path / "worker-metrics").mkdir()
+        worker = shape.spawn("worker", [ENTRYPOINT, "worker"], {
+            **env, "DDS_METRICS_PORT": str(worker_metrics), "DDS_METRICS_ADDR": "127.0.0.1",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "worker-metrics")})
+        webs, metrics_ports = [], []
         for i in (1, 2):
-            port = free_port()
+            port, metrics_port = free_port(), free_port()
             webs.append(port)
+            metrics_ports.append(metrics_port)
             proc = shape.spawn(f"web{i}", [ENTRYPOINT, "web"],
-                               {**env, "DDS_BIND": f"127.0.0.1:{port}"})
+                               {**env, "DDS_BIND": f"127.0.0.1:{port}",
+                                "DDS_METRICS_PORT": str(metrics_port)})
             _wait_http(f"http://127.0.0.1:{port}/healthz", proc, shape.logs[f"web{i}"],
                        f"web{i}")
         conf = _nginx_conf(tmp_path, nginx_port, webs)
@@ -335,6 +353,26 @@ def test_the_deployed_shape_delivers_through_the_ingress(tmp_path, fresh_databas
         assert {"127.0.0.1", "127.0.0.3"} <= ips, ips
         assert INGRESS_ADDRESS not in ips and "6.6.6.6" not in ips, ips
         assert ("auth.lock", "127.0.0.3") in rows
+        # What Prometheus scrapes from the pods (never through the ingress).
+        from ddsite.logging_json import assert_no_secrets, parse_json_lines
+        from ddsite.metrics import scrape, total
+
+        scraped = [scrape(f"http://127.0.0.1:{p}/metrics")[0] for p in metrics_ports]
+        assert sum(total(s, "dds_logins_total", outcome="ok") for s in scraped) == 2
+        assert sum(total(s, "dds_logins_total", outcome="locked") for s in scraped) >= 1
+        assert sum(total(s, "dds_http_requests_total") for s in scraped) > 10
+        assert httpx.get(f"{url}/metrics", timeout=5).status_code == 404
+        worker_samples, _ = scrape(f"http://127.0.0.1:{worker_metrics}/metrics")
+        assert total(worker_samples, "dds_celery_tasks_total", task="accounts.tasks.mail_send",
+                     outcome="success") >= 3
+        # Every line of every DDS process is JSON, and none holds a password or a code.
+        secret_values = list(passwords.values())
+        codes = [m.group(1) for _, body in mailbox.messages
+                 for m in [re.search(r"\b(\d{8})\b", body)] if m]
+        for name in ("web1", "web2", "worker"):
+            text = shape.logs[name].read_text(errors="replace")
+            assert parse_json_lines(text), name
+            assert_no_secrets(text, secret_values + codes)
         # The ingress spread the work over both pods.
         for name in ("web1", "web2"):
             assert "/api/v1/" in shape.logs[name].read_text(), name
