@@ -16,6 +16,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ddsite.client_ip import client_ip
 from transfers import selectors, services
 from transfers.errors import TransferError
 from transfers.selectors import Op, transfer_project_get
@@ -27,10 +28,6 @@ def _request_kek(request) -> bytes:
     from accounts.sessions import request_kek
 
     return request_kek(request)
-
-
-def _ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 class Base64Field(serializers.CharField):
@@ -155,7 +152,7 @@ class UploadStartApi(TransferView):
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         data = self.valid(self.UploadStartIn, request.data)
-        upload = services.upload_start(project=project, by=request.user, ip=_ip(request),
+        upload = services.upload_start(project=project, by=request.user, ip=client_ip(request),
                                        **data)
         return Response(UploadOut(upload).data, status=status.HTTP_201_CREATED)
 
@@ -187,7 +184,7 @@ class UploadsStartBatchApi(TransferView):
         project = self.project(request, project_id)
         data = self.valid(self.UploadsStartBatchIn, request.data)
         results = services.uploads_start(
-            project=project, by=request.user, ip=_ip(request),
+            project=project, by=request.user, ip=client_ip(request),
             items=[services.StartInput(**item) for item in data["uploads"]])
         started = [r for r in results if not isinstance(r, TransferError)]
         urls = dict(zip((u.pk for u in started), services.uploads_first_part_urls(
@@ -268,7 +265,7 @@ class UploadCompleteApi(TransferView):
         project = self.project(request, project_id)
         upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
         data = self.valid(self.UploadCompleteIn, request.data)
-        f = services.upload_complete(upload=upload, by=request.user, ip=_ip(request),
+        f = services.upload_complete(upload=upload, by=request.user, ip=client_ip(request),
                                      kek=_request_kek(request), data=_complete_input(data))
         return Response(FileOut(f).data, status=status.HTTP_201_CREATED)
 
@@ -305,7 +302,7 @@ class UploadsCompleteBatchApi(TransferView):
         project = self.project(request, project_id)
         data = self.valid(self.UploadsCompleteBatchIn, request.data)
         results = services.uploads_complete(
-            project=project, by=request.user, kek=_request_kek(request), ip=_ip(request),
+            project=project, by=request.user, kek=_request_kek(request), ip=client_ip(request),
             items=[(v["upload_id"], _complete_input(v)) for v in data["uploads"]])
         out = []
         for v, result in zip(data["uploads"], results, strict=True):
@@ -323,7 +320,7 @@ class UploadAbortApi(TransferView):
     def delete(self, request, project_id: str, upload_id: str):
         project = self.project(request, project_id)
         upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
-        upload = services.upload_abort(upload=upload, by=request.user, ip=_ip(request))
+        upload = services.upload_abort(upload=upload, by=request.user, ip=client_ip(request))
         return Response(UploadOut(upload).data)
 
 
@@ -425,7 +422,7 @@ class FilesRemoveApi(TransferView):
         project = self.project(request, project_id)
         data = self.valid(PathsIn, request.data)
         return Response(services.files_remove(project=project, by=request.user,
-                                              ip=_ip(request), **data))
+                                              ip=client_ip(request), **data))
 
 
 class FolderRemoveApi(TransferView):
@@ -446,7 +443,7 @@ class FolderRemoveApi(TransferView):
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         data = self.valid(self.FolderRemoveIn, request.data)
-        result = services.folder_remove(project=project, by=request.user, ip=_ip(request),
+        result = services.folder_remove(project=project, by=request.user, ip=client_ip(request),
                                         **data)
         return Response(result, status=status.HTTP_202_ACCEPTED if result["queued"]
                         else status.HTTP_200_OK)
@@ -500,7 +497,7 @@ class FilesDownloadApi(TransferView):
         data = self.valid(self.FilesDownloadIn, request.data)
         v = data
         result = services.files_download_prepare(
-            project=project, user=request.user, kek=_request_kek(request), ip=_ip(request),
+            project=project, user=request.user, kek=_request_kek(request), ip=client_ip(request),
             recipient_public_key=v["public_key"], paths=v.get("paths"),
             folder=v.get("folder"), after=v["after"], limit=v["limit"])
         _absolute(request, result["files"])

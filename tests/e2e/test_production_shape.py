@@ -351,7 +351,8 @@ def test_the_deployed_shape_delivers_through_the_ingress(tmp_path, fresh_databas
                 "SELECT action, ip FROM projects_auditevent").fetchall()]
         ips = {ip for _, ip in rows if ip}
         assert {"127.0.0.1", "127.0.0.3"} <= ips, ips
-        assert INGRESS_ADDRESS not in ips and "6.6.6.6" not in ips, ips
+        assert INGRESS_ADDRESS not in ips and "6.6.6.6" not in ips, [
+            r for r in rows if r[1] in (INGRESS_ADDRESS, "6.6.6.6")]
         assert ("auth.lock", "127.0.0.3") in rows
         # What Prometheus scrapes from the pods (never through the ingress).
         from ddsite.logging_json import assert_no_secrets, parse_json_lines
