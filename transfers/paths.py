@@ -19,8 +19,13 @@ def path_normalise(raw: str, *, allow_root: bool = False) -> str:
     """
     if not isinstance(raw, str):
         raise BadInput("A path must be a string.")
-    if any(unicodedata.category(ch) == "Cc" for ch in raw):
-        raise BadInput(f"Path {raw!r} contains control characters.")
+    invisible = sorted({f"U+{ord(ch):04X}" for ch in raw
+                        if unicodedata.category(ch) in ("Cc", "Cf")})
+    if invisible:
+        # Control characters, and format characters (bidi overrides, zero-width spaces,
+        # BOM): "report\u202efdp.exe" would read as "reportexe.pdf".
+        raise BadInput(f"Path {raw!r} contains invisible or control characters "
+                       f"({', '.join(invisible)}).")
     if raw.startswith("/") or raw.startswith("\\") or (len(raw) > 1 and raw[1] == ":"):
         raise BadInput(f"Path {raw!r} is absolute; give a path inside the project.")
     if "\\" in raw:

@@ -191,12 +191,16 @@ class _PathState:
 
     @classmethod
     def load(cls, project: Project, paths: set[str]) -> _PathState:
+        # The paths and every folder above them: a file cannot sit inside a file.
+        wanted = set(paths)
+        for path in paths:
+            wanted.update(a for a in path_ancestors(path_split(path)[0]) if a)
         return cls(
-            set(File.objects.filter(project=project, path__in=paths)
+            set(File.objects.filter(project=project, path__in=wanted)
                 .values_list("path", flat=True)),
             set(Folder.objects.filter(project=project, path__in=paths)
                 .values_list("path", flat=True)),
-            dict(Upload.objects.filter(project=project, path__in=paths,
+            dict(Upload.objects.filter(project=project, path__in=wanted,
                                        status=UploadStatus.IN_PROGRESS)
                  .values_list("path", "public_id")))
 
@@ -214,6 +218,11 @@ def _upload_admit(*, project: Project, by: User, item: StartInput, state: _PathS
         raise NotAllowed(released_files_message(project, "replaced"))
     if path in state.folders:
         raise Conflict(f"{path} is a folder in {project.public_id}.")
+    ancestors = [a for a in path_ancestors(path_split(path)[0]) if a]
+    for ancestor in ancestors:
+        if ancestor in state.files or ancestor in state.active:
+            raise Conflict(f"{ancestor} is a file in {project.public_id} (or being "
+                           f"uploaded): {path} cannot be inside it.")
     active = state.active.get(path)
     if active is not None:
         raise Conflict(f"An upload of {path} is already in progress ({active}); "
@@ -225,6 +234,8 @@ def _upload_admit(*, project: Project, by: User, item: StartInput, state: _PathS
                     reserved_bytes=reserved, part_size=part_size_for(reserved),
                     overwrite=item.overwrite, created_by=by)
     state.active[path] = upload.public_id
+    # Later items of the same batch see this path's folders as taken by folders.
+    state.folders.update(ancestors)
     return upload
 
 
