@@ -355,7 +355,8 @@ def upload_part_urls(*, upload: Upload, part_numbers: Sequence[int],
     ttl = settings.DDS_UPLOAD_PART_URL_TTL
     return [{"part_number": n,
              "url": backend.presign_part(upload.project.bucket, upload.object_key,
-                                         upload.multipart_id, n, ttl)}
+                                         upload.multipart_id, n, ttl,
+                                         max_bytes=upload.part_size)}
             for n in sorted(set(part_numbers))]
 
 

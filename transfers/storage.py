@@ -38,7 +38,7 @@ class StorageBackend(Protocol):
     def create_bucket(self, bucket: str) -> None: ...
     def start_multipart(self, bucket: str, key: str) -> str: ...
     def presign_part(self, bucket: str, key: str, upload_id: str, number: int,
-                     expires: int) -> str: ...
+                     expires: int, max_bytes: int | None = None) -> str: ...
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart]: ...
     def complete_multipart(self, bucket: str, key: str, upload_id: str,
                            parts: Sequence[tuple[int, str]]) -> None: ...
@@ -144,7 +144,9 @@ class S3Backend:
         return self._call("create_multipart_upload", Bucket=bucket, Key=key,
                           ContentType="application/octet-stream")["UploadId"]
 
-    def presign_part(self, bucket, key, upload_id, number, expires) -> str:
+    def presign_part(self, bucket, key, upload_id, number, expires,
+                     max_bytes: int | None = None) -> str:
+        # S3 bounds a part itself (5 GiB) and the complete checks sizes against the parts.
         return self._client.generate_presigned_url(
             "upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload_id,
                                    "PartNumber": number}, ExpiresIn=expires)
@@ -282,9 +284,12 @@ class LocalBackend:
         self._fs(lambda: (self._mp_dir(bucket, upload_id) / ".key").write_text(key))
         return upload_id
 
-    def presign_part(self, bucket, key, upload_id, number, expires) -> str:
-        return self._url("storage-part", {"op": "put", "b": bucket, "k": key,
-                                          "u": upload_id, "n": int(number)}, expires)
+    def presign_part(self, bucket, key, upload_id, number, expires,
+                     max_bytes: int | None = None) -> str:
+        payload = {"op": "put", "b": bucket, "k": key, "u": upload_id, "n": int(number)}
+        if max_bytes is not None:
+            payload["m"] = int(max_bytes)  # signed: the PUT view refuses a longer body
+        return self._url("storage-part", payload, expires)
 
     def write_part(self, bucket: str, upload_id: str, number: int, chunks) -> str:
         """Store one part (called by the signed PUT view); returns its ETag (MD5)."""
@@ -297,10 +302,14 @@ class LocalBackend:
         md5 = hashlib.md5(usedforsecurity=False)
 
         def write():
-            with open(tmp, "wb") as fh:
-                for chunk in chunks:
-                    md5.update(chunk)
-                    fh.write(chunk)
+            try:
+                with open(tmp, "wb") as fh:
+                    for chunk in chunks:
+                        md5.update(chunk)
+                        fh.write(chunk)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a refused or broken body leaves nothing
+                raise
             # Atomic: a part is either the previous one or the new one, never half-written.
             os.replace(tmp, target)
 

@@ -39,11 +39,19 @@ def _open(token: str, op: str, want: set[str]) -> dict | HttpResponse:
     return payload
 
 
-def _chunks(request, size: int = 1024 * 1024):
+class PartTooLarge(Exception):
+    """The body is longer than the upload's part size signed into the URL."""
+
+
+def _chunks(request, size: int = 1024 * 1024, limit: int | None = None):
+    seen = 0
     while True:
         data = request.read(size)
         if not data:
             return
+        seen += len(data)
+        if limit is not None and seen > limit:
+            raise PartTooLarge
         yield data
 
 
@@ -53,9 +61,22 @@ def storage_part(request, token: str):
     payload = _open(token, "put", {"b", "k", "u", "n"})
     if isinstance(payload, HttpResponse):
         return payload
+    limit = payload.get("m")
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if not declared.isdigit():
+        # As S3 (MissingContentLength): the WSGI server would hand an undeclared body over
+        # as empty, and the part would be stored empty.
+        return HttpResponse("A part upload needs a Content-Length.", status=411,
+                            content_type="text/plain")
+    if limit is not None and int(declared) > limit:
+        return HttpResponse(f"A part of this upload is at most {limit} bytes.", status=413,
+                            content_type="text/plain")
     try:
         etag = LocalBackend().write_part(payload["b"], payload["u"], payload["n"],
-                                         _chunks(request))
+                                         _chunks(request, limit=limit))
+    except PartTooLarge:
+        return HttpResponse(f"A part of this upload is at most {limit} bytes.", status=413,
+                            content_type="text/plain")
     except TransferError as exc:
         return HttpResponse(exc.message, status=404 if exc.status_code == 400 else
                             exc.status_code, content_type="text/plain")

@@ -82,3 +82,23 @@ def test_researcher_downloads_only_when_available(world, local_storage):
     with pytest.raises(NotAllowed):
         files_download_prepare(project=world.project, user=stranger, kek=skek,
                                recipient_public_key=pk)
+
+
+def test_a_part_url_takes_at_most_the_parts_size(local_storage):
+    """The upload's part size is signed into the local part URL: a longer body is 413, a
+    body without a declared length 411, and neither leaves anything behind."""
+    backend = LocalBackend()
+    backend.create_bucket("cap")
+    upload_id = backend.start_multipart("cap", "k3")
+    url = backend.presign_part("cap", "k3", upload_id, 1, 60, max_bytes=1024)
+    assert httpx.put(url, content=b"x" * 2048).status_code == 413
+
+    def stream():
+        for _ in range(24):
+            yield b"y" * (1024 * 1024)
+
+    r = httpx.put(url, content=stream(), timeout=30)  # chunked: no Content-Length
+    assert r.status_code == 411  # as S3: a part must declare its length
+    assert not list(backend._mp_dir("cap", upload_id).glob("1*"))
+    ok = httpx.put(url, content=b"z" * 1024)
+    assert ok.status_code == 200 and ok.headers["ETag"]
