@@ -130,6 +130,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Malformed input (control characters, out-of-range integers, deep JSON) is a 400
+    # before anything else reads it (ddsite.input_guard).
+    "ddsite.input_guard.InputGuardMiddleware",
     # Kubelet probes (Host: <pod IP>) are answered before host validation (ddsite.health).
     "ddsite.health.ProbeMiddleware",
     # Then: forwarding headers from anyone but a trusted proxy are dropped.
@@ -406,9 +409,6 @@ DDS_KDF_QUEUE = env.int("DDS_KDF_QUEUE", default=16)
 DDS_KDF_WAIT_SECONDS = env.float("DDS_KDF_WAIT_SECONDS", default=30.0)
 # Request bodies: JSON nested deeper than this is refused with 400.
 DDS_JSON_MAX_DEPTH = env.int("DDS_JSON_MAX_DEPTH", default=32)
-# First of all middleware: control characters, out-of-range integers and too-deep JSON
-# are a 400 before any view or query sees them (ddsite.input_guard).
-MIDDLEWARE = ["ddsite.input_guard.InputGuardMiddleware", *MIDDLEWARE]
 # The schema documents the one error body and the statuses every operation can give.
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",
