@@ -107,9 +107,18 @@ class MemoryBudget:
 BUDGET = MemoryBudget()
 
 
-def kdf_slot(memory_kib: int):
-    """``with kdf_slot(params.memory_cost_kib): derive(...)``"""
-    return BUDGET.slot(memory_kib)
+@contextlib.contextmanager
+def kdf_slot(memory_kib: int) -> Iterator[None]:
+    """``with kdf_slot(params.memory_cost_kib): derive(...)`` (waiting and running runs
+    are the ``dds_kdf_queue_depth`` gauge; a nested run is not counted twice)."""
+    if getattr(BUDGET._local, "held", False):
+        with BUDGET.slot(memory_kib):
+            yield
+        return
+    from ddsite import metrics
+
+    with metrics.kdf_queued(), BUDGET.slot(memory_kib):
+        yield
 
 
 def password_hasher_memory_kib() -> int:

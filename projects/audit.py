@@ -136,9 +136,15 @@ def audit_record(*, action: str, actor=None, project=None, target: str = "",
     head.save(update_fields=["count", "last_hash", "mac"])
     # A checkpoint outside the database: a later wipe of events *and* heads still
     # contradicts the log. Only after commit, so a rolled-back event is never claimed.
-    transaction.on_commit(lambda: log.info(
-        "audit checkpoint scope=%s count=%d last=%s", scope, event.seq, event.hash))
+    transaction.on_commit(lambda: _checkpoint(scope, event.seq, event.hash))
     return event
+
+
+def _checkpoint(scope: str, seq: int, last_hash: str) -> None:
+    from ddsite import metrics
+
+    log.info("audit checkpoint scope=%s count=%d last=%s", scope, seq, last_hash)
+    metrics.audit_checkpoint(scope=scope, seq=seq)
 
 
 @dataclass

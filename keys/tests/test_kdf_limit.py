@@ -146,3 +146,15 @@ def test_portal_login_gets_a_503_page_with_retry_after(settings):
         holder.join()
     assert r.status_code == 503 and int(r["Retry-After"]) >= 1
     assert b"busy" in r.content
+
+
+def test_kdf_slot_is_the_queue_depth_gauge():
+    from ddsite.metrics import KDF_QUEUE
+    from keys.kdf_limit import kdf_slot
+
+    before = KDF_QUEUE._value.get()
+    with kdf_slot(1024):
+        assert KDF_QUEUE._value.get() == before + 1
+        with kdf_slot(1024):  # nested in the same thread: not counted twice
+            assert KDF_QUEUE._value.get() == before + 1
+    assert KDF_QUEUE._value.get() == before
