@@ -9,6 +9,7 @@ client can retry; objects that become garbage are deleted after commit.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import math
 import re
@@ -643,11 +644,22 @@ def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: Co
     _header_validate(project=project, key=key, header=data.header)
     # A batch resolves the project's backend once (location query, credential unsealing).
     backend = backend or storage_for_project(project)
+    recovered = False
     if stored_parts is None:
-        stored_parts = backend.list_parts(project.bucket, upload.object_key,
-                                          upload.multipart_id)
-    _parts_validate(upload=upload, parts=data.parts, stored=stored_parts,
-                    size_stored=data.size_stored)
+        try:
+            stored_parts = backend.list_parts(project.bucket, upload.object_key,
+                                              upload.multipart_id)
+        except StorageRejected as exc:
+            # An earlier complete assembled the object and then lost its transaction (a
+            # crash, a lock timeout): record what storage holds if it is what the client
+            # sent, instead of leaving an object no row knows about.
+            if exc.details.get("storage_code") != "NoSuchUpload":
+                raise
+            _assembled_check(backend=backend, upload=upload, data=data, missing=exc)
+            recovered = True
+    if not recovered:
+        _parts_validate(upload=upload, parts=data.parts, stored=stored_parts,
+                        size_stored=data.size_stored)
     if data.size_stored > upload.reserved_bytes:
         # Compression made it bigger than announced: the excess needs quota too.
         _lock_unit(project)
@@ -659,8 +671,9 @@ def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: Co
     if existing is not None and project.released:
         # Released since the upload started: researchers may already have this file.
         raise NotAllowed(released_files_message(project, "replaced"))
-    backend.complete_multipart(project.bucket, upload.object_key, upload.multipart_id,
-                               data.parts)
+    if not recovered:
+        backend.complete_multipart(project.bucket, upload.object_key, upload.multipart_id,
+                                   data.parts)
     actual = backend.head_size(project.bucket, upload.object_key)
     if actual != data.size_stored:
         raise _AssembledWrong(f"Stored size mismatch: storage holds {actual} B, "
@@ -712,6 +725,34 @@ def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: Co
                  details={"upload": upload.public_id, "size_stored": f.size_stored,
                           "overwrote": bool(old_key)})
     return f
+
+
+def multipart_etag(parts: Sequence[tuple[int, str]]) -> str:
+    """The ETag S3 gives an object assembled from these parts: MD5 of the parts' MD5s."""
+    digests = b"".join(bytes.fromhex(etag) for _, etag in sorted(parts))
+    return f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"
+
+
+def _assembled_check(*, backend: StorageBackend, upload: Upload, data: CompleteInput,
+                     missing: StorageRejected) -> None:
+    """The multipart upload is gone: is the object it became the one this complete
+    describes? Its size, and on S3 its ETag against the client's part ETags. No object:
+    the upload is simply gone (``missing`` is raised, and the client starts again)."""
+    bucket = upload.project.bucket
+    size = backend.head_size(bucket, upload.object_key)
+    if size is None:
+        raise missing
+    if size != data.size_stored:
+        raise _AssembledWrong(f"Stored size mismatch: storage holds {size} B, "
+                              f"expected {data.size_stored}.")
+    etag = backend.object_etag(bucket, upload.object_key)
+    try:
+        expected = multipart_etag(data.parts) if data.parts else None
+    except ValueError:
+        expected = None
+    if etag is not None and "-" in etag and etag != expected:
+        raise _AssembledWrong("The stored object is not made of the parts named in this "
+                              "complete.")
 
 
 def _upload_finish(upload: Upload, status: str) -> None:

@@ -44,6 +44,7 @@ class StorageBackend(Protocol):
                            parts: Sequence[tuple[int, str]]) -> None: ...
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None: ...
     def head_size(self, bucket: str, key: str) -> int | None: ...
+    def object_etag(self, bucket: str, key: str) -> str | None: ...
     def presign_get(self, bucket: str, key: str, expires: int) -> str: ...
     def delete_objects(self, bucket: str, keys: Sequence[str]) -> None: ...
     def list_objects(self, bucket: str, limit: int) -> list[str]: ...
@@ -178,6 +179,12 @@ class S3Backend:
     def head_size(self, bucket, key) -> int | None:
         try:
             return self._call("head_object", Bucket=bucket, Key=key)["ContentLength"]
+        except StorageRejected:
+            return None
+
+    def object_etag(self, bucket, key) -> str | None:
+        try:
+            return _etag(self._call("head_object", Bucket=bucket, Key=key)["ETag"])
         except StorageRejected:
             return None
 
@@ -358,6 +365,9 @@ class LocalBackend:
     def head_size(self, bucket, key) -> int | None:
         path = self.object_path(bucket, key)
         return path.stat().st_size if path.is_file() else None
+
+    def object_etag(self, bucket, key) -> str | None:
+        return None  # the local store keeps no ETag: only the size can be checked
 
     def presign_get(self, bucket, key, expires) -> str:
         return self._url("storage-object", {"op": "get", "b": bucket, "k": key}, expires)
