@@ -68,3 +68,23 @@ def test_a_complete_that_does_not_match_the_object_aborts_it(world, storage):
     assert not File.objects.filter(project=world.project, path="crash/bad.bin").exists()
     backend = storage_for_project(world.project)
     assert backend.head_size(world.project.bucket, row.object_key) is None
+
+
+def test_an_unrecovered_object_does_not_outlive_the_stale_upload_grace(world, storage):
+    """Nobody retries the complete: the hourly stale-upload job deletes the object once
+    the upload is older than DDS_UPLOAD_STALE_HOURS."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from transfers.services import uploads_abort_stale
+
+    _, _, _, _, row = _assembled_then_crashed(world, "crash/orphan.bin", os.urandom(10_000))
+    backend = storage_for_project(world.project)
+    assert backend.head_size(world.project.bucket, row.object_key) is not None
+    assert uploads_abort_stale() == 0  # within the grace period: a retry may still come
+    Upload.objects.filter(pk=row.pk).update(created_at=timezone.now() - dt.timedelta(days=2))
+    assert uploads_abort_stale() == 1
+    assert backend.head_size(world.project.bucket, row.object_key) is None
+    row.refresh_from_db()
+    assert row.status == UploadStatus.ABORTED
