@@ -931,9 +931,10 @@ class Decryptor:
         with ``decrypt_into`` into recycled 1 MiB blocks, so ``write`` receives views that
         are valid only during the call (write or copy them, never keep them); it is called
         in order, from one thread. With ``fd`` instead, the plaintext goes to that file with
-        ``os.pwrite`` from ``offset`` on, by ``writers`` threads: on VMs, writing new pages
-        of a file costs more CPU in the kernel than decrypting them, and that cost runs in
-        parallel on several threads. ``sha``: a ``hashlib`` object to continue (e.g.
+        ``os.pwrite`` from ``offset`` on, by ``writers`` threads, so the hashing thread
+        never waits for the disk (measured on the 2-core VM, 1 GiB, 3 interleaved runs:
+        1.8-1.9 s either way; kept because a slow disk then delays only the writers).
+        ``sha``: a ``hashlib`` object to continue (e.g.
         already fed with a kept prefix of the file); ``expected_sha256`` is then checked
         against the whole.
 
