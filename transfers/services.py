@@ -28,6 +28,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Unit, User
+from ddsite import metrics
 from keys import c4gh
 from keys.sealing import seal
 from projects.audit import audit_record
@@ -157,6 +158,7 @@ class _QuotaLedger:
         """Refuse ``extra`` more bytes when they would exceed the unit's quota."""
         stored, reserved, quota = self.stored, self.reserved, self.unit.quota_bytes
         if stored + reserved + extra > quota:
+            metrics.transfer_failed(direction="upload", reason="quota")
             raise QuotaExceeded(
                 f"Quota of {self.unit} exceeded: {stored} B stored + {reserved} B reserved "
                 f"by uploads in progress + {extra} B requested > quota {quota} B.",

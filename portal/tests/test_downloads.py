@@ -85,12 +85,17 @@ def _damage_notice(client, delivery) -> str:
 
 def test_tampered_object_cuts_the_transfer_and_the_page_says_why(delivery):
     # Damage in segment 36 of 42: the response has started when it shows.
+    from ddsite.metrics import TRANSFER_FAILURES
+
+    damaged = TRANSFER_FAILURES.labels(direction="download", reason="damaged")
+    before = damaged._value.get()
     _tamper(delivery, "reads/sample1.fastq", offset=36 * c4gh.CIPHER_SEGMENT_SIZE + 100)
     client = delivery.client()
     r = client.get(_url(delivery, "file"), {"path": "reads/sample1.fastq"})
     assert r.status_code == 200
     got, error = _consume(r)
     assert isinstance(error, c4gh.SegmentAuthError)
+    assert damaged._value.get() == before + 1  # dds_transfer_failures{reason="damaged"}
     assert 0 < len(got) < int(r.headers["Content-Length"])
     page = _damage_notice(client, delivery)
     assert "A file is damaged" in page and "reads/sample1.fastq" in page

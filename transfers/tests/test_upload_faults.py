@@ -141,11 +141,16 @@ def test_s3_part_urls_are_short_lived(world, s3_storage):
 
 
 def test_quota_refusal_reports_the_numbers(world, storage):
+    from ddsite.metrics import TRANSFER_FAILURES
+
+    refusals = TRANSFER_FAILURES.labels(direction="upload", reason="quota")
+    before = refusals._value.get()
     Unit.objects.filter(pk=world.unit.pk).update(quota_bytes=300_000)
     client = world.client()
     upload(client, world.project, "one.bin", DATA)
     r = start(client, world.project, "two.bin", len(DATA))
     assert r.status_code == 413
+    assert refusals._value.get() == before + 1  # dds_transfer_failures{reason="quota"}
     body = r.json()
     assert body["code"] == "quota_exceeded"
     assert body["quota_bytes"] == 300_000
