@@ -1,23 +1,32 @@
-"""Benchmark: `dds data put` against a plain boto3 upload, same S3 endpoint, same run.
+"""Benchmark: `dds data put/get` against boto3 doing the same, same S3 endpoint, same run.
 
 Run from the repository root (PostgreSQL on 127.0.0.1, as in CI)::
 
-    .venv/bin/python bench/upload.py                       # 1 GiB + 10 000 x 4 KiB
-    .venv/bin/python bench/upload.py --big-mib 256 --small 1000   # quick run
-    .venv/bin/python bench/upload.py --mem-gib 10          # also: peak RSS of a 10 GiB put
+    .venv/bin/python bench/upload.py                          # everything, 3 repetitions
+    .venv/bin/python bench/upload.py --big-mib 256 --small 1000 --huge-gib 0 --reps 1  # quick
 
-It starts moto's S3 server (its own process, loopback) and the DDS server (gunicorn,
-production settings, database ``--database-url``), creates a unit, staff and a project,
-logs in with the real `dds auth login` (code read from the server's mail folder), then
-times, one after the other on the same endpoint:
+The S3 endpoint is ``bench/s3sink.py`` (its own process, loopback): it discards bodies
+(or keeps them in memory for the download case) at ~0.25 CPU-s per GiB, so the ratios
+measure the clients, not the storage (moto, the correctness tests' S3, burns 7-13 CPU-s
+per GiB on the same cores and loads a whole object per ranged GET). The DDS server runs
+under gunicorn (production settings, database ``--database-url``) in front of it; a unit,
+staff and a project are created and `dds auth login` runs for real (code from the server's
+mail folder). Then, interleaved (boto3, dds, boto3, dds, ...), ``--reps`` times:
 
-- boto3 ``upload_file`` of a 1 GiB random file (its default: 8 MiB parts, 10 threads),
-  then ``dds data put`` of the same file (read, SHA-256, Crypt4GH, parts);
-- 10 000 files of 4 KiB: boto3 ``upload_file`` on a pool of ``--threads`` threads, then
-  ``dds data put --num-threads <threads>`` of the folder.
+- put 1 GiB: boto3 ``upload_file`` of a random file (its default: 8 MiB parts, 10 threads)
+  vs ``dds data put`` of the same file (read, SHA-256, Crypt4GH, parts, complete);
+- get 1 GiB: boto3 ``download_file`` of the stored object vs ``dds data get`` of the file
+  (re-encrypted header, GET, decrypt, SHA-256 verified, rename);
+- put ``--small`` files of 4 KiB: boto3 ``upload_file`` on ``--threads`` threads vs
+  ``dds data put --num-threads <threads>`` of the folder (into a new folder each time);
+- put ``--huge-gib`` (10) GiB: both, for the peak RSS of `dds` (and the time).
 
-The peak RSS of each `dds` process is measured with ``wait4``. The last line is
-``put_vs_boto3_1g=<x> put_vs_boto3_small=<y>`` (targets: <= 1.15 and <= 2).
+Every tool runs in its own process; reported per run: wall seconds, CPU-seconds of that
+process (user+system, from ``wait4``), its peak RSS, and the CPU-seconds the sink and the
+DDS server (gunicorn master + workers) used meanwhile, plus the load average. The last
+line is ``put_vs_boto3_1g=<x> put_vs_boto3_small=<y> get_vs_boto3_1g=<z>
+put_peak_rss_mb=<m>`` (medians of the per-repetition ratios; peak RSS: the largest `dds`
+put seen, 10 GiB included).
 """
 
 from __future__ import annotations
@@ -27,7 +36,9 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,11 +49,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from crypto import make_random  # noqa: E402 - the bench's one random-file maker
 
 PY = sys.executable
 BIN = Path(PY).parent
 MIB = 1024 * 1024
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -62,6 +73,59 @@ def _wait_http(url: str, timeout: float = 60) -> None:
         except httpx.HTTPError:
             time.sleep(0.2)
     raise SystemExit(f"{url} did not come up")
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU-seconds (user+system) of a process and its live children, from /proc."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / TICK
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _proc_cpu(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
+def make_random_file(path: Path, size: int, block_mib: int = 64) -> None:
+    """Random bytes (a 64 MiB random block repeated: incompressible to zstd's trial and
+    window, fast to write)."""
+    block = os.urandom(min(size, block_mib * MIB))
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, len(block))
+            f.write(block[:n])
+            left -= n
+
+
+# --------------------------------------------------------------------------- boto3 workers
+# Run as ``upload.py --boto3 OP ARGS`` in a process of their own (CPU and RSS per process).
+
+
+def _s3(endpoint: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="bench", aws_secret_access_key="bench-secret")
+
+
+def boto3_worker(op: str, endpoint: str, args: list[str]) -> None:
+    s3 = _s3(endpoint)
+    if op == "put-file":
+        s3.create_bucket(Bucket="plain")
+        s3.upload_file(args[0], "plain", Path(args[0]).name)
+    elif op == "put-folder":
+        s3.create_bucket(Bucket="plain-small")
+        files = sorted(Path(args[0]).iterdir())
+        with ThreadPoolExecutor(int(args[1])) as pool:
+            list(pool.map(lambda p: s3.upload_file(str(p), "plain-small", p.name), files))
+    elif op == "get-file":
+        s3.download_file(args[0], args[1], args[2])
+    else:
+        raise SystemExit(f"unknown op {op}")
 
 
 SETUP = """
@@ -106,9 +170,9 @@ class Bench:
 
         self.s3_url = f"http://127.0.0.1:{_free_port()}"
         port = self.s3_url.rsplit(":", 1)[1]
-        self.procs.append(subprocess.Popen([BIN / "moto_server", "-H", "127.0.0.1", "-p", port],
-                                           stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.DEVNULL))
+        self.sink = subprocess.Popen([PY, str(REPO / "bench" / "s3sink.py"), "--port", port],
+                                     stdout=subprocess.DEVNULL)
+        self.procs.append(self.sink)
         _wait_http(self.s3_url)
         _ensure_database(self.args.database_url)
         self.env = {**os.environ, "DATABASE_URL": self.args.database_url, "DEBUG": "0",
@@ -117,7 +181,9 @@ class Bench:
                     "DDS_STORAGE_BACKEND": "s3", "AWS_S3_ENDPOINT_URL": self.s3_url,
                     "AWS_S3_REGION_NAME": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
                     "AWS_SECRET_ACCESS_KEY": "bench-secret", "LOG_LEVEL": "WARNING",
-                    "DDS_KDF_MEMORY_KIB": "65536", "DJANGO_SETTINGS_MODULE": "ddsite.settings"}
+                    "DDS_KDF_MEMORY_KIB": "65536", "DJANGO_SETTINGS_MODULE": "ddsite.settings",
+                    # a benchmark host: mail files and eager tasks, no ingress in front
+                    "DDS_ALLOW_EMBEDDED": "1", "DDS_BEHIND_PROXY": "0"}
         (self.tmp / "var").mkdir()
         subprocess.run([PY, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=REPO,
                        env=self.env, check=True)
@@ -125,10 +191,12 @@ class Bench:
                              check=True, capture_output=True, text=True).stdout
         self.setup = json.loads(out.split("SETUP", 1)[1])
         self.url = f"http://127.0.0.1:{_free_port()}"
-        self.procs.append(subprocess.Popen(
+        self.server = subprocess.Popen(
             [BIN / "gunicorn", "ddsite.wsgi:application", "-b", self.url[7:], "-k", "gthread",
-             "--workers", "2", "--threads", "8", "--log-level", "warning"],
-            cwd=REPO, env=self.env))
+             "--workers", "2", "--threads", "8", "--timeout", "600", "--log-level",
+             "warning"], cwd=REPO, env=self.env,
+            stderr=open(self.tmp / "server.log", "wb"))  # noqa: SIM115 - lives with the run
+        self.procs.append(self.server)
         _wait_http(self.url + "/healthz")
         self.cli_env = {k: v for k, v in os.environ.items()
                         if not k.startswith(("DDS_", "DJANGO"))}
@@ -156,44 +224,56 @@ class Bench:
         if proc.returncode:
             raise SystemExit("dds auth login failed")
 
+    def sink_store(self, on: bool) -> None:
+        import httpx
+
+        httpx.put(f"{self.s3_url}/_sink/store/{'on' if on else 'off'}", content=b"")
+
     # ------------------------------------------------------------------ measurements
 
-    def s3(self):
-        import boto3
-
-        return boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1",
-                            aws_access_key_id="bench", aws_secret_access_key="bench-secret")
-
-    def boto3_file(self, path: Path) -> float:
-        s3 = self.s3()
-        s3.create_bucket(Bucket="plain")
+    def run(self, argv: list, env: dict) -> dict:
+        """One tool in its own process: wall, its CPU-s and peak RSS, sink/server CPU-s."""
+        sink0, server0 = _proc_cpu(self.sink.pid), _proc_cpu(self.server.pid)
+        load = os.getloadavg()[0]
+        # Linux carries the parent's peak RSS over fork+exec into the child's ru_maxrss:
+        # GNU time (a tiny process) reports the tool's own peak. CPU-s: from wait4 (GNU
+        # time's own share is a millisecond).
+        fd, rss_file = tempfile.mkstemp(prefix="rss-")
+        os.close(fd)
         t = time.perf_counter()
-        s3.upload_file(str(path), "plain", path.name)
-        took = time.perf_counter() - t
-        s3.delete_object(Bucket="plain", Key=path.name)
-        return took
+        proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file,
+                                 *[str(a) for a in argv]], cwd=REPO, env=env)
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        rss = int(Path(rss_file).read_text().split()[-1]) // 1024
+        os.unlink(rss_file)
+        if os.waitstatus_to_exitcode(status):
+            raise SystemExit(f"{argv[:6]} failed ({os.waitstatus_to_exitcode(status)})")
+        return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss": rss,
+                "sink": _proc_cpu(self.sink.pid) - sink0,
+                "server": _proc_cpu(self.server.pid) - server0, "load": load}
 
-    def boto3_folder(self, folder: Path, threads: int) -> float:
-        s3 = self.s3()
-        s3.create_bucket(Bucket="plain-small")
-        files = sorted(folder.iterdir())
-        t = time.perf_counter()
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda p: s3.upload_file(str(p), "plain-small", p.name), files))
-        return time.perf_counter() - t
+    def boto3(self, op: str, *args) -> dict:
+        return self.run([PY, __file__, "--boto3", op, self.s3_url, *args], os.environ.copy())
 
-    def dds_put(self, *args: str) -> tuple[float, int]:
-        """(seconds, peak RSS in MB) of one `dds data put`."""
-        t = time.perf_counter()
-        proc = subprocess.Popen([PY, "-m", "cli", "data", "put", "-p", self.setup["project"],
-                                 "--silent", "--overwrite", *args], cwd=REPO,
-                                env=self.cli_env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        took = time.perf_counter() - t
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
-            raise SystemExit(f"dds data put failed ({proc.returncode})")
-        return took, usage.ru_maxrss // 1024
+    def dds(self, *args: str) -> dict:
+        return self.run([PY, "-m", "cli", "data", *args, "-p", self.setup["project"],
+                         "--silent"], self.cli_env)
+
+    def stored_object(self) -> tuple[str, str]:
+        """(bucket, key) of the largest object the sink holds (the 1 GiB file's)."""
+        s3 = _s3(self.s3_url)
+        best = (0, "", "")
+        for b in s3.list_buckets()["Buckets"]:
+            for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", []):
+                best = max(best, (o["Size"], b["Name"], o["Key"]))
+        return best[1], best[2]
+
+
+def _line(rep: int, case: str, tool: str, r: dict, extra: str = "") -> str:
+    return (f"rep {rep} {case:10s} {tool:5s} wall {r['wall']:7.2f} s  cpu {r['cpu']:6.2f} s  "
+            f"rss {r['rss']:5d} MB  sink cpu {r['sink']:5.2f} s  server cpu {r['server']:5.2f} s"
+            f"  load {r['load']:.1f}{extra}")
 
 
 def main() -> None:
@@ -204,43 +284,97 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--small-bytes", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--mem-gib", type=int, default=0,
-                        help="Also put a file of this many GiB and report peak RSS.")
+    parser.add_argument("--huge-gib", type=int, default=10,
+                        help="Also put a file of this many GiB (peak RSS); 0 = skip.")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--cases", default="put,get,small,huge")
     parser.add_argument("--dir", default=None, help="Where to make the test files.")
+    parser.add_argument("--boto3", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.boto3:
+        boto3_worker(args.boto3[0], args.boto3[1], args.boto3[2:])
+        return
 
+    cases = set(args.cases.split(","))
     bench = Bench(args)
+    ratios: dict[str, list[float]] = {"put": [], "get": [], "small": []}
+    peak = 0
     try:
         bench.start()
+        print(f"# cpus={os.cpu_count()} load average at start "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; sink {bench.s3_url}",
+              flush=True)
         big = bench.tmp / "big.bin"
-        make_random(big, args.big_mib * MIB)
-        plain_big = bench.boto3_file(big)
-        dds_big, rss_big = bench.dds_put("-s", str(big))
-        print(f"{args.big_mib} MiB: boto3 {plain_big:.2f} s ({args.big_mib / plain_big:.0f} "
-              f"MiB/s), dds put {dds_big:.2f} s ({args.big_mib / dds_big:.0f} MiB/s), "
-              f"peak RSS {rss_big} MB", flush=True)
-        big.unlink()
-
-        small = bench.tmp / "small"
-        small.mkdir()
-        for i in range(args.small):
-            (small / f"f{i:05d}.bin").write_bytes(os.urandom(args.small_bytes))
-        plain_small = bench.boto3_folder(small, args.threads)
-        dds_small, rss_small = bench.dds_put("-s", str(small), "--num-threads",
-                                             str(args.threads))
-        print(f"{args.small} x {args.small_bytes} B, {args.threads} threads: boto3 "
-              f"{plain_small:.2f} s ({args.small / plain_small:.0f} files/s), dds put "
-              f"{dds_small:.2f} s ({args.small / dds_small:.0f} files/s), peak RSS "
-              f"{rss_small} MB", flush=True)
-
-        if args.mem_gib:
+        if cases & {"put", "get"}:
+            make_random_file(big, args.big_mib * MIB)
+        if "put" in cases:
+            for rep in range(1, args.reps + 1):
+                b = bench.boto3("put-file", big)
+                d = bench.dds("put", "-s", big, "--overwrite")
+                peak = max(peak, d["rss"])
+                ratios["put"].append(d["wall"] / b["wall"])
+                print(_line(rep, f"put {args.big_mib}M", "boto3", b), flush=True)
+                print(_line(rep, f"put {args.big_mib}M", "dds", d,
+                            f"  ratio {d['wall'] / b['wall']:.2f}"), flush=True)
+        if "get" in cases:
+            bench.sink_store(True)
+            bench.dds("put", "-s", big, "--overwrite")  # the object to download (untimed)
+            bench.sink_store(False)
+            bucket, key = bench.stored_object()
+            for rep in range(1, args.reps + 1):
+                dest = bench.tmp / "got"
+                b = bench.boto3("get-file", bucket, key, bench.tmp / "got.bin")
+                (bench.tmp / "got.bin").unlink()
+                d = bench.dds("get", "-s", big.name, "-d", dest)
+                shutil.rmtree(dest)
+                ratios["get"].append(d["wall"] / b["wall"])
+                print(_line(rep, f"get {args.big_mib}M", "boto3", b), flush=True)
+                print(_line(rep, f"get {args.big_mib}M", "dds", d,
+                            f"  ratio {d['wall'] / b['wall']:.2f}"), flush=True)
+            # frees the sink's copy: the next put of big.bin replaces the object
+        big.unlink(missing_ok=True)
+        if "small" in cases:
+            small = bench.tmp / "small"
+            small.mkdir()
+            for i in range(args.small):
+                (small / f"f{i:05d}.bin").write_bytes(os.urandom(args.small_bytes))
+            for rep in range(1, args.reps + 1):
+                b = bench.boto3("put-folder", small, str(args.threads))
+                # A fresh folder per repetition: every run creates the same rows (an
+                # overwrite would also retire versions and delete the old objects).
+                d = bench.dds("put", "-s", small, "-d", f"rep{rep}", "--num-threads",
+                              str(args.threads))
+                ratios["small"].append(d["wall"] / b["wall"])
+                case = f"{args.small}x{args.small_bytes}"
+                print(_line(rep, case, "boto3", b, f"  {args.small / b['wall']:.0f} files/s"),
+                      flush=True)
+                print(_line(rep, case, "dds", d, f"  {args.small / d['wall']:.0f} files/s"
+                            f"  ratio {d['wall'] / b['wall']:.2f}"), flush=True)
+            shutil.rmtree(small)
+        if "huge" in cases and args.huge_gib:
             huge = bench.tmp / "huge.bin"
-            make_random(huge, args.mem_gib * 1024 * MIB)
-            took, rss = bench.dds_put("-s", str(huge))
-            print(f"{args.mem_gib} GiB: dds put {took:.1f} s, peak RSS {rss} MB", flush=True)
+            make_random_file(huge, args.huge_gib * 1024 * MIB)
+            for rep in range(1, args.reps + 1):
+                b = bench.boto3("put-file", huge)
+                d = bench.dds("put", "-s", huge, "--overwrite")
+                peak = max(peak, d["rss"])
+                print(_line(rep, f"put {args.huge_gib}G", "boto3", b), flush=True)
+                print(_line(rep, f"put {args.huge_gib}G", "dds", d,
+                            f"  ratio {d['wall'] / b['wall']:.2f}"), flush=True)
             huge.unlink()
-        print(f"put_vs_boto3_1g={dds_big / plain_big:.2f} "
-              f"put_vs_boto3_small={dds_small / plain_small:.2f}")
+
+        def med(xs: list[float]) -> str:
+            return f"{statistics.median(xs):.2f}" if xs else "n/a"
+
+        print(f"put_vs_boto3_1g={med(ratios['put'])} put_vs_boto3_small={med(ratios['small'])} "
+              f"get_vs_boto3_1g={med(ratios['get'])} put_peak_rss_mb={peak or 'n/a'}")
+    except SystemExit:
+        log = bench.tmp / "server.log"
+        if log.exists():  # the server's own account of what failed (it goes with tmp)
+            lines = log.read_text(errors="replace").splitlines()
+            errors = [ln for ln in lines if '"ERROR"' in ln or "Traceback" in ln]
+            print("# server log, errors (last 5):", *errors[-5:], sep="\n", file=sys.stderr)
+        raise
     finally:
         bench.close()
 
