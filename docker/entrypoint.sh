@@ -3,7 +3,7 @@
 #   web          serve with gunicorn (static files are collected at image build; outside
 #                the image they are collected here when STATIC_ROOT is empty)
 #   worker       Celery worker (touches a heartbeat file for its liveness probe)
-#   migrate      apply migrations, one run at a time (the release's PreSync hook Job)
+#   migrate      apply migrations, one run at a time (the release's migration hook Job)
 #   manage …     any manage.py command (the Kubernetes CronJobs use this)
 #   beat         Celery beat: only without Kubernetes, never beside the CronJobs
 #   probe-worker exit 0 while the worker's heartbeat is fresh (liveness probe)

@@ -138,12 +138,21 @@ def test_pods_are_hardened(overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_migrations_run_once_as_a_presync_hook(overlay):
+def test_migrations_run_once_as_a_hook_before_the_pods(overlay):
     docs = rendered(overlay)
     [web] = [d for d in _kind(docs, "Deployment") if d["metadata"]["name"] == "dds-web"]
     assert "initContainers" not in web["spec"]["template"]["spec"]
     [job] = _kind(docs, "Job")
-    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+    annotations = job["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/hook"] == "Sync"
+    # After the (hashed) ConfigMap and the Secret it reads, before the pods (wave 0).
+    assert int(annotations["argocd.argoproj.io/sync-wave"]) == -1
+    [config] = [d for d in _kind(docs, "ConfigMap") if d["metadata"]["name"].startswith(
+        "dds-config-")]
+    [secret] = _kind(docs, "ExternalSecret")
+    for early in (config, secret):
+        assert int(early["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) < -1
+    assert "replicas" not in web["spec"]  # the HPA owns it
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
     kinds = {d["kind"] for d in docs}
     assert {"PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy",
