@@ -71,7 +71,8 @@ class InputGuardMiddleware:
                 if _INTEGER.fullmatch(value.strip()) and (
                         len(digits) > 19 or abs(int(value)) > INT64_MAX):
                     return _refuse(request, f"Query parameter {name!r} is out of range.")
-        content_type = request.META.get("CONTENT_TYPE", "")
+        # Media types are case-insensitive, and DRF's parser selection lowercases them.
+        content_type = request.META.get("CONTENT_TYPE", "").lower()
         if request.method in ("POST", "PUT", "PATCH") and "json" in content_type:
             try:
                 body = request.body

@@ -99,9 +99,15 @@ def _safe(fn):
     return wrapper
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 # ---------------------------------------------------------------------- recording API
 @_safe
 def http_request(*, method: str, route: str, status: int, seconds: float) -> None:
+    # The method is the client's word: only the known ones become label values, so a
+    # loop of invented methods cannot grow the series without bound.
+    method = method if method in HTTP_METHODS else "other"
     HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
     HTTP_LATENCY.labels(method=method, route=route).observe(seconds)
 

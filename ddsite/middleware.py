@@ -46,13 +46,20 @@ class SecurityHeadersMiddleware:
 
 def maintenance_message() -> str | None:
     """The maintenance message while maintenance mode is on, else None (cached)."""
-    cached = cache.get(MAINTENANCE_CACHE_KEY)
+    try:
+        cached = cache.get(MAINTENANCE_CACHE_KEY)
+    except Exception:  # noqa: BLE001 - a cache outage must not fail every request
+        log.warning("cache unavailable: reading the maintenance flag from the database")
+        cached = None
     if cached is None:
         from accounts.models import Maintenance
 
         row = Maintenance.objects.filter(pk=1, is_active=True).only("message").first()
         cached = {"on": row is not None, "message": row.message if row else ""}
-        cache.set(MAINTENANCE_CACHE_KEY, cached, MAINTENANCE_CACHE_SECONDS)
+        try:
+            cache.set(MAINTENANCE_CACHE_KEY, cached, MAINTENANCE_CACHE_SECONDS)
+        except Exception:  # noqa: BLE001 - see above
+            log.debug("cache unavailable: maintenance flag not cached")
     return (cached["message"] or "The system is under maintenance.") if cached["on"] else None
 
 

@@ -78,15 +78,17 @@ def _production_guard() -> None:
     # No silent fallbacks in production: SQLite in the pod, login codes written to files
     # and tasks run in the web process are the embedded default's, never a deployment's.
     if not env.bool("DDS_ALLOW_EMBEDDED", default=False):
-        missing = [name for name in ("DATABASE_URL", "EMAIL_URL", "CELERY_BROKER_URL")
+        missing = [name for name in ("DATABASE_URL", "EMAIL_URL", "CELERY_BROKER_URL",
+                                     "REDIS_URL")
                    if not env.str(name, default="")]
         if missing:
             raise ImproperlyConfigured(
-                f"{', '.join(missing)} not set. With DEBUG off the database, the mail server "
-                "and the Celery broker must be configured explicitly (e.g. "
+                f"{', '.join(missing)} not set. With DEBUG off the database, the mail server, "
+                "the Celery broker and the shared cache must be configured explicitly (e.g. "
                 "DATABASE_URL=postgres://…, EMAIL_URL=smtp+tls://…, "
-                "CELERY_BROKER_URL=redis://…); set DDS_ALLOW_EMBEDDED=1 to run a single-host "
-                "demo on SQLite, mail files and in-process tasks instead."
+                "CELERY_BROKER_URL=redis://…, REDIS_URL=redis://…); set "
+                "DDS_ALLOW_EMBEDDED=1 to run a single-host demo on SQLite, mail files, "
+                "in-process tasks and a per-process cache instead."
             )
     if env.bool("DDS_BEHIND_PROXY", default=True) and not DDS_TRUSTED_PROXIES:
         raise ImproperlyConfigured(

@@ -12,12 +12,15 @@ accounts.services bounds *failed* passwords and codes.
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from django.conf import settings
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
 from ddsite.client_ip import client_ip
+
+log = logging.getLogger(__name__)
 
 
 class ScopedThrottle(SimpleRateThrottle):
@@ -36,6 +39,16 @@ class ScopedThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view):
         return _cache_key(self.scope, self.ident(request))
+
+    def allow_request(self, request, view):
+        # A cache outage opens the rate limit rather than failing every login: the lockout
+        # of failed attempts lives in the database and still holds.
+        try:
+            return super().allow_request(request, view)
+        except Exception:  # noqa: BLE001 - any cache failure
+            log.warning("throttle %s: cache unavailable, not limiting", self.scope)
+            self.history = []
+            return True
 
     def allow_ident(self, ident: str) -> bool:
         """allow_request for an identity that is not the request (e.g. an email address)."""
@@ -77,4 +90,8 @@ def throttle_check(request, scope: str, *, by: str = "ip") -> None:
 
 def throttle_allow(scope: str, ident: str) -> bool:
     """Count one event for ``ident`` in ``scope``; False when over the rate."""
-    return throttle(scope)().allow_ident(ident)
+    try:
+        return throttle(scope)().allow_ident(ident)
+    except Exception:  # noqa: BLE001 - as in ScopedThrottle.allow_request
+        log.warning("throttle %s: cache unavailable, not limiting", scope)
+        return True

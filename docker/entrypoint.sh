@@ -59,8 +59,9 @@ case "$role" in
     ;;
   healthcheck)
     case "$(cat "$role_file" 2>/dev/null || echo none)" in
-      web) exec "$PYTHON" -c "import urllib.request; urllib.request.urlopen(\
-'http://127.0.0.1:${DDS_BIND##*:}/healthz', timeout=4)" ;;
+      web) bind="${DDS_BIND:-0.0.0.0:8000}"
+           exec "$PYTHON" -c "import urllib.request; urllib.request.urlopen(\
+'http://127.0.0.1:${bind##*:}/healthz', timeout=4)" ;;
       worker) exec "$0" probe-worker ;;
       *) exit 0 ;;
     esac

@@ -731,7 +731,7 @@ def _upload_complete(*, upload: Upload, by: User, key: _ProjectKeyOnce, data: Co
 
 def multipart_etag(parts: Sequence[tuple[int, str]]) -> str:
     """The ETag S3 gives an object assembled from these parts: MD5 of the parts' MD5s."""
-    digests = b"".join(bytes.fromhex(etag) for _, etag in sorted(parts))
+    digests = b"".join(bytes.fromhex(etag.strip().strip('"')) for _, etag in sorted(parts))
     return f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"
 
 

@@ -112,3 +112,24 @@ def test_ingress_and_app_trust_the_same_networks():
     entrypoint = (root / "docker/entrypoint.sh").read_text()
     assert '--forwarded-allow-ips "${DDS_TRUSTED_PROXIES' in entrypoint
     assert "--logger-class ddsite.gunicorn_logging.Logger" in entrypoint
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("content_type", ["Application/JSON", "APPLICATION/JSON; charset=utf-8"])
+def test_deep_json_is_refused_whatever_the_media_type_case(client, content_type):
+    body = "[" * 100_000 + "]" * 100_000
+    r = client.post("/api/v1/auth/login", body, content_type=content_type)
+    assert r.status_code == 400 and "nested deeper" in r.json()["detail"]
+
+
+def test_invented_http_methods_do_not_grow_the_metrics():
+    from ddsite.metrics import HTTP_REQUESTS, http_request
+
+    before = {tuple(sorted(s.labels.items())) for m in HTTP_REQUESTS.collect()
+              for s in m.samples}
+    for i in range(5):
+        http_request(method=f"XMETHOD{i}", route="version", status=405, seconds=0.001)
+    after = {tuple(sorted(s.labels.items())) for m in HTTP_REQUESTS.collect()
+             for s in m.samples}
+    methods = {dict(labels).get("method") for labels in after - before}
+    assert methods <= {"other"}

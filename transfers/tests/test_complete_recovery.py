@@ -88,3 +88,12 @@ def test_an_unrecovered_object_does_not_outlive_the_stale_upload_grace(world, st
     assert backend.head_size(world.project.bucket, row.object_key) is None
     row.refresh_from_db()
     assert row.status == UploadStatus.ABORTED
+
+
+def test_the_multipart_etag_accepts_quoted_etags():
+    from transfers.services import multipart_etag
+
+    plain = [(1, "0" * 32), (2, "f" * 32)]
+    quoted = [(1, '"' + "0" * 32 + '"'), (2, ' "' + "f" * 32 + '"')]
+    assert multipart_etag(quoted) == multipart_etag(plain)
+    assert multipart_etag(plain).endswith("-2")
