@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 
 from django.core.mail import send_mail
 from django.db import transaction
@@ -75,3 +76,29 @@ def mail_deliver(*, email_id: int) -> bool:
                     type(failure).__name__)
         raise MailDeliveryError(type(failure).__name__) from failure
     return True
+
+
+#: A queued email is re-dispatched if it is still here after this long (its task was lost:
+#: the broker was down at commit, or the worker died), and dropped after the longest life
+#: of any link it can hold (invites: DDS_INVITE_DAYS), so no sealed secret stays forever.
+MAIL_REDISPATCH_AFTER = timedelta(minutes=5)
+
+
+def mail_flush(*, now=None) -> tuple[int, int]:
+    """Re-queue emails whose task was lost; drop those older than any link they carry.
+    Returns (re-queued, dropped). Safe to run beside the worker: delivery locks the row,
+    so a re-queued email is still sent once."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    too_old = now - timedelta(days=max(1, settings.DDS_INVITE_DAYS))
+    dropped = OutboundEmail.objects.filter(created_at__lt=too_old).delete()[0]
+    if dropped:
+        log.error("dropped %d email(s) that could not be sent for %d days", dropped,
+                  max(1, settings.DDS_INVITE_DAYS))
+    stuck = list(OutboundEmail.objects.filter(created_at__lt=now - MAIL_REDISPATCH_AFTER)
+                 .values_list("pk", flat=True)[:1000])
+    for email_id in stuck:
+        _dispatch(email_id)
+    return len(stuck), dropped

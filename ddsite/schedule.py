@@ -29,6 +29,7 @@ JOBS: tuple[Job, ...] = (
     Job("uploads-abort-stale", "uploads_abort_stale", "45 * * * *"),
     Job("usage-record", "usage_record", "0 2 1 * *"),
     Job("audit-verify", "audit_verify", "0 3 * * *"),
+    Job("mail-flush", "mail_flush", "*/10 * * * *"),
 )
 
 

@@ -356,3 +356,34 @@ def test_one_totp_code_is_accepted_once_by_parallel_logins():
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["ok"] + ["refused"] * 7
+
+
+def test_mail_whose_task_was_lost_is_sent_by_the_flush_job(researcher_keyed):
+    """The broker was down at commit: the sealed row waits; mail_flush queues it again,
+    and rows older than any link they carry are dropped."""
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.test import TestCase
+
+    from accounts.models import OutboundEmail
+
+    user, _ = researcher_keyed
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("accounts.mail._dispatch", lambda pk: None)  # the lost task
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            services.user_password_reset_request(email=user.email)
+    row = OutboundEmail.objects.get()
+    sent = len(mail.outbox)
+    call_command("mail_flush")
+    assert OutboundEmail.objects.filter(pk=row.pk).exists()  # too fresh: its task may run
+    OutboundEmail.objects.filter(pk=row.pk).update(
+        created_at=row.created_at - timedelta(minutes=10))
+    call_command("mail_flush")
+    assert not OutboundEmail.objects.exists() and len(mail.outbox) == sent + 1
+    assert mail.outbox[-1].to == [user.email]
+    ancient = OutboundEmail.objects.create(payload_sealed=b"\x01" + b"0" * 40)
+    OutboundEmail.objects.filter(pk=ancient.pk).update(
+        created_at=ancient.created_at - timedelta(days=30))
+    call_command("mail_flush")
+    assert not OutboundEmail.objects.exists()
