@@ -4,53 +4,17 @@ log shows the real client address and none of the tokens the journey used."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 from django.core import mail
 
+from ddsite.tests.gunicorn import serve_web
 from tests.net import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 CLIENT = "203.0.113.77"
-
-
-def _serve(tmp_path, port):
-    from django.db import connection
-
-    db = connection.settings_dict
-    env = {**os.environ, "PYTHON": sys.executable, "DJANGO_SETTINGS_MODULE": "ddsite.settings",
-           "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(64),
-           "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0",
-           # The test plays the ingress, on loopback.
-           "DDS_TRUSTED_PROXIES": "127.0.0.1", "DDS_MIGRATE": "0",
-           "DDS_KDF_TIME_COST": "1", "DDS_KDF_MEMORY_KIB": "256", "DDS_KDF_PARALLELISM": "1",
-           "DDS_USER_RSA_BITS": "2048",
-           "DDS_VAR_DIR": str(tmp_path), "STATIC_ROOT": str(tmp_path / "static"),
-           "DDS_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1"}
-    env["DATABASE_URL"] = (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-                           f"{db['PORT'] or 5432}/{db['NAME']}")
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed by the caller
-    proc = subprocess.Popen([str(ROOT / "docker/entrypoint.sh"), "web"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-            return proc, log
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("gunicorn did not start: "
-                            + (tmp_path / "server.log").read_text()[-3000:])
-            time.sleep(0.5)
 
 
 def _mailed_link(tmp_path, marker: str) -> str:
@@ -76,7 +40,7 @@ def test_register_and_reset_journey_leaves_no_token_in_the_log(tmp_path):
     invite_token = re.search(r"\?t=(\S+)", mail.outbox[-1].body).group(1)
 
     port = free_port()
-    proc, log = _serve(tmp_path, port)
+    proc, log = serve_web(tmp_path, port)
     base = f"http://127.0.0.1:{port}"
     headers = {"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"}
     password = "Pw-Journey-" + secrets.token_hex(4)

@@ -24,43 +24,11 @@ import pytest
 from django.core import mail
 
 from ddsite import logging_json, metrics
+from ddsite.tests.gunicorn import serve_web
 from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = "203.0.113.80"
-
-
-def _serve(tmp_path, port, metrics_port):
-    from django.db import connection
-
-    db = connection.settings_dict
-    env = {**os.environ, "PYTHON": sys.executable, "DJANGO_SETTINGS_MODULE": "ddsite.settings",
-           "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(64),
-           "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0",
-           "DDS_TRUSTED_PROXIES": "127.0.0.1", "DDS_MIGRATE": "0",
-           "DDS_KDF_TIME_COST": "1", "DDS_KDF_MEMORY_KIB": "256", "DDS_KDF_PARALLELISM": "1",
-           "DDS_USER_RSA_BITS": "2048", "DDS_UPLOAD_MIN_PART_SEGMENTS": "1",
-           "DDS_VAR_DIR": str(tmp_path), "STATIC_ROOT": str(tmp_path / "static"),
-           "DDS_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2",
-           "DDS_METRICS_PORT": str(metrics_port)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn_conf makes its own
-    env["DATABASE_URL"] = (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-                           f"{db['PORT'] or 5432}/{db['NAME']}")
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed by the caller
-    proc = subprocess.Popen([str(ROOT / "docker/entrypoint.sh"), "web"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-            httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
-            return proc, log
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("gunicorn did not start: "
-                            + (tmp_path / "server.log").read_text()[-3000:])
-            time.sleep(0.5)
 
 
 def _mail_since(tmp_path, seen: set[Path], pattern: str, timeout: float = 30) -> str:
@@ -117,7 +85,10 @@ def test_journey_through_gunicorn_logs_json_only_and_is_in_the_metrics(tmp_path)
     invite_token = re.search(r"\?t=(\S+)", mail.outbox[-1].body).group(1)
 
     port, metrics_port = free_port(), free_port()
-    proc, log = _serve(tmp_path, port, metrics_port)
+    proc, log = serve_web(tmp_path, port, env={
+        "DDS_UPLOAD_MIN_PART_SEGMENTS": "1", "GUNICORN_WORKERS": "2",
+        "DDS_METRICS_PORT": str(metrics_port)},
+        wait_for=(f"http://127.0.0.1:{metrics_port}/metrics",))
     base = f"http://127.0.0.1:{port}"
     password = "Pw-Journey-" + secrets.token_hex(6)
     new_password = "Pw-Reset-" + secrets.token_hex(6)
