@@ -26,14 +26,18 @@ for overlay in staging production; do
   # Custom resources (ExternalSecret) have no bundled schema: warned about, not failed.
   "$validate" --strict --quiet -k "$KUBERNETES_VERSION" "$out/$overlay.yaml"
 done
-"$kubectl" kustomize k8s/components/in-cluster-services > /dev/null 2>&1 || {
-  # A Component renders only inside a kustomization: wrap it once to check it builds.
-  mkdir -p "$out/with-services"
-  printf 'resources: [%s]\ncomponents: [%s]\n' "$PWD/k8s/overlays/staging" \
-    "$PWD/k8s/components/in-cluster-services" > "$out/with-services/kustomization.yaml"
-  "$kubectl" kustomize "$out/with-services" > /dev/null
-}
-"$checkov" --quiet --compact --skip-download --framework kubernetes -d "$out" --skip-path with-services
+# The optional in-cluster services component renders on top of an overlay (a Component
+# builds only inside a kustomization, which needs paths relative to it: a scratch one
+# inside k8s/, removed on exit).
+scratch=k8s/.render-check
+trap 'rm -rf "$out" "$scratch"' EXIT
+mkdir -p "$scratch"
+printf 'resources: [../overlays/staging]\ncomponents: [../components/in-cluster-services]\n' \
+  > "$scratch/kustomization.yaml"
+"$kubectl" kustomize "$scratch" > "$out/with-services.yaml"
+"$validate" --strict --quiet -k "$KUBERNETES_VERSION" "$out/with-services.yaml"
+"$checkov" --quiet --compact --skip-download --framework kubernetes -d "$out" \
+  --skip-path with-services.yaml
 "$checkov" --quiet --compact --skip-download --framework dockerfile -f Dockerfile
 "$hadolint" Dockerfile
 echo "manifests: rendered, valid, checkov and hadolint clean"
