@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from transfers.models import File, FileVersion, Usage
+from transfers.models import File, FileVersion, Upload, UploadStatus, Usage
 
 
 def _sum(qs, field: str, output=None):
@@ -37,8 +37,14 @@ def with_project_storage(qs):
 
 
 def with_unit_storage(qs):
-    """``stored_bytes`` of every live version in the unit's projects."""
+    """``stored_bytes`` of every live version in the unit's projects, and
+    ``reserved_bytes`` of its uploads in progress (what the quota counts)."""
     versions = (FileVersion.objects.filter(project__unit=OuterRef("pk"), deleted_at__isnull=True)
                 .order_by().values("project__unit").annotate(total=Sum("size_stored"))
                 .values("total")[:1])
-    return qs.annotate(stored_bytes=Coalesce(Subquery(versions), 0))
+    uploads = (Upload.objects.filter(project__unit=OuterRef("pk"),
+                                     status=UploadStatus.IN_PROGRESS)
+               .order_by().values("project__unit").annotate(total=Sum("reserved_bytes"))
+               .values("total")[:1])
+    return qs.annotate(stored_bytes=Coalesce(Subquery(versions), 0),
+                       reserved_bytes=Coalesce(Subquery(uploads), 0))

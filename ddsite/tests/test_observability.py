@@ -220,6 +220,12 @@ def test_journey_is_counted_in_the_scraped_metrics(metrics_port, staffed, settin
     assert delta("dds_transfer_failures_total", direction="upload", reason="stale") == 1
     unit = project.unit.internal_ref
     assert metrics.total(after, "dds_unit_storage_used_bytes", unit=unit) == 5000
+    from transfers.models import Upload, UploadStatus
+
+    Upload.objects.create(public_id="obs-reserved", project=project, path="r.bin",
+                          object_key="obs-reserved", size_original=1, reserved_bytes=777,
+                          part_size=65564, status=UploadStatus.IN_PROGRESS)
+    assert metrics.total(scrape(), "dds_unit_storage_reserved_bytes", unit=unit) == 777
     assert metrics.total(after, "dds_unit_quota_bytes", unit=unit) == project.unit.quota_bytes
     assert metrics.total(after, "dds_unit_quota_warning_ratio", unit=unit) == pytest.approx(
         project.unit.warning_level)
