@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -15,6 +16,23 @@ def _hold(budget: MemoryBudget, kib: int, release: threading.Event, held: thread
     with budget.slot(kib):
         held.set()
         release.wait(10)
+
+
+@contextlib.contextmanager
+def _budget_taken(settings):
+    """The process's whole budget held by another thread for the block (1 MiB, short
+    waits), so a login in the block finds no room."""
+    settings.DDS_KDF_MEMORY_BUDGET_MIB = 1
+    settings.DDS_KDF_WAIT_SECONDS = 0.2
+    release, held = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold, args=(BUDGET, 1024, release, held))
+    holder.start()
+    held.wait(5)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
 
 
 def test_runs_never_exceed_the_budget(settings):
@@ -98,19 +116,10 @@ def test_login_gets_503_with_retry_after_while_the_budget_is_taken(settings):
     from keys.tests.helpers import keyed_user
 
     user, password, _ = keyed_user()
-    settings.DDS_KDF_MEMORY_BUDGET_MIB = 1
-    settings.DDS_KDF_WAIT_SECONDS = 0.2
-    release, held = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold, args=(BUDGET, 1024, release, held))
-    holder.start()
-    held.wait(5)
-    try:
+    with _budget_taken(settings):
         r = APIClient().post("/api/v1/auth/login",
                              {"username": user.username, "password": password},
                              format="json")
-    finally:
-        release.set()
-        holder.join()
     assert r.status_code == 503, r.content
     assert int(r["Retry-After"]) >= 1
     assert r.json()["code"] == "busy"
@@ -132,18 +141,9 @@ def test_portal_login_gets_a_503_page_with_retry_after(settings):
     from keys.tests.helpers import keyed_user
 
     user, password, _ = keyed_user()
-    settings.DDS_KDF_MEMORY_BUDGET_MIB = 1
-    settings.DDS_KDF_WAIT_SECONDS = 0.2
-    release, held = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold, args=(BUDGET, 1024, release, held))
-    holder.start()
-    held.wait(5)
-    try:
+    with _budget_taken(settings):
         r = PortalClient().post("/accounts/login/", {"username": user.username,
                                                      "password": password})
-    finally:
-        release.set()
-        holder.join()
     assert r.status_code == 503 and int(r["Retry-After"]) >= 1
     assert b"busy" in r.content
 
