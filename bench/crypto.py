@@ -88,7 +88,7 @@ def make_fastq(path: Path, size: int, seed: int = 42) -> None:
 
 def _c4gh_keys(d: Path):
     sys.path.insert(0, str(REPO))
-    from keys.c4gh import keyfiles
+    from c4gh import keyfiles
 
     sk = keyfiles.load_private_key((d / "bench.sec").read_bytes(), "bench")
     return sk, keyfiles.load_public_key((d / "bench.pub").read_bytes())
@@ -96,7 +96,7 @@ def _c4gh_keys(d: Path):
 
 def worker_ours_enc(src: str, dst: str, d: str) -> dict:
     sys.path.insert(0, str(REPO))
-    from keys import c4gh
+    import c4gh
 
     _, pk = _c4gh_keys(Path(d))
     t = time.perf_counter()
@@ -109,7 +109,7 @@ def worker_ours_enc(src: str, dst: str, d: str) -> dict:
 
 def worker_ours_dec(src: str, dst: str, d: str) -> dict:
     sys.path.insert(0, str(REPO))
-    from keys import c4gh
+    import c4gh
 
     sk, _ = _c4gh_keys(Path(d))
     meta = json.loads(Path(src + ".json").read_text())
@@ -125,7 +125,7 @@ def _ours_keys(d: str):
 
 def worker_ours_enc_null(src: str, dst: str, d: str) -> dict:
     """Encrypt and discard the chunks (as `dds data put` iterates them)."""
-    from keys import c4gh
+    import c4gh
 
     _, pk = _ours_keys(d)
     t = time.perf_counter()
@@ -141,7 +141,7 @@ def worker_ours_enc_x2(src: str, dst: str, d: str) -> dict:
     """Two files in flight (the same input twice), discarded; MB/s of both together."""
     import threading
 
-    from keys import c4gh
+    import c4gh
 
     _, pk = _ours_keys(d)
     results = []
@@ -165,8 +165,8 @@ def worker_ours_enc_x2(src: str, dst: str, d: str) -> dict:
 
 def worker_ours_dec_null(src: str, dst: str, d: str) -> dict:
     """Decrypt, verify the SHA-256, discard the plaintext."""
-    from keys import c4gh
-    from keys.c4gh.stream import _iter_reusing
+    import c4gh
+    from c4gh.stream import _iter_reusing
 
     sk, _ = _ours_keys(d)
     meta = json.loads(Path(src + ".json").read_text())
@@ -447,7 +447,7 @@ def main() -> None:
 
     dds_version = ensure_dds_cli()
     sys.path.insert(0, str(REPO))
-    from keys import c4gh
+    import c4gh
 
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="dds-bench-"))
     base.mkdir(parents=True, exist_ok=True)

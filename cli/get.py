@@ -21,11 +21,11 @@ from pathlib import Path
 
 import httpx
 
+import c4gh
 from cli import config
 from cli.client import Api
 from cli.errors import CliError
 from cli.transfer import Bars, Cancelled, Summary, run_files, storage_client
-from keys import c4gh
 
 BATCH = 1000
 READ = 1024 * 1024

@@ -579,7 +579,7 @@ for _name, _cmd in (("release", status_release), ("retract", status_retract),
 def project_public_key(ctx: Ctx, project, output):
     """The project's Crypt4GH public key: encrypt files to it elsewhere (e.g. with
     `crypt4gh encrypt --recipient_pk`), then `dds data put --already-encrypted`."""
-    from keys import c4gh
+    import c4gh
 
     key = ctx.api.request("GET", f"projects/{project}/public-key").content
     try:
@@ -741,8 +741,8 @@ def data_get(ctx: Ctx, project, sources, get_all, destination, num_threads, brea
     """Download and decrypt files (verified by SHA-256 before they appear)."""
     import datetime as dt
 
+    import c4gh
     from cli.get import Downloader, local_keypair
-    from keys import c4gh
 
     if bool(sources) == get_all:
         raise CliError("Give either --source (one or more) or --get-all.")

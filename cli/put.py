@@ -1,6 +1,6 @@
 """`dds data put`: read → SHA-256 → zstd when useful → Crypt4GH → multipart parts.
 
-Each file streams through ``keys.c4gh.Encryptor`` (its chunks are exactly the upload's
+Each file streams through ``c4gh.Encryptor`` (its chunks are exactly the upload's
 parts, in a few recycled part buffers) straight to presigned part URLs: nothing is staged
 on disk. Several files are encrypted at once, and each file has several parts in flight,
 bounded so that memory stays flat whatever the file size. Multi-part uploads are journaled
@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import zstandard
 
+import c4gh
 from cli.client import Api
 from cli.errors import CliError, LoginRequired
 from cli.journal import Journal
@@ -35,7 +36,6 @@ from cli.transfer import (
     run_files,
     storage_client,
 )
-from keys import c4gh
 
 #: zstd's multi-threaded output is identical for any worker count >= 1, but not equal to
 #: the single-threaded output: a fixed count keeps a resumed file's compressed stream the

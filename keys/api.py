@@ -8,8 +8,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+import c4gh
 from ddsite.errors import error_body
-from keys import c4gh
 from keys.models import KeyRotation
 from keys.rotation import RotationRefused, project_key_rotation_start
 from projects.selectors import Need, project_get_for_user

@@ -15,7 +15,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from keys import c4gh, primitives
+import c4gh
+from keys import primitives
 from keys.models import InviteProjectKey, KeyRotation, KeyRotationStatus, ProjectUserKey
 from keys.sealing import seal, unseal
 from keys.services import project_private_key

@@ -21,7 +21,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from keys import c4gh, primitives
+import c4gh
+from keys import primitives
 from keys.kdf_limit import kdf_slot
 from keys.models import InviteProjectKey, ProjectUserKey
 

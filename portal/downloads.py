@@ -7,7 +7,7 @@ private key is never handed around, the permission and status rules are the API'
 download time is recorded and audited), then the segments are read from storage in
 chunks, decrypted and decompressed, and sent on. Memory stays constant whatever the size.
 
-Integrity: ``keys.c4gh.Decryptor`` checks every segment and, at the end, the size and
+Integrity: ``c4gh.Decryptor`` checks every segment and, at the end, the size and
 SHA-256 of the original. The last piece of plaintext is held back until that check
 passes, so a tampered, truncated or reordered object never reaches the client as a
 complete download: the generator raises, the server cuts the connection, and the
@@ -36,7 +36,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 
-from keys import c4gh
+import c4gh
 from transfers.errors import NotFound, StorageUnavailable
 from transfers.models import File
 from transfers.paths import path_normalise

@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connections
 
+import c4gh
 from accounts.models import LoginThrottle, Role
 from accounts.services import _throttle_keys
 from accounts.tests.helpers import APIClient, api_login, bearer, last_code
-from keys import c4gh
 from keys.tests.helpers import keyed_user
 from projects.audit import audit_verify
 from projects.models import AuditEvent, Project, ProjectStatusEvent

@@ -27,9 +27,9 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+import c4gh
 from accounts.models import Unit, User
 from ddsite import metrics
-from keys import c4gh
 from keys.sealing import seal
 from projects.audit import audit_record
 from projects.models import Project

@@ -1,6 +1,6 @@
 import pytest
 
-from keys import c4gh
+import c4gh
 from keys.models import KeyRotationStatus
 from projects.tests.helpers import login, make_world
 

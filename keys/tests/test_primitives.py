@@ -72,7 +72,7 @@ def test_rewrap_for_password_change(user_keys):
 
 
 def test_project_key_wrap_roundtrip(user_keys):
-    from keys import c4gh
+    import c4gh
 
     priv, pub = user_keys
     project_sk, project_pk = c4gh.generate_keypair()

@@ -2,8 +2,9 @@
 
 import pytest
 
+import c4gh
 from accounts.models import Role
-from keys import c4gh, primitives
+from keys import primitives
 from keys.models import ProjectUserKey
 from keys.services import (
     KeyAccessError,

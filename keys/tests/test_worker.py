@@ -11,10 +11,10 @@ import pytest
 import redis
 from django.db import connection
 
+import c4gh
 from accounts.models import Role
 from accounts.tests.factories import UnitFactory
 from ddsite.celery import app
-from keys import c4gh
 from keys.models import KeyRotation, KeyRotationStatus
 from keys.rotation import project_key_rotation_start
 from keys.services import project_private_key

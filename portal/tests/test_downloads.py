@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from keys import c4gh
+import c4gh
 from portal.tests.conftest import FILES
 from transfers.models import File
 from transfers.storage import storage_for_project

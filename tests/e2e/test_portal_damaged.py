@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from keys import c4gh
+import c4gh
 from tests.e2e.conftest import DDS
 from tests.e2e.journey import MiB, create_project
 from tests.e2e.server import ServerProcess

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from keys import c4gh
+import c4gh
 
 
 @dataclass

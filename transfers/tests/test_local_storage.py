@@ -7,7 +7,7 @@ import base64
 import httpx
 import pytest
 
-from keys import c4gh
+import c4gh
 from keys.services import project_access_grant
 from keys.tests.helpers import keyed_user
 from projects.models import Project, ProjectMembership, ProjectStatus

@@ -5,7 +5,7 @@ import base64
 import httpx
 import pytest
 
-from keys import c4gh
+import c4gh
 from projects.services import project_release
 from projects.tests.helpers import login, make_world
 from transfers.tests.helpers import api_url, upload

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
+import c4gh
 from accounts.models import Unit
-from keys import c4gh
 from transfers.models import File, Upload, UploadStatus
 from transfers.selectors import unit_bytes_used
 from transfers.tests.helpers import (

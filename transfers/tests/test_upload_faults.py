@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
+import c4gh
 from accounts.models import Unit
-from keys import c4gh
 from projects.models import Project, ProjectStatus
 from transfers.models import File, Upload, UploadStatus
 from transfers.selectors import unit_bytes_used

@@ -9,7 +9,7 @@ import os
 import httpx
 import pytest
 
-from keys import c4gh
+import c4gh
 from transfers.models import File, FileVersion, Upload, UploadStatus
 from transfers.storage import storage_for_project
 from transfers.tests.helpers import api_url, complete, encrypt, put_parts, start, upload

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 class C4GHError(Exception):
-    """Base class of every error raised by :mod:`keys.c4gh`."""
+    """Base class of every error raised by :mod:`c4gh`."""
 
 
 class HeaderError(C4GHError):

@@ -6,9 +6,9 @@ import struct
 
 import pytest
 
-from keys import c4gh
-from keys.c4gh import header as hdr
-from keys.c4gh.stream import Decryptor, Encryptor
+import c4gh
+from c4gh import header as hdr
+from c4gh.stream import Decryptor, Encryptor
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from keys import c4gh
-from keys.c4gh import stream
+import c4gh
+from c4gh import stream
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from keys import c4gh
+import c4gh
 
 SEG = 65564
 HDR = 124
@@ -137,7 +137,7 @@ def test_wrong_key(tmp_path, enc):
 def test_unknown_packet_type(tmp_path, kp, enc):
     import struct
 
-    from keys.c4gh import header as hdr
+    from c4gh import header as hdr
 
     _, res, blob = enc
     h = hdr._build([struct.pack("<I", 42)], [kp[1]], None)

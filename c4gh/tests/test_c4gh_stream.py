@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from keys import c4gh
+import c4gh
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from keys import c4gh
+import c4gh
 
 crypt4gh = pytest.importorskip("crypt4gh")
 from crypt4gh import header as ref_header  # noqa: E402
