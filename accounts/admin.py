@@ -7,8 +7,8 @@ from accounts import services
 from accounts.admin_base import ScopedAdmin, SuperAdminOnly
 from accounts.models import MOTD, Invite, Maintenance, Role, Unit, User
 from accounts.selectors import users_visible_to
-from ddsite.client_ip import client_ip
-from projects.audit import audit_record
+from audit.services import audit_record
+from core.client_ip import client_ip
 
 
 @admin.register(Unit)

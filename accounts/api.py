@@ -27,9 +27,9 @@ from accounts.sessions import (
     request_key_session,
 )
 from accounts.validators import MAX_LENGTH
-from ddsite.client_ip import client_ip
-from ddsite.errors import error_body
-from ddsite.throttling import throttle
+from core.client_ip import client_ip
+from core.errors import error_body
+from core.throttling import throttle
 from projects.models import Project
 from projects.selectors import project_get_for_user
 

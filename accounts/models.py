@@ -118,15 +118,15 @@ class User(AbstractBaseUser):
     objects = UserManager()
 
     # Password hashes are Argon2 (memory-hard) too: they draw on the same per-process
-    # memory budget as the KEK derivations (keys.kdf_limit), so no path is unbounded.
+    # memory budget as the KEK derivations (core.kdf_limit), so no path is unbounded.
     def set_password(self, raw_password):
-        from keys.kdf_limit import kdf_slot, password_hasher_memory_kib
+        from core.kdf_limit import kdf_slot, password_hasher_memory_kib
 
         with kdf_slot(password_hasher_memory_kib()):
             super().set_password(raw_password)
 
     def check_password(self, raw_password):
-        from keys.kdf_limit import kdf_slot, password_hasher_memory_kib
+        from core.kdf_limit import kdf_slot, password_hasher_memory_kib
 
         with kdf_slot(password_hasher_memory_kib()):
             return super().check_password(raw_password)
@@ -346,7 +346,7 @@ def _totp_purpose(user_id: int) -> str:
 class TOTPDevice(Device):
     """An authenticator app (RFC 6238, SHA-1, as every app supports).
 
-    The shared key is sealed under the server key (keys.sealing); ``last_t`` is the last
+    The shared key is sealed under the server key (core.sealing); ``last_t`` is the last
     accepted time step, so a code is never accepted twice.
     """
 
@@ -364,7 +364,7 @@ class TOTPDevice(Device):
 
     @classmethod
     def new(cls, *, user: User, name: str = "authenticator app") -> TOTPDevice:
-        from keys.sealing import seal
+        from core.sealing import seal
 
         return cls.objects.create(user=user, name=name, confirmed=False,
                                   key_sealed=seal(os.urandom(20),
@@ -372,7 +372,7 @@ class TOTPDevice(Device):
 
     @property
     def bin_key(self) -> bytes:
-        from keys.sealing import unseal
+        from core.sealing import unseal
 
         return unseal(bytes(self.key_sealed), purpose=_totp_purpose(self.user_id))
 
@@ -412,7 +412,7 @@ class EmailDevice(Device):
         verbose_name = "email code"
 
     def _hash(self, code: str) -> str:
-        from keys.sealing import keyed_hash
+        from core.sealing import keyed_hash
 
         return keyed_hash(f"{self.pk}:{code}".encode(), purpose="email-code")
 
@@ -434,23 +434,3 @@ class EmailDevice(Device):
         self.code_hash, self.valid_until = "", None
         self.save(update_fields=["code_hash", "valid_until"])
         return True
-
-
-class OutboundEmail(models.Model):
-    """An email waiting for the mail task (accounts.mail).
-
-    Its subject, body and recipients are sealed under the server key: login codes and
-    invite/reset links are secrets, and the broker only ever carries this row's id.
-    The row is deleted once the mail is sent.
-    """
-
-    payload_sealed = models.BinaryField(editable=False)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    last_error = models.CharField(max_length=200, blank=True, default="")
-
-    class Meta:
-        ordering = ["created_at"]
-
-    def __str__(self) -> str:
-        return f"Outbound email {self.pk} ({self.attempts} attempts)"

@@ -38,10 +38,10 @@ from accounts.sessions import (
     session_key_from_client,
 )
 from accounts.validators import MAX_LENGTH
-from ddsite.client_ip import client_ip
-from ddsite.errors import DDSError
-from ddsite.throttling import throttle_check
-from keys.sealing import SealError, seal, unseal
+from core.client_ip import client_ip
+from core.errors import DDSError
+from core.sealing import SealError, seal, unseal
+from core.throttling import throttle_check
 
 PENDING_KEY = "dds_pending_sid"
 INVITE_COOKIE = "dds_invite"
@@ -118,8 +118,8 @@ def login_view(request):
             _errors(form, exc)
             response = _page(request, "Log in", form, submit="Continue",
                              status=getattr(exc, "status_code", 400))
-            if getattr(exc, "wait", None):  # busy (keys.kdf_limit.KdfBusy): when to retry
-                response["Retry-After"] = str(int(exc.wait))
+            if exc.retry_after:  # busy (core.kdf_limit.KdfBusy): when to retry
+                response["Retry-After"] = str(int(exc.retry_after))
             return response
         request.session.cycle_key()
         request.session[PENDING_KEY] = challenge.session.public_id

@@ -1,7 +1,7 @@
 """Writes for units, users, invites, logins and key sessions.
 
 Views (API and portal), admin actions, Celery tasks and management commands call these;
-no rule lives anywhere else. Every email is queued with accounts.mail.mail_queue (sealed,
+no rule lives anywhere else. Every email is queued with mail.services.mail_queue (sealed,
 sent by a task after commit; only its id crosses the broker).
 """
 
@@ -27,7 +27,6 @@ from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from rest_framework import status
 
-from accounts.mail import mail_queue
 from accounts.models import (
     UNIT_ROLES,
     USERNAME_VALIDATOR,
@@ -43,10 +42,11 @@ from accounts.models import (
     User,
 )
 from accounts.sessions import PendingToken, kek_seal, session_key_new
-from ddsite.errors import DDSError
-from ddsite.input_guard import names_check
-from ddsite.throttling import throttle_allow
-from keys.kdf_limit import kdf_slot, password_hasher_memory_kib
+from audit.services import audit_record
+from core.errors import DDSError
+from core.input_guard import names_check
+from core.kdf_limit import kdf_slot, password_hasher_memory_kib
+from core.throttling import throttle_allow
 from keys.services import (
     KeyAccessError,
     invite_access_grant,
@@ -61,7 +61,7 @@ from keys.services import (
     user_keys_reset,
     user_keys_rewrap,
 )
-from projects.audit import audit_record
+from mail.services import mail_queue
 from projects.models import Project, ProjectMembership
 from projects.selectors import Need, project_get_for_user
 
@@ -527,7 +527,7 @@ def invite_create(*, email: str, role: str, by: User, by_kek: bytes | None = Non
                   is_owner: bool = False, ip: str | None = None) -> InviteResult:
     """Invite someone (or add an existing researcher to the project).
 
-    The invite email is queued in the same transaction (accounts.mail): it is sent only
+    The invite email is queued in the same transaction (mail.services): it is sent only
     if the invite commits, and retried until the mail server takes it.
     """
     email = (email or "").strip()

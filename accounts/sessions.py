@@ -6,7 +6,7 @@ from the password. It is kept only like this:
 - a random 256-bit *session key* encrypts the KEK (AES-256-GCM, the session id as
   associated data); that ciphertext is stored on the ``AuthSession`` row;
 - the session key itself is never stored: it is sealed under the server key
-  (``keys.sealing``) and handed to the client, inside the JWT (claim ``ks``) for the API
+  (``core.sealing``) and handed to the client, inside the JWT (claim ``ks``) for the API
   or in an HttpOnly cookie for the portal.
 
 So a database dump has only ciphertext; a token without the server secret opens
@@ -32,7 +32,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
 
 from accounts.models import AuthSession, AuthSessionKind, AuthSessionState
-from keys.sealing import SealError, seal, unseal
+from core.sealing import SealError, seal, unseal
 
 #: Django session key holding the portal's AuthSession id.
 PORTAL_SESSION_KEY = "dds_sid"

@@ -21,7 +21,7 @@ from pathlib import Path
 from celery import signals
 from celery.apps import worker as _celery_worker_app
 
-from ddsite import logging_json, metrics
+from core import logging_json, metrics
 
 logger = logging.getLogger(__name__)
 _started: dict[str, float] = {}

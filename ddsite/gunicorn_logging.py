@@ -1,8 +1,8 @@
 """gunicorn's logger for DDS: JSON lines, the real client, and no secret.
 
 ``--logger-class ddsite.gunicorn_logging.Logger`` (docker/entrypoint.sh). Both the error
-log and the access log write one JSON object per line (ddsite.logging_json). An access
-line carries the client address from ddsite.client_ip (X-Forwarded-For from trusted
+log and the access log write one JSON object per line (core.logging_json). An access
+line carries the client address from core.client_ip (X-Forwarded-For from trusted
 proxies only), the method, the path (no query string; token paths redacted), status,
 bytes, duration, and the request id, user id, project id and route the app left in the
 WSGI environ (ddsite.observability). The request line, URL and referrer have query
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from gunicorn.glogging import Logger as GunicornLogger
 
-from ddsite.log_redaction import RedactSecretsFilter, redact
-from ddsite.logging_json import ContextFilter, JsonFormatter
+from core.log_redaction import RedactSecretsFilter, redact
+from core.logging_json import ContextFilter, JsonFormatter
 
 _ENVIRON = "dds."
 
@@ -33,7 +33,7 @@ class Logger(GunicornLogger):
         from django.apps import apps
 
         if apps.ready:  # the worker has loaded the app (and so the trusted proxies)
-            from ddsite.client_ip import client_ip_from_meta
+            from core.client_ip import client_ip_from_meta
 
             atoms["h"] = client_ip_from_meta(environ) or "-"
         for key in ("r", "f"):

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
-from ddsite.client_ip import is_trusted_peer
+from core.client_ip import is_trusted_peer
 
 logger = logging.getLogger(__name__)
 

@@ -107,7 +107,7 @@ class MaintenanceMiddleware:
 class PortalErrorMiddleware:
     """Domain errors raised in portal pages become clear 4xx pages, never a 500.
 
-    API views map the same errors to JSON themselves (ddsite.errors); this covers the
+    API views map the same errors to JSON themselves (core.errors); this covers the
     server-rendered pages, whose views call the same services.
     """
 
@@ -120,7 +120,7 @@ class PortalErrorMiddleware:
     def process_exception(self, request, exception):
         from rest_framework.exceptions import APIException
 
-        from ddsite.errors import domain_error_status
+        from core.errors import domain_error_status
 
         if request.path.startswith("/api/"):
             return None

@@ -5,7 +5,7 @@ metrics port only.
 
 * The request id is the ingress's ``X-Request-ID`` when it is a plausible id, otherwise a
   new one; it is bound to every log line of the request and returned as ``X-Request-ID``.
-* Client address (``ddsite.client_ip``, the one rule), user id and project id are bound
+* Client address (``core.client_ip``, the one rule), user id and project id are bound
   to the log lines and left in the WSGI environ for gunicorn's access line
   (ddsite.gunicorn_logging), which also carries the duration.
 * ``dds_http_requests_total`` / ``dds_http_request_duration_seconds`` by route (the URL
@@ -32,8 +32,9 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse, HttpResponseNotFound
 
-from ddsite import logging_json, metrics
-from ddsite.client_ip import client_ip
+from core import logging_json, metrics
+from core.client_ip import client_ip
+from ddsite import metrics_export
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class ObservabilityMiddleware:
             return HttpResponseNotFound("not found\n", content_type="text/plain")
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        return HttpResponse(metrics.render(), content_type=CONTENT_TYPE_LATEST)
+        return HttpResponse(metrics_export.render(), content_type=CONTENT_TYPE_LATEST)
 
 
 # ----------------------------------------------------------------------- audit → metrics
@@ -177,7 +178,7 @@ def connect_signals() -> None:
     from django.apps import apps
     from django.db.models.signals import post_save
 
-    post_save.connect(_audit_saved, sender=apps.get_model("projects", "AuditEvent"),
+    post_save.connect(_audit_saved, sender=apps.get_model("audit", "AuditEvent"),
                       dispatch_uid="dds-metrics-audit")
     # Tasks run eagerly in this process when there is no broker: count them too.
     import ddsite.celery_observe  # noqa: F401

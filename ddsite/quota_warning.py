@@ -18,7 +18,7 @@ import logging
 from django.core.cache import cache
 from django.db import transaction
 
-from ddsite import metrics
+from core import metrics
 
 logger = logging.getLogger("dds.quota")
 
@@ -49,8 +49,8 @@ def quota_check(*, unit) -> bool:
     # add() is atomic in the shared cache: two web pods finishing uploads at once send one.
     if not cache.add(_key(unit.pk), {"share": share}, timeout=None):
         return False
-    from accounts.mail import mail_queue
-    from ddsite.scheduled_jobs import operator_emails
+    from jobs.runner import operator_emails
+    from mail.services import mail_queue
 
     body = (f"Unit {unit.name} ({unit.internal_ref}) now uses {share:.0%} of its quota "
             f"({stored} of {unit.quota_bytes} bytes), past its warning level of "

@@ -1,6 +1,6 @@
 """The OpenAPI schema tells the truth about errors (drf-spectacular post-processing hook).
 
-Every API error has one body (``ddsite.errors.error_body``): ``{"detail": str, "code": str}``
+Every API error has one body (``core.errors.error_body``): ``{"detail": str, "code": str}``
 plus ``errors`` (field → messages) for invalid input. Every operation may answer with the
 statuses that middleware, authentication, throttles and the bounded KDF produce whatever
 the view, so each operation documents them all with that one ``Error`` schema (an error

@@ -19,7 +19,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from cli.version import __version__ as DDS_VERSION
-from ddsite.schedule import SCHEDULE_TIME_ZONE, beat_schedule
+from jobs.schedule import SCHEDULE_TIME_ZONE, beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -44,7 +44,7 @@ def _dev_secret_key() -> str:
 
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
-# Proxies (the ingress) whose X-Forwarded-For / -Proto are believed (ddsite.client_ip).
+# Proxies (the ingress) whose X-Forwarded-For / -Proto are believed (core.client_ip).
 DDS_TRUSTED_PROXIES = env.list("DDS_TRUSTED_PROXIES", default=[])
 for _proxy in DDS_TRUSTED_PROXIES:
     try:
@@ -123,6 +123,8 @@ INSTALLED_APPS = [
     # supplies the device base, the session plumbing and the TOTP arithmetic.
     "django_otp",
     "drf_spectacular",
+    "mail",
+    "audit",
     "accounts",
     "keys",
     "projects",
@@ -133,12 +135,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # Malformed input (control characters, out-of-range integers, deep JSON) is a 400
-    # before anything else reads it (ddsite.input_guard).
-    "ddsite.input_guard.InputGuardMiddleware",
+    # before anything else reads it (core.input_guard).
+    "core.input_guard.InputGuardMiddleware",
     # Kubelet probes (Host: <pod IP>) are answered before host validation (ddsite.health).
     "ddsite.health.ProbeMiddleware",
     # Then: forwarding headers from anyone but a trusted proxy are dropped.
-    "ddsite.client_ip.TrustedProxyMiddleware",
+    "core.client_ip.TrustedProxyMiddleware",
     # Request id, log context, request metrics; /metrics on DDS_METRICS_PORT only.
     "ddsite.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -284,12 +286,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-# Beat reads ddsite.schedule's times in the same zone as the CronJobs' timeZone.
+# Beat reads jobs.schedule's times in the same zone as the CronJobs' timeZone.
 CELERY_TIMEZONE = SCHEDULE_TIME_ZONE
 # The worker logs through LOGGING too (with its redaction filter).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Periodic jobs: Kubernetes CronJobs in the cluster; this schedule only serves
-# `entrypoint.sh beat` outside Kubernetes. Both come from ddsite.schedule.JOBS.
+# `entrypoint.sh beat` outside Kubernetes. Both come from jobs.schedule.JOBS.
 CELERY_BEAT_SCHEDULE = beat_schedule()
 
 # --- cache ----------------------------------------------------------------------------
@@ -317,7 +319,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "ddsite.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
 }
@@ -379,12 +381,12 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # One JSON object per line, every process (ddsite.logging_json, docs/operations.md).
-    "formatters": {"json": {"()": "ddsite.logging_json.JsonFormatter"}},
-    # No query string or token path reaches a log (ddsite.log_redaction); "context" adds
+    # One JSON object per line, every process (core.logging_json, docs/operations.md).
+    "formatters": {"json": {"()": "core.logging_json.JsonFormatter"}},
+    # No query string or token path reaches a log (core.log_redaction); "context" adds
     # the request/task's id, user, project and client address.
-    "filters": {"redact": {"()": "ddsite.log_redaction.RedactSecretsFilter"},
-                "context": {"()": "ddsite.logging_json.ContextFilter"}},
+    "filters": {"redact": {"()": "core.log_redaction.RedactSecretsFilter"},
+                "context": {"()": "core.logging_json.ContextFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
                              "filters": ["context", "redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

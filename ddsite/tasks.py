@@ -1,10 +1,10 @@
 """The one task Celery beat schedules: run a periodic job's management command, exactly as
-a Kubernetes CronJob does (ddsite.schedule)."""
+a Kubernetes CronJob does (jobs.schedule)."""
 
 from celery import shared_task
 from django.core.management import call_command
 
-from ddsite.schedule import JOBS
+from jobs.schedule import JOBS
 
 
 @shared_task(name="ddsite.tasks.run_scheduled")

@@ -9,9 +9,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import c4gh
-from ddsite.errors import error_body
+from core.errors import error_body
 from keys.models import KeyRotation
-from keys.rotation import RotationRefused, project_key_rotation_start
+from keys.rotation import project_key_rotation_start
 from projects.selectors import Need, project_get_for_user
 
 
@@ -53,10 +53,7 @@ class ProjectKeyRotation(APIView):
 
         project = project_get_for_user(user=request.user, public_id=project_id,
                                        need=Need.UNIT_ADMIN)
-        try:
-            rotation = project_key_rotation_start(project=project, by=request.user,
-                                                  kek=request_kek(request))
-        except RotationRefused as exc:
-            return Response(error_body(str(exc), "conflict"), status=status.HTTP_409_CONFLICT)
+        rotation = project_key_rotation_start(project=project, by=request.user,
+                                              kek=request_kek(request))
         rotation.refresh_from_db()
         return Response(RotationOut(rotation).data, status=status.HTTP_202_ACCEPTED)

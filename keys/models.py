@@ -57,7 +57,7 @@ class KeyRotation(models.Model):
     """A project key rotation in progress (or finished).
 
     While running, the old and new private keys are kept here sealed under the server key
-    (keys.sealing), so the Celery task receives only this row's id and can resume after a
+    (core.sealing), so the Celery task receives only this row's id and can resume after a
     crash; both sealed keys are erased when the rotation finishes.
     """
 

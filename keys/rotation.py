@@ -16,18 +16,15 @@ from django.db.models import F
 from django.utils import timezone
 
 import c4gh
+from core.sealing import seal, unseal
 from keys import primitives
+from keys.errors import RotationRefused
 from keys.models import InviteProjectKey, KeyRotation, KeyRotationStatus, ProjectUserKey
-from keys.sealing import seal, unseal
 from keys.services import project_private_key
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-
-
-class RotationRefused(Exception):
-    """The project cannot be rotated now (busy, no key, final status)."""
 
 
 def _purpose(rotation_project_id: int, which: str) -> str:
@@ -36,7 +33,7 @@ def _purpose(rotation_project_id: int, which: str) -> str:
 
 def project_key_rotation_start(*, project, by, kek: bytes) -> KeyRotation:
     """Begin a rotation (the caller must hold the project key) and queue the task."""
-    from projects.audit import audit_record
+    from audit.services import audit_record
     from projects.models import Project
 
     with transaction.atomic():
@@ -130,7 +127,7 @@ def _after_batch(rotation: KeyRotation, last_pk: int) -> None:
 @transaction.atomic
 def _finish(*, rotation_id: int, old_sk: bytes, new_sk: bytes, new_pk: bytes,
             batch_size: int) -> None:
-    from projects.audit import audit_record
+    from audit.services import audit_record
     from projects.models import Project
 
     rotation = KeyRotation.objects.select_for_update().get(pk=rotation_id)

@@ -22,14 +22,10 @@ from django.db import transaction
 from django.utils import timezone
 
 import c4gh
+from core.kdf_limit import kdf_slot
 from keys import primitives
-from keys.kdf_limit import kdf_slot
+from keys.errors import KeyAccessError
 from keys.models import InviteProjectKey, ProjectUserKey
-
-
-class KeyAccessError(Exception):
-    """The caller's keys do not open what was asked (wrong password, no grant, reset)."""
-
 
 # --------------------------------------------------------------------------- user keys
 

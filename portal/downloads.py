@@ -151,7 +151,7 @@ def _check_stored(backend, bucket: str, item: Item) -> None:
 def damaged_note(request, project, path: str) -> None:
     """Remember in the user's session that ``path`` failed verification (the response
     is already streaming, so the session is saved here, not by its middleware)."""
-    from ddsite import metrics
+    from core import metrics
 
     metrics.transfer_failed(direction="download", reason="damaged")
     if request is None or not hasattr(request, "session"):

@@ -18,9 +18,9 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.portal import portal_login_required
 from accounts.services import auth_sessions_end
 from accounts.sessions import PORTAL_SESSION_KEY, live_session, request_kek
-from ddsite.client_ip import client_ip
-from ddsite.errors import DDSError
-from ddsite.throttling import throttle_check
+from core.client_ip import client_ip
+from core.errors import DDSError
+from core.throttling import throttle_check
 from keys.services import KeyAccessError
 from portal import downloads
 from portal.selectors import files_search, project_list_rows, project_people

@@ -1,12 +1,11 @@
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 
 from accounts.admin_base import ScopedAdmin
 from accounts.models import Role
-from projects.models import AuditEvent, Project, ProjectMembership, ProjectStatusEvent
+from projects.models import Project, ProjectMembership, ProjectStatusEvent
 from projects.selectors import user_is_project_staff
 from projects.services import (
     ProjectRuleError,
@@ -184,16 +183,3 @@ class ProjectStatusEventAdmin(ScopedAdmin):
     read_only = True
     list_display = ("project", "status", "deadline", "is_aborted", "by", "at")
     list_filter = ("status",)
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ScopedAdmin):
-    read_only = True
-    list_display = ("at", "actor_username", "action", "project_public_id", "target", "ip")
-    list_filter = ("action",)
-    search_fields = ("actor_username", "action", "project_public_id", "target")
-
-    def scope_filter(self, user):
-        if user.role == Role.SUPER_ADMIN:
-            return None
-        return Q(project__unit_id=user.unit_id) | Q(actor__unit_id=user.unit_id)

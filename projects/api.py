@@ -12,9 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import UNIT_ROLES, User
-from ddsite.client_ip import client_ip
-from ddsite.errors import error_body
-from ddsite.throttling import throttle_check
+from core.client_ip import client_ip
+from core.errors import error_body
+from core.throttling import throttle_check
 from projects import services
 from projects.models import ProjectMembership
 from projects.selectors import (

@@ -16,12 +16,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.mail import mail_queue
 from accounts.models import UNIT_ROLES, Role, Unit, User
-from ddsite.errors import DDSError
-from ddsite.input_guard import names_check
+from audit.services import audit_record
+from core.errors import DDSError, ProjectBusy
+from core.input_guard import names_check
 from keys.services import project_keys_create, project_keys_destroy
-from projects.audit import audit_record
+from mail.services import mail_queue
 from projects.models import (
     FINAL_STATUSES,
     Project,
@@ -58,11 +58,6 @@ class ProjectRuleError(DDSError):
 class TransitionRefused(ProjectRuleError):
     status_code = 409
     code = "transition_refused"
-
-
-class ProjectBusy(ProjectRuleError):
-    status_code = 409
-    code = "project_busy"
 
 
 class NeedsForce(ProjectRuleError):
@@ -433,9 +428,7 @@ def project_storage_cleanup(*, project: Project) -> int:
     removed = project_storage_purge(project=project)
     Project.objects.filter(pk=project.pk, storage_purged_at__isnull=True).update(
         storage_purged_at=timezone.now())
-    audit_record(action="project.storage_purged", project=project,
-                 details={"objects_removed": removed})
-    return removed
+    return removed  # audited by project_storage_purge, once
 
 
 def projects_storage_cleanup_due(*, dry_run: bool = False) -> list[str]:

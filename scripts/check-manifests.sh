@@ -2,7 +2,7 @@
 # The deployment as code, checked: both overlays render (kubectl kustomize), validate
 # against the Kubernetes schemas (kubernetes-validate, strict), pass checkov with 0 failed
 # checks (deliberate exceptions are skipped inline, each with its reason), the Dockerfile
-# passes hadolint and checkov, and the CronJobs are generated from ddsite/schedule.py.
+# passes hadolint and checkov, and the CronJobs are generated from jobs/schedule.py.
 # Tools come from .venv-tools (make tools); a missing tool is an error, never a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."

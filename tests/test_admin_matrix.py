@@ -51,7 +51,7 @@ POLICY = {
     # The operator holds no project keys, so cannot create a project (unit staff do).
     "projects.project": policy(add={UA, UP, OB}, change={S, UA, UP}, delete={S}),
     "projects.projectstatusevent": READ_ONLY,
-    "projects.auditevent": READ_ONLY,
+    "audit.auditevent": READ_ONLY,
     "keys.projectuserkey": READ_ONLY,
     "keys.inviteprojectkey": READ_ONLY,
     "transfers.storagelocation": policy(add={S}, change={S}, delete={S}),
@@ -65,7 +65,8 @@ POLICY = {
 @pytest.fixture
 def admin_world():
     from accounts.services import invite_create, user_create
-    from projects.models import AuditEvent, ProjectStatusEvent
+    from audit.models import AuditEvent
+    from projects.models import ProjectStatusEvent
     from transfers.models import FileVersion, StorageLocation, Upload, Usage
     from transfers.services import storage_location_save
     from transfers.tests.factories import FileFactory
@@ -92,7 +93,7 @@ def admin_world():
         "projects.project": project,
         "projects.projectstatusevent": ProjectStatusEvent.objects.create(
             project=project, status=project.status, by=ua),
-        "projects.auditevent": AuditEvent.objects.filter(project=project).first(),
+        "audit.auditevent": AuditEvent.objects.filter(project=project).first(),
         "keys.projectuserkey": project.user_keys.first(),
         "keys.inviteprojectkey": invite.project_keys.first(),
         "transfers.storagelocation": location,

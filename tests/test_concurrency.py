@@ -20,9 +20,10 @@ import c4gh
 from accounts.models import LoginThrottle, Role
 from accounts.services import _throttle_keys
 from accounts.tests.helpers import APIClient, api_login, bearer, last_code
+from audit.models import AuditEvent
+from audit.services import audit_verify
 from keys.tests.helpers import keyed_user
-from projects.audit import audit_verify
-from projects.models import AuditEvent, Project, ProjectStatusEvent
+from projects.models import Project, ProjectStatusEvent
 from projects.services import project_create, project_member_add
 from transfers.tests.helpers import api_url, upload
 
@@ -148,7 +149,7 @@ def test_one_right_and_three_wrong_codes_in_parallel(db, settings):
 def test_projects_of_other_units_do_not_share_an_audit_lock(unit_a, unit_b):
     """Events of unrelated projects go to different chain heads (no global lock)."""
     from accounts.tests.factories import UserFactory
-    from projects.audit import audit_record
+    from audit.services import audit_record
 
     a = UserFactory(role=Role.UNIT_ADMIN, unit=unit_a)
     b = UserFactory(role=Role.UNIT_ADMIN, unit=unit_b)
@@ -160,12 +161,12 @@ def test_projects_of_other_units_do_not_share_an_audit_lock(unit_a, unit_b):
 
     # Hold project A's head in this thread; project B's append must not wait for it.
     with transaction.atomic():
-        audit_record(action="hold", actor=a, project=pa)
+        audit_record(action="project.update", actor=a, project=pa)
 
         def other():
             with connections["default"].cursor() as cursor:
                 cursor.execute("SET lock_timeout = '2s'")
-            audit_record(action="free", actor=b, project=pb)
+            audit_record(action="project.update", actor=b, project=pb)
             return "done"
 
         assert _parallel([other], workers=1) == ["done"]

@@ -16,7 +16,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ddsite.client_ip import client_ip
+from core.client_ip import client_ip
 from transfers import selectors, services
 from transfers.errors import TransferError
 from transfers.selectors import Op, transfer_project_get

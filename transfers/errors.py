@@ -1,67 +1,42 @@
-"""Domain errors of transfers, each carrying the HTTP status the API answers with.
+"""Domain errors of transfers (the one error model: core.errors).
 
-Services raise these; ``transfers.api`` turns them into responses, so the rule (what is
-refused and why) lives once, in the service, and never becomes a 500.
+Services raise these; the API's one handler answers them with their status, code and
+details (quota numbers), so the rule lives once, in the service, and never becomes a 500.
 """
 
 from __future__ import annotations
 
-from ddsite.errors import DDSError
+from core.errors import (
+    BadInput,
+    Conflict,
+    DDSError,
+    NotAllowed,
+    NotFound,
+    ProjectBusy,
+    TooLarge,
+    Unavailable,
+)
+
+#: The base of transfers' errors is the one base (kept as a name for readers and tests).
+TransferError = DDSError
+
+__all__ = ["BadInput", "Conflict", "NotAllowed", "NotFound", "ProjectBusy", "QuotaExceeded",
+           "StorageRejected", "StorageUnavailable", "TransferError"]
 
 
-class TransferError(DDSError):
-    status_code = 400
-    code = "invalid"
+class QuotaExceeded(TooLarge):
+    """The unit's storage quota does not have room for this."""
 
-    def __init__(self, message: str, **details) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-
-class BadInput(TransferError):
-    status_code = 400
-    code = "invalid"
-
-
-class NotAllowed(TransferError):
-    """The project's status (or the caller's role) does not allow this operation now."""
-
-    status_code = 403
-    code = "not_allowed"
-
-
-class NotFound(TransferError):
-    status_code = 404
-    code = "not_found"
-
-
-class Conflict(TransferError):
-    status_code = 409
-    code = "conflict"
-
-
-class ProjectBusy(TransferError):
-    """A long operation (rotation, purge, status change) holds the project."""
-
-    status_code = 423
-    code = "project_busy"
-
-
-class QuotaExceeded(TransferError):
-    status_code = 413
     code = "quota_exceeded"
 
 
-class StorageRejected(TransferError):
+class StorageRejected(BadInput):
     """Storage refused the request because of what the client sent (bad ETag, part...)."""
 
-    status_code = 400
     code = "storage_rejected"
 
 
-class StorageUnavailable(TransferError):
+class StorageUnavailable(Unavailable):
     """Storage cannot be reached; nothing was changed, so the caller can retry later."""
 
-    status_code = 503
     code = "storage_unavailable"

@@ -8,7 +8,7 @@ from django.utils import timezone
 class StorageLocation(models.Model):
     """Where a unit's objects live: an S3-compatible endpoint, or the local backend.
 
-    Credentials are sealed under a server key (keys.sealing) and never shown again after
+    Credentials are sealed under a server key (core.sealing) and never shown again after
     saving; the region/endpoint must be on the allowed list (data stays in one
     jurisdiction).
     """

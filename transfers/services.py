@@ -29,9 +29,9 @@ from django.utils import timezone
 
 import c4gh
 from accounts.models import Unit, User
-from ddsite import metrics
-from keys.sealing import seal
-from projects.audit import audit_record
+from audit.services import audit_record
+from core import metrics
+from core.sealing import seal
 from projects.models import Project
 from transfers.errors import (
     BadInput,
@@ -109,7 +109,7 @@ def storage_location_save(*, location: StorageLocation, by: User | None,
 
 def storage_location_credentials(location: StorageLocation) -> tuple[str, str] | None:
     """The unsealed credentials, for the storage backend only (never for a response)."""
-    from keys.sealing import unseal
+    from core.sealing import unseal
 
     if not location.has_credentials:
         return None

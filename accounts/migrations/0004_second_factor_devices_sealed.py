@@ -14,7 +14,7 @@ OLD_TABLES = ("otp_totp_totpdevice", "otp_email_emaildevice", "otp_static_static
 def move_totp_devices(apps, schema_editor):
     """Copy authenticator apps from django-otp's table (key in clear) into ours (sealed),
     then drop django-otp's tables, so no second-factor secret stays in clear."""
-    from keys.sealing import seal
+    from core.sealing import seal
 
     connection = schema_editor.connection
     tables = set(connection.introspection.table_names())

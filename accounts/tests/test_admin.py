@@ -112,7 +112,7 @@ def test_unit_staff_create_a_project_through_the_service(client, personnel_a, un
 @pytest.mark.django_db
 def test_keys_files_and_audit_are_read_only(client, admin_a):
     portal_login(client, admin_a)
-    for name in ("keys_projectuserkey", "transfers_file", "projects_auditevent",
+    for name in ("keys_projectuserkey", "transfers_file", "audit_auditevent",
                  "transfers_fileversion"):
         assert client.get(reverse(f"admin:{name}_changelist")).status_code == 200
         assert client.get(reverse(f"admin:{name}_add")).status_code == 403
@@ -173,7 +173,7 @@ def test_unit_admin_edits_own_staffs_name_but_not_email(client, admin_a, personn
     personnel_a.refresh_from_db()
     assert personnel_a.name == "Renamed Person"
     assert personnel_a.email != "attacker@example.org"
-    from projects.models import AuditEvent
+    from audit.models import AuditEvent
 
     assert AuditEvent.objects.filter(action="user.admin_edit",
                                      target=personnel_a.username).exists()

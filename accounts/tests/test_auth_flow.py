@@ -18,9 +18,10 @@ from accounts.tests.helpers import (
     last_code,
     new_password,
 )
+from audit.models import AuditEvent
 from keys.models import ProjectUserKey
 from keys.services import project_private_key
-from projects.models import AuditEvent, ProjectMembership
+from projects.models import ProjectMembership
 
 pytestmark = pytest.mark.django_db
 
@@ -157,15 +158,15 @@ def test_reinvite_replaces_and_expired_invites_are_purged(staffed):
 
 def test_invite_email_survives_a_mail_server_outage(staffed, monkeypatch):
     """The invite commits and its email stays queued (sealed) until the server takes it."""
-    from accounts.mail import mail_deliver
-    from accounts.models import OutboundEmail
+    from mail.models import OutboundEmail
+    from mail.services import mail_deliver
 
     tokens = api_login(staffed["admin"], staffed["admin_pw"])
 
     def broken(*args, **kwargs):
         raise ConnectionRefusedError("smtp down")
 
-    monkeypatch.setattr("accounts.mail.send_mail", broken)
+    monkeypatch.setattr("mail.services.send_mail", broken)
     sent_before = len(mail.outbox)
     r = bearer(tokens["access"]).post("/api/v1/invites", {
         "email": "carol@example.org", "project": staffed["project"].public_id}, format="json")

@@ -6,7 +6,7 @@ from django.core.management import call_command
 
 from accounts.models import Role, Unit, User
 from accounts.tests.helpers import PortalClient, last_code
-from projects.audit import audit_verify
+from audit.services import audit_verify
 from projects.models import Project
 
 

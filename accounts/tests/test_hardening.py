@@ -13,8 +13,8 @@ from accounts import services
 from accounts.models import AuthSession, EmailDevice, Role, TOTPDevice
 from accounts.sessions import PORTAL_KEY_COOKIE
 from accounts.tests.helpers import APIClient, PortalClient, keyed_user, last_code, last_link
-from keys.sealing import SealError
-from projects.models import AuditEvent
+from audit.models import AuditEvent
+from core.sealing import SealError
 
 pytestmark = pytest.mark.django_db
 
@@ -146,11 +146,11 @@ def test_email_code_is_stored_as_a_keyed_hash_and_used_once(researcher_keyed):
 
 
 def test_queued_mail_is_sealed(researcher_keyed):
-    from accounts.models import OutboundEmail
+    from mail.models import OutboundEmail
 
     user, _ = researcher_keyed
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("accounts.mail._dispatch", lambda pk: None)  # no worker: stays queued
+        mp.setattr("mail.services.after_commit", lambda *a, **k: None)  # no worker: stays queued
         from django.test import TestCase
 
         with TestCase.captureOnCommitCallbacks(execute=True):
@@ -366,11 +366,11 @@ def test_mail_whose_task_was_lost_is_sent_by_the_flush_job(researcher_keyed):
     from django.core.management import call_command
     from django.test import TestCase
 
-    from accounts.models import OutboundEmail
+    from mail.models import OutboundEmail
 
     user, _ = researcher_keyed
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("accounts.mail._dispatch", lambda pk: None)  # the lost task
+        mp.setattr("mail.services.after_commit", lambda *a, **k: None)  # the lost task
         with TestCase.captureOnCommitCallbacks(execute=True):
             services.user_password_reset_request(email=user.email)
     row = OutboundEmail.objects.get()

@@ -17,8 +17,9 @@ from accounts import services
 from accounts.models import AuthSession, LoginThrottle, TOTPDevice
 from accounts.sessions import kek_open, session_key_from_client
 from accounts.tests.helpers import APIClient, api_login, bearer, last_link, new_password
+from audit.models import AuditEvent
 from keys.services import KeyAccessError, project_private_key, user_kek_derive
-from projects.models import AuditEvent, ProjectMembership
+from projects.models import ProjectMembership
 
 pytestmark = pytest.mark.django_db
 

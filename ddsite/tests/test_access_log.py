@@ -31,7 +31,7 @@ def test_register_and_reset_journey_leaves_no_token_in_the_log(tmp_path):
     from accounts.models import Role
     from accounts.services import invite_create, unit_create
     from accounts.tests.helpers import keyed_user
-    from projects.models import AuditEvent
+    from audit.models import AuditEvent
 
     unit = unit_create(name="Log unit", display_name="Log unit", contact_email="u@example.org",
                        internal_ref="logu")
@@ -69,7 +69,7 @@ def test_register_and_reset_journey_leaves_no_token_in_the_log(tmp_path):
     text = (tmp_path / "server.log").read_text()
     for secret in (invite_token, reset_token, password, new_password):
         assert secret not in text
-    # Access lines are JSON (ddsite.logging_json); the client is the one the ingress saw.
+    # Access lines are JSON (core.logging_json); the client is the one the ingress saw.
     access = [json.loads(line) for line in text.splitlines()
               if "/accounts/re" in line and "HTTP/1.1" in line]
     assert len(access) >= 3, text[-2000:]

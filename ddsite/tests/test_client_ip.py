@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory, override_settings
 
-from ddsite.client_ip import TrustedProxyMiddleware, client_ip, client_ip_from_meta
-from ddsite.log_redaction import redact
+from core.client_ip import TrustedProxyMiddleware, client_ip, client_ip_from_meta
+from core.log_redaction import redact
 
 INGRESS = ["10.42.0.0/16"]
 
@@ -123,7 +123,7 @@ def test_deep_json_is_refused_whatever_the_media_type_case(client, content_type)
 
 
 def test_invented_http_methods_do_not_grow_the_metrics():
-    from ddsite.metrics import HTTP_REQUESTS, http_request
+    from core.metrics import HTTP_REQUESTS, http_request
 
     before = {tuple(sorted(s.labels.items())) for m in HTTP_REQUESTS.collect()
               for s in m.samples}

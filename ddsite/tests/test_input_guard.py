@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.tests.helpers import APIClient
-from ddsite.input_guard import json_depth_exceeds, names_check
+from core.input_guard import json_depth_exceeds, names_check
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,5 @@
 """The Kubernetes manifests as they render (``kubectl kustomize``, Debian's kubectl carries
-kustomize): one scheduler that agrees with ddsite.schedule, images that overlays really
+kustomize): one scheduler that agrees with jobs.schedule, images that overlays really
 set, hardened pods, migrations as a hook, and the staging host patched."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import yaml
 from django.core.management import get_commands
 
-from ddsite.schedule import JOBS, SCHEDULE_TIME_ZONE, beat_schedule
+from jobs.schedule import JOBS, SCHEDULE_TIME_ZONE, beat_schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"

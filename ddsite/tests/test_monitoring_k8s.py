@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ddsite import metrics
+from ddsite import metrics_export
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "k8s" / "monitoring"
@@ -114,7 +114,7 @@ def _base_family(name: str) -> str:
 
 @cache
 def _exported() -> frozenset[str]:
-    return frozenset(metrics.exported_families())
+    return frozenset(metrics_export.exported_families())
 
 
 @pytest.mark.django_db
@@ -211,7 +211,7 @@ def test_the_component_renders_on_the_base_and_keeps_metrics_off_the_ingress(tmp
 def test_log_shipping_parses_the_lines_the_app_writes():
     import logging
 
-    from ddsite.logging_json import JsonFormatter
+    from core.logging_json import JsonFormatter
 
     config = yaml.safe_load((MONITORING / "fluent-bit.yaml").read_text())["data"]
     parser = config["dds-parsers.conf"]

@@ -20,9 +20,9 @@ from django.test import Client
 
 from accounts.models import Role
 from accounts.tests.helpers import APIClient, api_login, bearer, keyed_user, last_code
-from ddsite import logging_json, metrics
-from ddsite.log_redaction import RedactSecretsFilter
-from ddsite.scheduled_jobs import JOBS, job_states, run_job
+from core import logging_json, metrics
+from core.log_redaction import RedactSecretsFilter
+from jobs.runner import JOBS, job_states, run_job
 
 METRICS_PORT = 19464
 
@@ -119,7 +119,7 @@ def test_settings_format_every_handler_as_json_and_redact():
         assert handler["formatter"] == "json", name
         assert "redact" in handler["filters"], name  # security requirement
     assert settings.LOGGING["filters"]["redact"]["()"] == (
-        "ddsite.log_redaction.RedactSecretsFilter")
+        "core.log_redaction.RedactSecretsFilter")
 
 
 @pytest.mark.django_db
@@ -159,7 +159,7 @@ def test_journey_is_counted_in_the_scraped_metrics(metrics_port, staffed, settin
                                                    django_capture_on_commit_callbacks):
     """Register from an invite, log in with a code, fail, get locked and throttled, upload
     (audited) and download — then scrape and read the families and their values."""
-    from projects.audit import audit_record
+    from audit.services import audit_record
     from transfers.models import FileVersion
 
     before = scrape()
@@ -293,8 +293,8 @@ def test_celery_task_outcomes_and_durations_are_counted(metrics_port):
 def test_a_failed_job_is_recorded_and_emails_the_operators_once(settings, metrics_port,
                                                                 monkeypatch):
     settings.DDS_OPERATOR_EMAILS = ["ops@example.org", "oncall@example.org"]
-    from projects import audit as audit_module
-    from projects.management.commands import audit_verify as command
+    from audit import services as audit_module
+    from audit.management.commands import audit_verify as command
 
     class Broken:
         ok, first_bad_id, reason, checked, problems = False, 42, "hash mismatch", 41, ["x"]
@@ -379,7 +379,7 @@ def test_quota_warning_is_mailed_once_per_crossing(settings):
 @pytest.mark.django_db(transaction=True)
 def test_a_completed_upload_checks_the_quota(settings):
     from accounts.tests.factories import UnitFactory
-    from projects.audit import audit_record
+    from audit.services import audit_record
     from projects.tests.factories import ProjectFactory
     from transfers.models import FileVersion
 
@@ -412,7 +412,7 @@ NOT_YET_CONVERTED: set[str] = set()
 def test_every_scheduled_command_records_its_outcome():
     from django.core.management import get_commands, load_command_class
 
-    from ddsite.scheduled_jobs import ScheduledJobCommand
+    from jobs.runner import ScheduledJobCommand
 
     commands = get_commands()
     for job in JOBS:

@@ -4,8 +4,8 @@ password reset. Every line any process wrote is one JSON object with no secret t
 used, and the metrics port (never the app port) reports the journey.
 
 The helpers this uses are the ones the production-shape test calls:
-``ddsite.logging_json.parse_json_lines`` / ``assert_no_secrets`` and
-``ddsite.metrics.scrape`` / ``total``.
+``core.logging_json.parse_json_lines`` / ``assert_no_secrets`` and
+``core.metrics.scrape`` / ``total``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import httpx
 import pytest
 from django.core import mail
 
-from ddsite import logging_json, metrics
+from core import logging_json, metrics
 from ddsite.tests.gunicorn import serve_web
 from tests.net import free_port
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 from django.db import connection
 
-from ddsite import logging_json, metrics
+from core import logging_json, metrics
 from ddsite.celery import app
 from tests.net import free_port
 

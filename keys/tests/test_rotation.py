@@ -4,8 +4,9 @@ import hashlib
 
 import pytest
 
+import c4gh
 from accounts.models import Role
-from keys import c4gh, rotation
+from keys import rotation
 from keys.models import KeyRotation, KeyRotationStatus
 from keys.rotation import RotationRefused, project_key_rotation_run, project_key_rotation_start
 from keys.services import project_access_grant, project_private_key

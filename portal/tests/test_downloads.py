@@ -85,7 +85,7 @@ def _damage_notice(client, delivery) -> str:
 
 def test_tampered_object_cuts_the_transfer_and_the_page_says_why(delivery):
     # Damage in segment 36 of 42: the response has started when it shows.
-    from ddsite.metrics import TRANSFER_FAILURES
+    from core.metrics import TRANSFER_FAILURES
 
     damaged = TRANSFER_FAILURES.labels(direction="download", reason="damaged")
     before = damaged._value.get()

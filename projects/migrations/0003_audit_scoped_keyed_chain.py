@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 
 def rechain(apps, schema_editor):
-    from projects import audit
+    from audit import services as audit
 
     Event = apps.get_model("projects", "AuditEvent")
     Head = apps.get_model("projects", "AuditChainHead")

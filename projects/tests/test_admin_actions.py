@@ -54,7 +54,7 @@ def test_super_admin_has_no_lifecycle_actions(client, world, superadmin):
 
 @pytest.mark.django_db
 def test_admin_edit_goes_through_the_service(client, world):
-    from projects.models import AuditEvent
+    from audit.models import AuditEvent
     from projects.services import project_archive
 
     portal_login(client, world.staff, world.passwords[world.staff.username])

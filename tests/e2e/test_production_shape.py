@@ -355,8 +355,8 @@ def test_the_deployed_shape_delivers_through_the_ingress(tmp_path, fresh_databas
             r for r in rows if r[1] in (INGRESS_ADDRESS, "6.6.6.6")]
         assert ("auth.lock", "127.0.0.3") in rows
         # What Prometheus scrapes from the pods (never through the ingress).
-        from ddsite.logging_json import assert_no_secrets, parse_json_lines
-        from ddsite.metrics import scrape, total
+        from core.logging_json import assert_no_secrets, parse_json_lines
+        from core.metrics import scrape, total
 
         scraped = [scrape(f"http://127.0.0.1:{p}/metrics")[0] for p in metrics_ports]
         assert sum(total(s, "dds_logins_total", outcome="ok") for s in scraped) == 2
@@ -364,7 +364,7 @@ def test_the_deployed_shape_delivers_through_the_ingress(tmp_path, fresh_databas
         assert sum(total(s, "dds_http_requests_total") for s in scraped) > 10
         assert httpx.get(f"{url}/metrics", timeout=5).status_code == 404
         worker_samples, _ = scrape(f"http://127.0.0.1:{worker_metrics}/metrics")
-        assert total(worker_samples, "dds_celery_tasks_total", task="accounts.tasks.mail_send",
+        assert total(worker_samples, "dds_celery_tasks_total", task="mail.tasks.mail_send",
                      outcome="success") >= 3
         # Every line of every DDS process is JSON, and none holds a password or a code.
         secret_values = list(passwords.values())

@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from keys.sealing import SealError, unseal
+from core.sealing import SealError, unseal
 from transfers.models import StorageLocation
 from transfers.services import storage_location_credentials, storage_location_save
 

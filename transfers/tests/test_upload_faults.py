@@ -141,7 +141,7 @@ def test_s3_part_urls_are_short_lived(world, s3_storage):
 
 
 def test_quota_refusal_reports_the_numbers(world, storage):
-    from ddsite.metrics import TRANSFER_FAILURES
+    from core.metrics import TRANSFER_FAILURES
 
     refusals = TRANSFER_FAILURES.labels(direction="upload", reason="quota")
     before = refusals._value.get()

@@ -1,7 +1,7 @@
 """Delete expired invites (the daily Celery beat job runs the same service)."""
 
 from accounts.services import invites_delete_expired
-from ddsite.scheduled_jobs import ScheduledJobCommand
+from jobs.runner import ScheduledJobCommand
 
 
 class Command(ScheduledJobCommand):

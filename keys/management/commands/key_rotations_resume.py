@@ -1,4 +1,4 @@
-from ddsite.scheduled_jobs import ScheduledJobCommand
+from jobs.runner import ScheduledJobCommand
 from keys.models import KeyRotation, KeyRotationStatus
 from keys.rotation import project_key_rotation_run
 

@@ -1,6 +1,6 @@
 """Shared body of the scheduled-work commands (run by operators and Kubernetes CronJobs)."""
 
-from ddsite.scheduled_jobs import ScheduledJobCommand
+from jobs.runner import ScheduledJobCommand
 
 
 class ScheduledCommand(ScheduledJobCommand):

@@ -1,5 +1,5 @@
 
-from ddsite.scheduled_jobs import ScheduledJobCommand
+from jobs.runner import ScheduledJobCommand
 from transfers.services import uploads_abort_stale
 
 

@@ -3,7 +3,7 @@ import datetime as dt
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from ddsite.scheduled_jobs import ScheduledJobCommand
+from jobs.runner import ScheduledJobCommand
 from transfers.services import usage_record, usage_record_last_month
 
 

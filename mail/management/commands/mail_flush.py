@@ -1,7 +1,7 @@
 """Re-queue emails whose task was lost and drop those too old to matter (CronJob)."""
 
-from accounts.mail import mail_flush
-from ddsite.scheduled_jobs import ScheduledJobCommand
+from jobs.runner import ScheduledJobCommand
+from mail.services import mail_flush
 
 
 class Command(ScheduledJobCommand):

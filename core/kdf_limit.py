@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 from django.conf import settings
 
-from ddsite.errors import DDSError
+from core.errors import DDSError
 
 
 class KdfBusy(DDSError):
@@ -33,8 +33,7 @@ class KdfBusy(DDSError):
 
     def __init__(self, wait: int):
         super().__init__(f"The server is busy with other logins; try again in {wait} "
-                         "seconds.")
-        self.wait = wait
+                         "seconds.", retry_after=wait)
 
 
 class MemoryBudget:
@@ -115,7 +114,7 @@ def kdf_slot(memory_kib: int) -> Iterator[None]:
         with BUDGET.slot(memory_kib):
             yield
         return
-    from ddsite import metrics
+    from core import metrics
 
     with metrics.kdf_queued(), BUDGET.slot(memory_kib):
         yield

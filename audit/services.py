@@ -36,7 +36,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from projects.models import AuditChainHead, AuditEvent
+from audit.actions import AuditAction
+from audit.models import AuditChainHead, AuditEvent
+from core import metrics
 
 GENESIS = "0" * 64
 _LINK_VERSION = "dds-audit-link-v1"
@@ -103,14 +105,15 @@ def _head_locked(scope: str) -> AuditChainHead:
 
 
 @transaction.atomic
-def audit_record(*, action: str, actor=None, project=None, target: str = "",
+def audit_record(*, action: AuditAction | str, actor=None, project=None, target: str = "",
                  ip: str | None = None, details: dict[str, Any] | None = None) -> AuditEvent:
     """Append one event. Never put a secret in ``details``: the log is readable by staff.
 
     Call it last in the transaction (after the domain rows are locked and written, before
     any slow work is *not* needed any more): it takes the scope's head lock, which is held
-    until commit.
+    until commit. ``action`` must be in the registry (audit.actions.AuditAction).
     """
+    action = AuditAction(action)  # ValueError for an action nobody registered
     actor_id = getattr(actor, "pk", None)
     project_public_id = getattr(project, "public_id", "") or ""
     scope = scope_for(project_public_id=project_public_id, actor_id=actor_id)
@@ -118,7 +121,7 @@ def audit_record(*, action: str, actor=None, project=None, target: str = "",
     event = AuditEvent(
         actor=actor if actor_id else None,
         actor_username=getattr(actor, "username", "") or "",
-        action=action,
+        action=action.value,
         project=project,
         project_public_id=project_public_id,
         target=str(target)[:255],
@@ -141,8 +144,6 @@ def audit_record(*, action: str, actor=None, project=None, target: str = "",
 
 
 def _checkpoint(scope: str, seq: int, last_hash: str) -> None:
-    from ddsite import metrics
-
     log.info("audit checkpoint scope=%s count=%d last=%s", scope, seq, last_hash)
     metrics.audit_checkpoint(scope=scope, seq=seq)
 

@@ -6,7 +6,7 @@ written while a request or a task is handled also carry ``request_id``, ``user_i
 ``ddsite.celery_observe``); gunicorn's access lines add ``method``, ``path``,
 ``status``, ``bytes`` and ``duration_ms``.
 
-Redaction happens twice: ``ddsite.log_redaction.RedactSecretsFilter`` (on every handler)
+Redaction happens twice: ``core.log_redaction.RedactSecretsFilter`` (on every handler)
 rewrites the message and its arguments, and the formatter rewrites every string field it
 writes (so an ``extra=`` field or a traceback cannot carry a query string or a token path),
 and drops the value of any field whose *name* says it is a secret (password, token, code,
@@ -25,7 +25,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
-from ddsite.log_redaction import REDACTED, redact
+from core.log_redaction import REDACTED, redact
 
 # Python warnings (deprecations from libraries) would be plain text on stderr: log them.
 logging.captureWarnings(True)

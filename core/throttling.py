@@ -1,7 +1,7 @@
 """Request throttles (DRF's cache-backed rate throttling; Redis in production).
 
 Scopes and rates are one setting, ``DDS_THROTTLE_RATES``; who counts is either the client
-address (ddsite.client_ip: the real client behind the ingress) or the signed-in user. API
+address (core.client_ip: the real client behind the ingress) or the signed-in user. API
 views list ``throttle(...)`` classes; portal views and services call :func:`throttle_check`
 or :func:`throttle_allow`, so both front doors share one budget per scope.
 
@@ -18,7 +18,7 @@ from django.conf import settings
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
-from ddsite.client_ip import client_ip
+from core.client_ip import client_ip
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ A command opts in by inheriting ``ScheduledJobCommand`` (instead of ``BaseComman
 The outcome is written to the cache shared by every pod (Redis in the cluster), so it
 outlives the CronJob pod that ran the command; web exports it as
 ``dds_job_last_success_timestamp_seconds`` / ``..._failure_...`` / ``dds_job_last_duration_
-seconds`` (ddsite.metrics.StateCollector), and the PrometheusRule alerts on a stale or
+seconds`` (ddsite.metrics_export.StateCollector), and the PrometheusRule alerts on a stale or
 failed job. A failure (an exception, a ``CommandError``, a non-zero exit) also queues one
 email to ``DDS_OPERATOR_EMAILS`` and is logged at ERROR; the command still fails (so the
 Job's status and exit code tell the truth).
@@ -26,11 +26,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.management.base import BaseCommand
 
-from ddsite import logging_json, metrics
+from core import logging_json, metrics
 
 logger = logging.getLogger("dds.jobs")
 
-#: The scheduled commands (ddsite.schedule: the CronJobs / beat) and how often each runs;
+#: The scheduled commands (jobs.schedule: the CronJobs / beat) and how often each runs;
 #: all are exported, even before their first run. key_rotations_resume is run by operators
 #: (docs/operations.md) and has no schedule, so no staleness alert.
 UNSCHEDULED = ("key_rotations_resume",)
@@ -49,7 +49,7 @@ def _interval(cron: str) -> int:
 
 
 def _schedule() -> dict[str, int]:
-    from ddsite.schedule import JOBS as SCHEDULED
+    from jobs.schedule import JOBS as SCHEDULED
 
     return {job.command: _interval(job.cron) for job in SCHEDULED}
 
@@ -80,7 +80,7 @@ def operator_emails() -> list[str]:
 
 
 def _notify_failure(job: str, error: BaseException) -> None:
-    from accounts.mail import mail_queue
+    from mail.services import mail_queue
 
     where = settings.DDS_PUBLIC_URL
     body = (f"The scheduled job {job} failed on {where} at "

@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.template.exceptions import TemplateDoesNotExist
+from django.template.loader import render_to_string
+from django.utils import timezone
 
-from accounts.models import OutboundEmail
-from keys.sealing import seal, unseal
+from core.dispatch import after_commit, enqueue
+from core.sealing import seal, unseal
+from mail.models import OutboundEmail
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +38,45 @@ class MailDeliveryError(Exception):
     """The mail server refused or could not be reached; the email stays queued."""
 
 
-def mail_queue(*, subject: str, body: str, to: list[str]) -> OutboundEmail | None:
-    """Queue one email (to every address in ``to``); it is sent after the commit."""
+MAIL_TASK = "mail.tasks.mail_send"
+
+
+def mail_queue(*, subject: str, body: str, to: Iterable[str],
+               html: str | None = None) -> OutboundEmail | None:
+    """Queue one email (to every address in ``to``); it is sent after the commit.
+    Prefer :func:`mail_send_template`: the words of an email live in its templates."""
     recipients = sorted({address for address in to if address})
     if not recipients:
         return None
-    payload = json.dumps({"subject": subject, "body": body, "to": recipients}).encode()
-    row = OutboundEmail.objects.create(payload_sealed=seal(payload, purpose=_PURPOSE))
-    transaction.on_commit(lambda: _dispatch(row.pk), robust=True)
+    message: dict[str, Any] = {"subject": subject, "body": body, "to": recipients}
+    if html:
+        message["html"] = html
+    row = OutboundEmail.objects.create(
+        payload_sealed=seal(json.dumps(message).encode(), purpose=_PURPOSE))
+    # robust: with the broker down the row stays and mail_flush queues it again.
+    after_commit(MAIL_TASK, row.pk, robust=True)
     return row
 
 
-def _dispatch(email_id: int) -> None:
-    from accounts.tasks import mail_send  # the task module imports this one
+def mail_render(template: str, context: Mapping[str, Any]) -> tuple[str, str, str | None]:
+    """(subject, text body, HTML body or None) of ``mail/<template>``: the templates
+    ``<template>.subject.txt`` (one line), ``<template>.txt`` and, where it helps,
+    ``<template>.html``. ``site_name`` and ``site_url`` are always in the context."""
+    ctx = {"site_name": "DDS", "site_url": settings.DDS_PUBLIC_URL.rstrip("/"), **context}
+    subject = " ".join(render_to_string(f"mail/{template}.subject.txt", ctx).split())
+    body = render_to_string(f"mail/{template}.txt", ctx).strip() + "\n"
+    try:
+        html: str | None = render_to_string(f"mail/{template}.html", ctx)
+    except TemplateDoesNotExist:
+        html = None
+    return subject, body, html
 
-    mail_send.delay(email_id)
+
+def mail_send_template(*, template: str, context: Mapping[str, Any],
+                       to: Iterable[str]) -> OutboundEmail | None:
+    """Render ``mail/<template>`` (see :func:`mail_render`) and queue it to ``to``."""
+    subject, body, html = mail_render(template, context)
+    return mail_queue(subject=subject, body=body, html=html, to=to)
 
 
 def mail_deliver(*, email_id: int) -> bool:
@@ -62,7 +93,8 @@ def mail_deliver(*, email_id: int) -> bool:
             return False
         payload = json.loads(unseal(bytes(row.payload_sealed), purpose=_PURPOSE))
         try:
-            send_mail(payload["subject"], payload["body"], None, payload["to"])
+            send_mail(payload["subject"], payload["body"], None, payload["to"],
+                      html_message=payload.get("html"))
         except Exception as exc:  # noqa: BLE001 - any transport failure: keep it queued
             failure = exc
             row.attempts += 1
@@ -88,9 +120,6 @@ def mail_flush(*, now=None) -> tuple[int, int]:
     """Re-queue emails whose task was lost; drop those older than any link they carry.
     Returns (re-queued, dropped). Safe to run beside the worker: delivery locks the row,
     so a re-queued email is still sent once."""
-    from django.conf import settings
-    from django.utils import timezone
-
     now = now or timezone.now()
     too_old = now - timedelta(days=max(1, settings.DDS_INVITE_DAYS))
     dropped = OutboundEmail.objects.filter(created_at__lt=too_old).delete()[0]
@@ -100,5 +129,5 @@ def mail_flush(*, now=None) -> tuple[int, int]:
     stuck = list(OutboundEmail.objects.filter(created_at__lt=now - MAIL_REDISPATCH_AFTER)
                  .values_list("pk", flat=True)[:1000])
     for email_id in stuck:
-        _dispatch(email_id)
+        enqueue(MAIL_TASK, email_id)
     return len(stuck), dropped

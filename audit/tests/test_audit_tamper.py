@@ -15,8 +15,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test import TestCase, override_settings
 
-from projects.audit import audit_record, audit_verify, event_mac, head_mac
-from projects.models import AuditChainHead, AuditEvent
+from audit.models import AuditChainHead, AuditEvent
+from audit.services import audit_record, audit_verify, event_mac, head_mac
 
 pytestmark = pytest.mark.django_db
 
@@ -178,7 +178,7 @@ def test_removing_heads_too_is_detected_by_the_checkpoint(chain, tamper):
 
 def test_an_untouched_chain_passes_its_checkpoint_and_grows(chain, admin_a):
     assert audit_verify(checkpoint=chain["checkpoint"]).ok
-    audit_record(action="later", actor=admin_a)
+    audit_record(action="project.update", actor=admin_a)
     assert audit_verify(checkpoint=chain["checkpoint"]).ok
 
 
@@ -188,10 +188,10 @@ def test_another_audit_key_verifies_nothing(chain):
 
 
 def test_scopes_chain_separately(admin_a, admin_b, project_a, project_b):
-    a = audit_record(action="x", actor=admin_a, project=project_a)
-    b = audit_record(action="x", actor=admin_b, project=project_b)
-    u = audit_record(action="x", actor=admin_a)
-    s = audit_record(action="x")
+    a = audit_record(action="project.update", actor=admin_a, project=project_a)
+    b = audit_record(action="project.update", actor=admin_b, project=project_b)
+    u = audit_record(action="project.update", actor=admin_a)
+    s = audit_record(action="project.update")
     assert (a.seq, b.seq, u.seq, s.seq) == (1, 1, 1, 1)
     assert {a.scope, b.scope, u.scope, s.scope} == {
         f"project:{project_a.public_id}", f"project:{project_b.public_id}",
@@ -202,7 +202,7 @@ def test_scopes_chain_separately(admin_a, admin_b, project_a, project_b):
 def test_each_append_writes_a_checkpoint_to_the_log_after_commit(admin_a, caplog):
     caplog.set_level(logging.INFO, logger="dds.audit")
     with TestCase.captureOnCommitCallbacks(execute=True):
-        event = audit_record(action="x", actor=admin_a)
+        event = audit_record(action="project.update", actor=admin_a)
         assert "audit checkpoint" not in caplog.text
     assert f"audit checkpoint scope={event.scope} count=1 last={event.hash}" in caplog.text
 
@@ -234,7 +234,10 @@ def test_migration_rechains_a_legacy_chain_and_records_whether_it_was_intact(adm
                                   prev_hash=prev, hash=digest, seq=-n, scope="legacy")
         prev = digest
     migration = importlib.import_module("projects.migrations.0003_audit_scoped_keyed_chain")
-    migration.rechain(apps, None)
+    # The migration's historical state has the models in projects (before audit 0001).
+    historical = type("Apps", (), {"get_model": lambda self, _app, name:
+                                   apps.get_model("audit", name)})()
+    migration.rechain(historical, None)
     assert audit_verify().ok and audit_verify().checked == 4
     assert [e.seq for e in AuditEvent.objects.filter(scope=f"project:{project_a.public_id}")
             .order_by("seq")] == [1, 2]

@@ -3,9 +3,9 @@ import logging
 from django.core.cache import cache
 from django.core.management.base import CommandError
 
-from ddsite import metrics
-from ddsite.scheduled_jobs import ScheduledJobCommand
-from projects.audit import audit_verify
+from audit.services import audit_verify
+from core import metrics
+from jobs.runner import ScheduledJobCommand
 
 log = logging.getLogger("dds.audit")
 #: The last good checkpoint, in the cache shared by every pod (Redis in the cluster):

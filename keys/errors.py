@@ -1,0 +1,16 @@
+"""Errors of the key layer (the one error model: core.errors)."""
+
+from __future__ import annotations
+
+from core.errors import Conflict, DDSError
+
+
+class KeyAccessError(DDSError):
+    """The caller's keys do not open what was asked (wrong password, no grant, reset)."""
+
+    status_code = 403
+    code = "key_access"
+
+
+class RotationRefused(Conflict):
+    """The project's key cannot be rotated now (busy, no key, final status)."""
