@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 import c4gh
 from core.errors import error_body
 from keys.models import KeyRotation
-from keys.rotation import project_key_rotation_start
 from projects.selectors import Need, project_get_for_user
+from transfers.rotation import project_key_rotation_start
 
 
 class RotationOut(serializers.Serializer):

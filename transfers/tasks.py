@@ -8,6 +8,7 @@ from django.db import OperationalError
 from projects.models import Project
 from transfers import services
 from transfers.errors import StorageUnavailable
+from transfers.rotation import project_key_rotation_run
 
 _RETRY = {"autoretry_for": (OperationalError, StorageUnavailable), "retry_backoff": True,
           "max_retries": 10, "acks_late": True}
@@ -38,3 +39,10 @@ def uploads_abort_stale() -> int:
 def usage_record_last_month() -> int:
     return services.usage_record_last_month()
 
+
+
+@shared_task(name="transfers.tasks.rotate_project_key", autoretry_for=(OperationalError,),
+             retry_backoff=True, max_retries=8, acks_late=True)
+def rotate_project_key(rotation_id: int) -> None:
+    """Only the rotation's id travels through the broker; the keys stay sealed in the DB."""
+    project_key_rotation_run(rotation_id=rotation_id)

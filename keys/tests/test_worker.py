@@ -16,12 +16,12 @@ from accounts.models import Role
 from accounts.tests.factories import UnitFactory
 from ddsite.celery import app
 from keys.models import KeyRotation, KeyRotationStatus
-from keys.rotation import project_key_rotation_start
 from keys.services import project_private_key
-from keys.tasks import rotate_project_key
 from keys.tests.helpers import keyed_user
 from projects.services import project_create
 from transfers.models import File
+from transfers.rotation import project_key_rotation_start
+from transfers.tasks import rotate_project_key
 from transfers.tests.factories import FileFactory
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 from jobs.runner import ScheduledJobCommand
 from keys.models import KeyRotation, KeyRotationStatus
-from keys.rotation import project_key_rotation_run
+from transfers.rotation import project_key_rotation_run
 
 
 class Command(ScheduledJobCommand):

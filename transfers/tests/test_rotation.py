@@ -6,13 +6,14 @@ import pytest
 
 import c4gh
 from accounts.models import Role
-from keys import rotation
+from keys.errors import RotationRefused
 from keys.models import KeyRotation, KeyRotationStatus
-from keys.rotation import RotationRefused, project_key_rotation_run, project_key_rotation_start
 from keys.services import project_access_grant, project_private_key
 from keys.tests.helpers import keyed_user
 from projects.services import project_create
+from transfers import rotation
 from transfers.models import File
+from transfers.rotation import project_key_rotation_run, project_key_rotation_start
 from transfers.tests.factories import FileFactory
 
 
@@ -124,7 +125,7 @@ def test_busy_project_refuses_a_rotation(rotating):
 @pytest.mark.django_db
 def test_only_the_rotation_id_goes_to_the_broker(rotating, monkeypatch,
                                                  django_capture_on_commit_callbacks):
-    from keys import tasks
+    from transfers import tasks
 
     sent = []
     monkeypatch.setattr(tasks.rotate_project_key, "delay", lambda *a, **k: sent.append((a, k)))

@@ -16,14 +16,19 @@ from django.db.models import F
 from django.utils import timezone
 
 import c4gh
+from audit.services import audit_record
+from core.dispatch import after_commit
 from core.sealing import seal, unseal
 from keys import primitives
 from keys.errors import RotationRefused
 from keys.models import InviteProjectKey, KeyRotation, KeyRotationStatus, ProjectUserKey
 from keys.services import project_private_key
+from projects.models import Project
+from transfers.models import File
 
 logger = logging.getLogger(__name__)
 
+ROTATE_TASK = "transfers.tasks.rotate_project_key"
 BATCH_SIZE = 500
 
 
@@ -33,9 +38,6 @@ def _purpose(rotation_project_id: int, which: str) -> str:
 
 def project_key_rotation_start(*, project, by, kek: bytes) -> KeyRotation:
     """Begin a rotation (the caller must hold the project key) and queue the task."""
-    from audit.services import audit_record
-    from projects.models import Project
-
     with transaction.atomic():
         locked = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
         running = KeyRotation.objects.filter(project=locked,
@@ -58,12 +60,7 @@ def project_key_rotation_start(*, project, by, kek: bytes) -> KeyRotation:
             audit_record(action="project.key_rotation.start", actor=by, project=locked)
         rotation_id = rotation.pk
 
-        def enqueue() -> None:
-            from keys.tasks import rotate_project_key
-
-            rotate_project_key.delay(rotation_id)
-
-        transaction.on_commit(enqueue)
+        after_commit(ROTATE_TASK, rotation_id)
     return rotation
 
 
@@ -90,8 +87,6 @@ def _rotate_headers(*, rotation: KeyRotation, old_sk: bytes, new_sk: bytes, new_
                     batch_size: int, after_batch: bool) -> int:
     """Re-encrypt every header of the project not yet addressed to the new key, in batches
     that each commit; returns how many changed."""
-    from transfers.models import File
-
     last_pk = 0
     total = 0
     while True:
@@ -127,9 +122,6 @@ def _after_batch(rotation: KeyRotation, last_pk: int) -> None:
 @transaction.atomic
 def _finish(*, rotation_id: int, old_sk: bytes, new_sk: bytes, new_pk: bytes,
             batch_size: int) -> None:
-    from audit.services import audit_record
-    from projects.models import Project
-
     rotation = KeyRotation.objects.select_for_update().get(pk=rotation_id)
     if rotation.status == KeyRotationStatus.DONE:
         return
