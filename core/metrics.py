@@ -86,7 +86,7 @@ def _safe(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("metrics: recording failed")
             return None
     wrapper.__doc__, wrapper.__name__ = fn.__doc__, fn.__name__
