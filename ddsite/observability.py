@@ -164,7 +164,7 @@ def _audit_saved(sender, instance, created, **kwargs) -> None:
     def count():
         try:
             _on_audit(instance)
-        except Exception:
+        except Exception:  # metrics never fail the action
             logger.exception("metrics: counting audit event %s failed", instance.action)
 
     transaction.on_commit(count, robust=True)

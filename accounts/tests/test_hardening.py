@@ -345,7 +345,7 @@ def test_one_totp_code_is_accepted_once_by_parallel_logins():
             outcomes.append("ok")
         except services.InvalidCode:
             outcomes.append("refused")
-        except Exception as exc:
+        except Exception as exc:  # any other outcome fails the test below
             outcomes.append(type(exc).__name__)
         finally:
             connections.close_all()
