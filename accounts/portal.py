@@ -315,7 +315,7 @@ def password_change_view(request):
                                           carried=request.COOKIES.get(PORTAL_KEY_COOKIE, ""))
             services.user_password_change(user=request.user, keep=session, keep_key=key,
                                           ip=client_ip(request), **form.cleaned_data)
-        except Exception as exc:  # shown to the user as a form error
+        except Exception as exc:  # noqa: BLE001 - shown to the user as a form error
             if not isinstance(exc, (DDSError, ValidationError)):
                 exc = ValidationError("Your key session has ended: log in again.")
             _errors(form, exc)
@@ -350,7 +350,7 @@ def account_view(request):
         "current_session": request.session.get(PORTAL_SESSION_KEY),
     }
     if setup is not None:
-        context["qr_svg"] = mark_safe(_qr_svg(setup.config_url))  # our own SVG
+        context["qr_svg"] = mark_safe(_qr_svg(setup.config_url))  # noqa: S308 - our own SVG
         context["secret"] = base64.b32encode(setup.bin_key).decode()
     return render(request, "accounts/account.html", context)
 

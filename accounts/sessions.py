@@ -46,7 +46,7 @@ NO_KEY_SESSION = ("No unlocked key session: log in again (with your password) to
 class PendingToken(Token):
     """Proves a correct password, nothing more: only /auth/2fa accepts it."""
 
-    token_type = "pending"  # a token type name, not a secret
+    token_type = "pending"  # noqa: S105 (a token type name, not a secret)
     lifetime = timedelta(minutes=15)
 
 

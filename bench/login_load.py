@@ -128,7 +128,7 @@ def _setup_accounts(env: dict[str, str], count: int) -> list[str]:
 def _serve(env: dict[str, str], tmp: Path, port: int) -> subprocess.Popen:
     import httpx
 
-    log = open(tmp / "server.log", "wb")  # lives as long as the server
+    log = open(tmp / "server.log", "wb")
     proc = subprocess.Popen([str(ROOT / "docker/entrypoint.sh"), "web"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120

@@ -195,7 +195,7 @@ class Bench:
             [BIN / "gunicorn", "ddsite.wsgi:application", "-b", self.url[7:], "-k", "gthread",
              "--workers", "2", "--threads", "8", "--timeout", "600", "--log-level",
              "warning"], cwd=REPO, env=self.env,
-            stderr=open(self.tmp / "server.log", "wb"))  # lives with the run
+            stderr=open(self.tmp / "server.log", "wb"))
         self.procs.append(self.server)
         _wait_http(self.url + "/healthz")
         self.cli_env = {k: v for k, v in os.environ.items()

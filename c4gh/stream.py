@@ -151,7 +151,7 @@ def _threaded(produce: Callable[..., None], depth: int, name: str = "c4gh-pipeli
     def run() -> None:
         try:
             produce(put, stop.is_set)
-        except BaseException as exc:  # re-raised in the consumer
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             put(_Failure(exc))
         else:
             put(_END)
@@ -227,7 +227,7 @@ class _BackgroundWriter:
             if self._error is None:
                 try:
                     self._write(item)
-                except BaseException as exc:  # re-raised in write()/close()
+                except BaseException as exc:  # noqa: BLE001 - re-raised in write()/close()
                     self._error = exc
 
     def write(self, data: bytes) -> None:
@@ -1083,7 +1083,7 @@ class _PositionalWriter:
                     for p in pieces:
                         self._pwrite(p, pos)
                         pos += len(p)
-                except BaseException as exc:  # re-raised in write()/close()
+                except BaseException as exc:  # noqa: BLE001 - re-raised in write()/close()
                     self.errors.append(exc)
             if blk is not None:
                 self.free(blk)

@@ -305,7 +305,7 @@ class Uploader:
             self.notify(f"Resumed {src.remote}: {len(stored)} of {max_parts} parts already "
                         "stored.")
         try:
-            fh = open(src.local, "rb", buffering=0)  # closed below
+            fh = open(src.local, "rb", buffering=0)
         except OSError as exc:
             self._abort(upload["upload_id"], src.remote)
             raise CliError(f"cannot read: {exc.strerror or exc}")

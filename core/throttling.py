@@ -45,7 +45,7 @@ class ScopedThrottle(SimpleRateThrottle):
         # of failed attempts lives in the database and still holds.
         try:
             return super().allow_request(request, view)
-        except Exception:  # any cache failure
+        except Exception:  # noqa: BLE001 - any cache failure
             log.warning("throttle %s: cache unavailable, not limiting", self.scope)
             self.history = []
             return True
@@ -92,6 +92,6 @@ def throttle_allow(scope: str, ident: str) -> bool:
     """Count one event for ``ident`` in ``scope``; False when over the rate."""
     try:
         return throttle(scope)().allow_ident(ident)
-    except Exception:  # as in ScopedThrottle.allow_request
+    except Exception:  # noqa: BLE001 - as in ScopedThrottle.allow_request
         log.warning("throttle %s: cache unavailable, not limiting", scope)
         return True

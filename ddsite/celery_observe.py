@@ -104,7 +104,7 @@ def _worker_ready(**kwargs):
     if not metrics.multiprocess_dir():
         logger.warning("PROMETHEUS_MULTIPROC_DIR is not set: the worker's metrics cover its "
                        "main process only")
-    start_http_server(port, addr=os.environ.get("DDS_METRICS_ADDR", "0.0.0.0"),
+    start_http_server(port, addr=os.environ.get("DDS_METRICS_ADDR", "0.0.0.0"),  # noqa: S104
                       registry=metrics.process_registry())
     logger.info("worker metrics on port %s", port)
 

@@ -26,7 +26,7 @@ def metrics_bind(bind: list[str], port: str | None) -> list[str]:
     """The listeners: the app's, plus the metrics port on the first listener's host."""
     if not port or port == "0":
         return list(bind)
-    host = bind[0].rsplit(":", 1)[0] if bind and ":" in bind[0] else "0.0.0.0"
+    host = bind[0].rsplit(":", 1)[0] if bind and ":" in bind[0] else "0.0.0.0"  # noqa: S104
     extra = f"{host}:{int(port)}"
     return list(bind) if extra in bind else [*bind, extra]
 

@@ -70,7 +70,7 @@ class Logger(GunicornLogger):
                 if value:
                     extra[name] = value
             self.access_log.info("%s %s", atoms.get("r"), status, extra=extra)
-        except Exception:  # as gunicorn's own access(): log, never fail
+        except Exception:  # noqa: BLE001 - as gunicorn's own access(): log, never fail
             import traceback
 
             self.error(traceback.format_exc())

@@ -39,7 +39,7 @@ def _database_check() -> str:
             cursor.execute("SELECT 1")
             cursor.fetchone()
         return "ok"
-    except Exception:  # any failure means "not ready"
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
         logger.warning("readiness: database unreachable")
         return "unavailable"
 
@@ -53,7 +53,7 @@ def _broker_check() -> str:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return "ok"
-    except Exception:  # reported, never raised
+    except Exception:  # noqa: BLE001 - reported, never raised
         logger.warning("readiness: broker unreachable")
         return "unavailable"
 
@@ -64,7 +64,7 @@ def _cache_check() -> str:
     try:
         cache.set("dds:readyz", "1", 5)
         return "ok" if cache.get("dds:readyz") == "1" else "unavailable"
-    except Exception:  # reported, never raised
+    except Exception:  # noqa: BLE001 - reported, never raised
         logger.warning("readiness: cache unreachable")
         return "unavailable"
 

@@ -160,14 +160,14 @@ def _broker_reachable() -> bool:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return True
-    except Exception:  # any failure means "down"
+    except Exception:  # noqa: BLE001 - any failure means "down"
         return False
 
 
 def _safe_collect(part):
     try:
         return part()
-    except Exception:  # one broken part must not hide the rest
+    except Exception:
         logger.exception("metrics: collecting %s failed", part.__name__)
         return []
 

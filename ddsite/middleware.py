@@ -48,7 +48,7 @@ def maintenance_message() -> str | None:
     """The maintenance message while maintenance mode is on, else None (cached)."""
     try:
         cached = cache.get(MAINTENANCE_CACHE_KEY)
-    except Exception:  # a cache outage must not fail every request
+    except Exception:  # noqa: BLE001 - a cache outage must not fail every request
         log.warning("cache unavailable: reading the maintenance flag from the database")
         cached = None
     if cached is None:
@@ -58,7 +58,7 @@ def maintenance_message() -> str | None:
         cached = {"on": row is not None, "message": row.message if row else ""}
         try:
             cache.set(MAINTENANCE_CACHE_KEY, cached, MAINTENANCE_CACHE_SECONDS)
-        except Exception:  # see above
+        except Exception:  # noqa: BLE001 - see above
             log.debug("cache unavailable: maintenance flag not cached")
     return (cached["message"] or "The system is under maintenance.") if cached["on"] else None
 
@@ -76,7 +76,7 @@ def _is_super_admin(request) -> bool:
 
         try:
             found = SessionJWTAuthentication().authenticate(request)
-        except Exception:  # any bad token is simply "not the operator"
+        except Exception:  # noqa: BLE001 - any bad token is simply "not the operator"
             return False
         return bool(found) and found[0].role == Role.SUPER_ADMIN
     return False

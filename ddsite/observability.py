@@ -164,7 +164,7 @@ def _audit_saved(sender, instance, created, **kwargs) -> None:
     def count():
         try:
             _on_audit(instance)
-        except Exception:  # metrics never fail the action
+        except Exception:
             logger.exception("metrics: counting audit event %s failed", instance.action)
 
     transaction.on_commit(count, robust=True)
@@ -181,5 +181,5 @@ def connect_signals() -> None:
     post_save.connect(_audit_saved, sender=apps.get_model("audit", "AuditEvent"),
                       dispatch_uid="dds-metrics-audit")
     # Tasks run eagerly in this process when there is no broker: count them too.
-    import ddsite.celery_observe
+    import ddsite.celery_observe  # noqa: F401
     _connected = True

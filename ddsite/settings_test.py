@@ -16,7 +16,7 @@ os.environ.setdefault("DDS_TRUSTED_PROXIES", "127.0.0.1,::1")
 # mail and tasks (locmem outbox, eager Celery); the production-shape test sets everything.
 os.environ.setdefault("DDS_ALLOW_EMBEDDED", "1")
 
-from ddsite.settings import *
+from ddsite.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["ddsite.hashers.FastArgon2PasswordHasher"]
 DDS_KDF_TIME_COST = 1

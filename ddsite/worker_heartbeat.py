@@ -16,7 +16,7 @@ class HeartbeatFile(bootsteps.StartStopStep):
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)
         self.path = Path(os.environ.get("DDS_WORKER_HEARTBEAT_FILE",
-                                        "/tmp/dds-worker-heartbeat"))
+                                        "/tmp/dds-worker-heartbeat"))  # noqa: S108
         self.interval = float(os.environ.get("DDS_WORKER_HEARTBEAT_SECONDS", "30"))
         self.timer_ref = None
 

@@ -91,7 +91,7 @@ def _notify_failure(job: str, error: BaseException) -> None:
     try:
         mail_queue(subject=f"[DDS] scheduled job {job} failed", body=body,
                    to=operator_emails())
-    except Exception:  # the failure itself is already logged and recorded
+    except Exception:
         logger.exception("could not queue the failure email for job %s", job)
 
 
@@ -122,7 +122,7 @@ def _succeeded(job: str, start: float) -> None:
     seconds = time.monotonic() - start
     try:
         _record(job, last_success=time.time(), last_duration=seconds)
-    except Exception:  # never turn a done job into a failed one
+    except Exception:
         logger.exception("could not record the success of job %s", job)
     metrics.JOB_RUNS.labels(command=job, outcome="success").inc()
     logger.info("job %s succeeded", job,
@@ -136,7 +136,7 @@ def _failed(job: str, start: float, error: BaseException) -> None:
     try:
         _record(job, last_failure=time.time(), last_duration=seconds,
                 last_error=f"{type(error).__name__}: {error}"[:500])
-    except Exception:  # e.g. the cache is down: the email still goes
+    except Exception:
         logger.exception("could not record the failure of job %s", job)
     metrics.JOB_RUNS.labels(command=job, outcome="failure").inc()
     _notify_failure(job, error)

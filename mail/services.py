@@ -95,7 +95,7 @@ def mail_deliver(*, email_id: int) -> bool:
         try:
             send_mail(payload["subject"], payload["body"], None, payload["to"],
                       html_message=payload.get("html"))
-        except Exception as exc:  # any transport failure: keep it queued
+        except Exception as exc:  # noqa: BLE001 - any transport failure: keep it queued
             failure = exc
             row.attempts += 1
             row.last_error = type(exc).__name__[:200]

@@ -163,7 +163,7 @@ def damaged_note(request, project, path: str) -> None:
             notes[project.public_id] = (paths + [path])[-20:]
         request.session[DAMAGED_SESSION_KEY] = notes
         request.session.save()
-    except Exception:  # the notice must never mask the integrity error
+    except Exception:
         log.exception("could not note the damaged download of %s", path)
 
 

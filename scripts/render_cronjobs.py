@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jobs.schedule import JOBS, SCHEDULE_TIME_ZONE
+from jobs.schedule import JOBS, SCHEDULE_TIME_ZONE  # noqa: E402
 
 TARGET = ROOT / "k8s" / "base" / "cronjobs.yaml"
 ENVFROM = "[{configMapRef: {name: dds-config}}, {secretRef: {name: dds-secrets}}]"

@@ -61,7 +61,7 @@ def _runner(operation, *, headers: dict, real_ids: dict, tally: dict, failures: 
         except FailureGroup as group:
             for exc in group.exceptions:
                 _record(failures, operation, exc)
-        except Exception as exc:  # every failing case is listed below
+        except Exception as exc:  # noqa: BLE001 - every failing case is listed below
             _record(failures, operation, exc)
 
     return run

@@ -62,7 +62,7 @@ from transfers.selectors import (
 from transfers.storage import StorageBackend, storage_for_project
 
 _PURPOSE_ACCESS = "storage-location-access-key"
-_PURPOSE_SECRET = "storage-location-secret-key"  # a label, not a secret
+_PURPOSE_SECRET = "storage-location-secret-key"  # noqa: S105 - a label, not a secret
 
 
 def storage_location_validate_jurisdiction(*, region: str, endpoint: str) -> None:

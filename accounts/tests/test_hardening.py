@@ -107,7 +107,7 @@ def test_invite_token_is_kept_out_of_the_session_store(staffed):
 
 def _row_text(table: str, pk: int) -> str:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table} WHERE id = %s", [pk])
+        cursor.execute(f"SELECT * FROM {table} WHERE id = %s", [pk])  # noqa: S608
         row = cursor.fetchone()
     return " ".join(bytes(v).hex() if isinstance(v, (bytes, memoryview)) else str(v)
                     for v in row)
@@ -345,7 +345,7 @@ def test_one_totp_code_is_accepted_once_by_parallel_logins():
             outcomes.append("ok")
         except services.InvalidCode:
             outcomes.append("refused")
-        except Exception as exc:  # any other outcome fails the test below
+        except Exception as exc:  # noqa: BLE001 - any other outcome fails the test below
             outcomes.append(type(exc).__name__)
         finally:
             connections.close_all()

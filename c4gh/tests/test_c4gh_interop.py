@@ -13,10 +13,10 @@ import zstandard
 import c4gh
 
 crypt4gh = pytest.importorskip("crypt4gh")
-from crypt4gh import header as ref_header
-from crypt4gh import lib as ref_lib
-from crypt4gh.keys import c4gh as ref_c4gh
-from crypt4gh.keys import get_private_key, get_public_key
+from crypt4gh import header as ref_header  # noqa: E402
+from crypt4gh import lib as ref_lib  # noqa: E402
+from crypt4gh.keys import c4gh as ref_c4gh  # noqa: E402
+from crypt4gh.keys import get_private_key, get_public_key  # noqa: E402
 
 DATA = os.urandom(3 * 65536 + 1234)
 FASTQ = b"@r1 1:N:0\nACGTTGCAACGTAAGG\n+\nIIIIIIIIFFFF::,,\n" * 20_000

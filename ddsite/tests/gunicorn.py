@@ -36,7 +36,7 @@ def serve_web(tmp_path: Path, port: int, *, env: dict | None = None,
                                 f"{db['PORT'] or 5432}/{db['NAME']}",
                 **(env or {})}
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn_conf makes its own
-    log = open(tmp_path / "server.log", "wb")  # closed by the caller
+    log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen([str(ROOT / "docker/entrypoint.sh"), "web"], cwd=ROOT,
                             env=full_env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90

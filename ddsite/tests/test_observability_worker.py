@@ -36,7 +36,7 @@ def test_worker_exports_task_outcomes_and_logs_json(tmp_path):
            "DDS_WORKER_HEARTBEAT_FILE": str(tmp_path / "heartbeat"),
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
                            f"{db['PORT'] or 5432}/{db['NAME']}"}
-    log = open(tmp_path / "worker.log", "wb")  # closed below
+    log = open(tmp_path / "worker.log", "wb")
     proc = subprocess.Popen([str(ROOT / "docker/entrypoint.sh"), "worker"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/metrics"

@@ -18,7 +18,7 @@ from accounts.tests.factories import UnitFactory
 from keys.tests.helpers import keyed_user
 
 # Reused, not copied: the transfers tests' moto server and the settings pointing at it.
-from transfers.tests.conftest import (
+from transfers.tests.conftest import (  # noqa: F401
     moto_endpoint,
     s3_region_storage,
     s3_storage,
@@ -90,13 +90,13 @@ def wait_for_code(email: str, seen: int, timeout: float = 30) -> str:
 
 
 @pytest.fixture
-def e2e(transactional_db, live_server, s3_storage, tmp_path):
+def e2e(transactional_db, live_server, s3_storage, tmp_path):  # noqa: F811
     """A unit with staff, a researcher, and a `dds` runner for each."""
     return _world(live_server, tmp_path)
 
 
 @pytest.fixture
-def e2e_region(transactional_db, live_server, s3_region_storage, tmp_path):
+def e2e_region(transactional_db, live_server, s3_region_storage, tmp_path):  # noqa: F811
     """:func:`e2e` with S3 in eu-north-1 (buckets need their LocationConstraint)."""
     return _world(live_server, tmp_path)
 

@@ -60,7 +60,7 @@ class ServerProcess:
         else:  # what `make run` serves with
             cmd = [sys.executable, "manage.py", "runserver", "--noreload",
                    f"127.0.0.1:{self.port}"]
-        self._log = open(self.log_path, "wb")  # closed in stop()
+        self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

@@ -54,7 +54,7 @@ class Mailbox:
         self.messages: list[tuple[list[str], str]] = []
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's API
+    async def handle_DATA(self, server, session, envelope):
         message = message_from_bytes(envelope.content)
         body = message.get_payload(decode=True)
         body = body.decode() if isinstance(body, bytes) else str(message.get_payload())
