@@ -17,7 +17,7 @@ import re
 import unicodedata
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import HttpResponseBadRequest, JsonResponse
 
 INT64_MAX = 2**63 - 1
@@ -88,8 +88,6 @@ def names_check(**fields: str | None) -> None:
     """Refuse Unicode format characters (category Cf: bidi overrides U+202E, zero-width
     U+200B, BOM U+FEFF, …) and control characters in names shown to people: with them,
     ``report\\u202efdp.exe`` reads as "reportexe.pdf". Raises a field ValidationError."""
-    from django.core.exceptions import ValidationError
-
     errors = {}
     for field, value in fields.items():
         if not value:

@@ -21,7 +21,9 @@ import time
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.contrib.auth.hashers import get_hasher
 
+from core import metrics
 from core.errors import DDSError
 
 
@@ -114,14 +116,10 @@ def kdf_slot(memory_kib: int) -> Iterator[None]:
         with BUDGET.slot(memory_kib):
             yield
         return
-    from core import metrics
-
     with metrics.kdf_queued(), BUDGET.slot(memory_kib):
         yield
 
 
 def password_hasher_memory_kib() -> int:
     """Memory of the configured password hasher (Argon2's memory_cost), else nothing."""
-    from django.contrib.auth.hashers import get_hasher
-
     return int(getattr(get_hasher(), "memory_cost", 0) or 0)

@@ -26,12 +26,17 @@ import os
 import time
 from collections.abc import Iterator
 
+import httpx
+from django.core.cache import cache
 from prometheus_client import (
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    multiprocess,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 logger = logging.getLogger(__name__)
 
@@ -169,8 +174,6 @@ AUDIT_STATE_KEY = "dds:metrics:audit"
 @_safe
 def audit_verified(*, ok: bool, events: int, head_id: int | None = None) -> None:
     """The result of one full audit chain verification (``manage.py audit_verify``)."""
-    from django.core.cache import cache
-
     state = cache.get(AUDIT_STATE_KEY) or {}
     state.update(ok=bool(ok), at=time.time())
     if ok:
@@ -184,11 +187,7 @@ def multiprocess_dir() -> str | None:
 
 def process_registry() -> CollectorRegistry:
     """The samples recorded by this process, or by all gunicorn/Celery workers."""
-    from prometheus_client import REGISTRY
-
     if multiprocess_dir():
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return registry
@@ -205,8 +204,6 @@ def parse(text: str) -> dict[str, dict[tuple, float]]:
         samples["dds_http_requests_total"][(("method", "GET"), ("route", "healthz"),
                                             ("status", "200"))]
     """
-    from prometheus_client.parser import text_string_to_metric_families
-
     samples: dict[str, dict[tuple, float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -217,8 +214,6 @@ def parse(text: str) -> dict[str, dict[tuple, float]]:
 
 def scrape(url: str, timeout: float = 10) -> tuple[dict[str, dict[tuple, float]], set[str]]:
     """GET a metrics endpoint (e.g. ``http://127.0.0.1:9100/metrics``): (samples, families)."""
-    import httpx
-
     response = httpx.get(url, timeout=timeout)
     response.raise_for_status()
     return parse(response.text), families(response.text)

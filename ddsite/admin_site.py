@@ -14,6 +14,8 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from accounts.portal import portal_session_live
+
 log = logging.getLogger(__name__)
 
 
@@ -31,8 +33,6 @@ class DDSAdminSite(AdminSite):
     def has_permission(self, request) -> bool:
         # Same check as the portal: ending a session anywhere (logout elsewhere, password
         # change, deactivation, lifetime) also ends admin access at once.
-        from accounts.portal import portal_session_live
-
         return super().has_permission(request) and portal_session_live(request)
 
     def password_change(self, request, extra_context=None):

@@ -2,6 +2,8 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.contrib.admin.apps import AdminConfig
+from django.core.cache import cache
+from django.db.models.signals import post_save
 
 
 class DDSAdminConfig(AdminConfig):
@@ -16,11 +18,9 @@ class DDSiteConfig(AppConfig):
     verbose_name = "DDS site"
 
     def ready(self) -> None:
-        from django.core.cache import cache
-        from django.db.models.signals import post_save
-
-        from accounts.models import Maintenance
-        from ddsite.middleware import MAINTENANCE_CACHE_KEY
+        # Models and what imports them load only once the registry is ready (here).
+        from accounts.models import Maintenance  # noqa: PLC0415
+        from ddsite.middleware import MAINTENANCE_CACHE_KEY  # noqa: PLC0415
 
         def maintenance_changed(sender: type, instance: Maintenance, **kwargs: Any) -> None:
             # The middleware caches the flag; drop it so the change applies at once.

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from celery import signals
 from celery.apps import worker as _celery_worker_app
+from django.conf import settings
+from prometheus_client import multiprocess, start_http_server
 
 from core import logging_json, metrics
 
@@ -72,7 +74,8 @@ _celery_worker_app.safe_say = _say_json
 
 @signals.celeryd_init.connect(dispatch_uid="dds-worker-init")
 def _worker_init(instance=None, **kwargs):
-    from ddsite.observability import connect_signals
+    # observability imports this module to connect it: the import goes one way at load.
+    from ddsite.observability import connect_signals  # noqa: PLC0415 - import cycle by design
 
     connect_signals()
     if instance is not None:
@@ -94,13 +97,9 @@ def _worker_init(instance=None, **kwargs):
 
 @signals.worker_ready.connect(dispatch_uid="dds-worker-ready")
 def _worker_ready(**kwargs):
-    from django.conf import settings
-
     port = getattr(settings, "DDS_METRICS_PORT", 0)
     if not port:
         return
-    from prometheus_client import start_http_server
-
     if not metrics.multiprocess_dir():
         logger.warning("PROMETHEUS_MULTIPROC_DIR is not set: the worker's metrics cover its "
                        "main process only")
@@ -112,6 +111,4 @@ def _worker_ready(**kwargs):
 @signals.worker_process_shutdown.connect(dispatch_uid="dds-worker-child-exit")
 def _child_exit(pid=None, **kwargs):
     if metrics.multiprocess_dir():
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(pid or os.getpid())

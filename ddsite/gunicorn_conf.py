@@ -42,7 +42,9 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    from prometheus_client import multiprocess
+    # Not at the top: prometheus_client picks its value class from PROMETHEUS_MULTIPROC_DIR
+    # when first imported, and this file sets that variable first.
+    from prometheus_client import multiprocess  # noqa: PLC0415
 
     multiprocess.mark_process_dead(worker.pid)
 

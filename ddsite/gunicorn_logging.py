@@ -11,8 +11,12 @@ strings and token paths redacted.
 
 from __future__ import annotations
 
+import traceback
+
+from django.apps import apps
 from gunicorn.glogging import Logger as GunicornLogger
 
+from core.client_ip import client_ip_from_meta
 from core.log_redaction import RedactSecretsFilter, redact
 from core.logging_json import ContextFilter, JsonFormatter
 
@@ -30,11 +34,7 @@ class Logger(GunicornLogger):
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        from django.apps import apps
-
         if apps.ready:  # the worker has loaded the app (and so the trusted proxies)
-            from core.client_ip import client_ip_from_meta
-
             atoms["h"] = client_ip_from_meta(environ) or "-"
         for key in ("r", "f"):
             if isinstance(atoms.get(key), str):
@@ -71,13 +71,12 @@ class Logger(GunicornLogger):
                     extra[name] = value
             self.access_log.info("%s %s", atoms.get("r"), status, extra=extra)
         except Exception:  # noqa: BLE001 - as gunicorn's own access(): log, never fail
-            import traceback
-
             self.error(traceback.format_exc())
 
 
 def _request_id(header: str | None) -> str:
-    from ddsite.observability import request_id_from
+    # The gunicorn master loads this class before Django is set up; observability needs it.
+    from ddsite.observability import request_id_from  # noqa: PLC0415
 
     return request_id_from(header)
 

@@ -14,10 +14,12 @@ before host validation, HTTPS redirects, sessions or maintenance mode, and only 
 import logging
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 
 from core.client_ip import is_trusted_peer
+from ddsite.celery import app
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +49,6 @@ def _database_check() -> str:
 def _broker_check() -> str:
     if not settings.CELERY_BROKER_URL:
         return "not configured"
-    from ddsite.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -59,8 +59,6 @@ def _broker_check() -> str:
 
 
 def _cache_check() -> str:
-    from django.core.cache import cache
-
     try:
         cache.set("dds:readyz", "1", 5)
         return "ok" if cache.get("dds:readyz") == "1" else "unavailable"

@@ -10,10 +10,21 @@ from __future__ import annotations
 import logging
 import time
 
-from prometheus_client import CollectorRegistry, generate_latest
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Min
+from django.utils import timezone
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from accounts.models import Unit
 from core.metrics import AUDIT_STATE_KEY, process_registry
+from ddsite.celery import app
+from jobs.runner import INTERVALS, job_states
+from keys.models import KeyRotation, KeyRotationStatus
+from projects.models import Project, ProjectStatus
+from transfers.annotations import with_unit_storage
+from transfers.models import Upload, UploadStatus
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +48,6 @@ class StateCollector:
         yield from _safe_collect(self._broker)
 
     def _storage(self):
-        from accounts.models import Unit
-        from transfers.annotations import with_unit_storage
-
         used = GaugeMetricFamily("dds_unit_storage_used_bytes",
                                  "Stored bytes of live file versions, per unit.",
                                  labels=["unit"])
@@ -61,10 +69,6 @@ class StateCollector:
         return [used, reserved, quota, warning]
 
     def _projects(self):
-        from django.db.models import Count
-
-        from projects.models import Project, ProjectStatus
-
         family = GaugeMetricFamily("dds_projects", "Projects by status.", labels=["status"])
         counts = dict(Project.objects.values_list("status").annotate(n=Count("id")))
         for value in ProjectStatus.values:
@@ -72,15 +76,11 @@ class StateCollector:
         return [family]
 
     def _uploads(self):
-        from transfers.models import Upload, UploadStatus
-
         family = GaugeMetricFamily("dds_uploads_in_progress", "Multipart uploads in progress.")
         family.add_metric([], Upload.objects.filter(status=UploadStatus.IN_PROGRESS).count())
         return [family]
 
     def _jobs(self):
-        from jobs.runner import INTERVALS, job_states
-
         success = GaugeMetricFamily("dds_job_last_success_timestamp_seconds",
                                     "When each scheduled job last succeeded (0: never).",
                                     labels=["command"])
@@ -102,8 +102,6 @@ class StateCollector:
         return [success, failure, duration, interval]
 
     def _audit(self):
-        from django.core.cache import cache
-
         state = cache.get(AUDIT_STATE_KEY) or {}
         ok = GaugeMetricFamily("dds_audit_verify_ok",
                                "1 if the last audit verification found the chain intact, 0 if "
@@ -122,11 +120,6 @@ class StateCollector:
         return [ok, events, head, at]
 
     def _rotations(self):
-        from django.db.models import Min
-        from django.utils import timezone
-
-        from keys.models import KeyRotation, KeyRotationStatus
-
         running = KeyRotation.objects.filter(status=KeyRotationStatus.RUNNING)
         count = GaugeMetricFamily("dds_key_rotations_running", "Project key rotations running.")
         count.add_metric([], running.count())
@@ -137,8 +130,6 @@ class StateCollector:
         return [count, age]
 
     def _broker(self):
-        from django.conf import settings
-
         family = GaugeMetricFamily("dds_broker_up",
                                    "1 if the Celery broker answered (cached 15 s), 0 if not; "
                                    "1 without a broker (tasks run in-process).")
@@ -154,8 +145,6 @@ class StateCollector:
 
 
 def _broker_reachable() -> bool:
-    from ddsite.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -184,8 +173,6 @@ def render(*, state: bool = True) -> bytes:
 
 def exported_families() -> set[str]:
     """Every family the app can export (also those without samples yet); needs the DB."""
-    from prometheus_client import REGISTRY
-
     names = {family.name for family in REGISTRY.collect()}
     names |= {family.name for family in StateCollector().collect()}
     return {n for n in names if n.startswith("dds_")}

@@ -10,6 +10,11 @@ import logging
 from django.core.cache import cache
 from django.http import JsonResponse
 from django.shortcuts import render
+from rest_framework.exceptions import APIException
+
+from accounts.authentication import SessionJWTAuthentication
+from accounts.models import Maintenance, Role
+from core.errors import domain_error_status
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,6 @@ def maintenance_message() -> str | None:
         log.warning("cache unavailable: reading the maintenance flag from the database")
         cached = None
     if cached is None:
-        from accounts.models import Maintenance
-
         row = Maintenance.objects.filter(pk=1, is_active=True).only("message").first()
         cached = {"on": row is not None, "message": row.message if row else ""}
         try:
@@ -64,16 +67,12 @@ def maintenance_message() -> str | None:
 
 
 def _is_super_admin(request) -> bool:
-    from accounts.models import Role
-
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return user.role == Role.SUPER_ADMIN
     if request.path.startswith("/api/"):
         # API callers authenticate per view (DRF); resolve the bearer token here only to
         # let the operator through.
-        from accounts.authentication import SessionJWTAuthentication
-
         try:
             found = SessionJWTAuthentication().authenticate(request)
         except Exception:  # noqa: BLE001 - any bad token is simply "not the operator"
@@ -118,10 +117,6 @@ class PortalErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        from rest_framework.exceptions import APIException
-
-        from core.errors import domain_error_status
-
         if request.path.startswith("/api/"):
             return None
         status = domain_error_status(exception)  # the API's mapping, one place

@@ -28,13 +28,19 @@ import re
 import time
 import uuid
 
+from django.apps import apps
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
+from django.db.models.signals import post_save
 from django.http import HttpResponse, HttpResponseNotFound
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from core import logging_json, metrics
 from core.client_ip import client_ip
 from ddsite import metrics_export
+from ddsite.quota_warning import quota_check_after_upload
+from transfers.models import File
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +116,6 @@ class ObservabilityMiddleware:
     def _metrics(self, request):
         if request.path != "/metrics" or request.method not in ("GET", "HEAD"):
             return HttpResponseNotFound("not found\n", content_type="text/plain")
-        from prometheus_client import CONTENT_TYPE_LATEST
-
         return HttpResponse(metrics_export.render(), content_type=CONTENT_TYPE_LATEST)
 
 
@@ -132,8 +136,6 @@ def _on_audit(event) -> None:
     elif action == "file.upload":
         metrics.transfer(direction="upload", files=1, nbytes=int(details.get("size_stored") or 0))
         if event.project_public_id:
-            from ddsite.quota_warning import quota_check_after_upload
-
             quota_check_after_upload(public_id=event.project_public_id,
                                      added=int(details.get("size_stored") or 0))
     elif action == "upload.abort":
@@ -148,10 +150,6 @@ def _on_audit(event) -> None:
 def _download_bytes(event, details) -> int:
     if "bytes" in details:
         return int(details["bytes"])
-    from django.db.models import Sum
-
-    from transfers.models import File
-
     paths = details.get("paths") or []
     return (File.objects.filter(project__public_id=event.project_public_id, path__in=paths)
             .aggregate(n=Sum("size_stored"))["n"] or 0)
@@ -175,11 +173,8 @@ def connect_signals() -> None:
     global _connected
     if _connected:
         return
-    from django.apps import apps
-    from django.db.models.signals import post_save
-
     post_save.connect(_audit_saved, sender=apps.get_model("audit", "AuditEvent"),
                       dispatch_uid="dds-metrics-audit")
     # Tasks run eagerly in this process when there is no broker: count them too.
-    import ddsite.celery_observe  # noqa: F401
+    import ddsite.celery_observe  # noqa: F401, PLC0415 - connects the Celery signals on first use
     _connected = True

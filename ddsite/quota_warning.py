@@ -18,7 +18,12 @@ import logging
 from django.core.cache import cache
 from django.db import transaction
 
+from accounts.models import Unit
 from core import metrics
+from jobs.runner import operator_emails
+from mail.services import mail_send_template
+from projects.models import Project
+from transfers.selectors import unit_bytes_used
 
 logger = logging.getLogger("dds.quota")
 
@@ -36,8 +41,6 @@ ESTIMATE_SECONDS = 600
 
 def quota_check(*, unit) -> bool:
     """Email on a new crossing; True if this call sent the warning."""
-    from transfers.selectors import unit_bytes_used
-
     if not unit.quota_bytes:
         return False
     stored, _reserved = unit_bytes_used(unit_id=unit.pk)
@@ -49,18 +52,11 @@ def quota_check(*, unit) -> bool:
     # add() is atomic in the shared cache: two web pods finishing uploads at once send one.
     if not cache.add(_key(unit.pk), {"share": share}, timeout=None):
         return False
-    from jobs.runner import operator_emails
-    from mail.services import mail_queue
-
-    body = (f"Unit {unit.name} ({unit.internal_ref}) now uses {share:.0%} of its quota "
-            f"({stored} of {unit.quota_bytes} bytes), past its warning level of "
-            f"{unit.warning_level:.0%}.\n\nUploads are refused once the quota is full. "
-            "Remove data that has been delivered, or ask the operators to raise the quota.\n"
-            "(This warning is sent once; it is sent again if usage drops below the level "
-            "and crosses it again.)\n")
+    context = {"unit": unit, "stored": stored, "percent": round(share * 100),
+               "level_percent": round(unit.warning_level * 100)}
     with transaction.atomic():
-        mail_queue(subject=f"[DDS] {unit.name} is at {share:.0%} of its storage quota",
-                   body=body, to=[unit.contact_email, *operator_emails()])
+        mail_send_template(template="units/quota_warning", context=context,
+                           to=[unit.contact_email, *operator_emails()])
     metrics.QUOTA_WARNINGS.inc()
     logger.warning("unit %s crossed its quota warning level (%.0f%%)", unit.internal_ref,
                    share * 100, extra={"unit": unit.internal_ref})
@@ -75,8 +71,6 @@ def quota_check_after_upload(*, public_id: str, added: int) -> bool:
     upper bound (removals only lower the truth): below the level, nothing can have been
     crossed; at or above it, the real check decides.
     """
-    from projects.models import Project
-
     project = Project.objects.select_related("unit").filter(public_id=public_id).first()
     if project is None or not project.unit.quota_bytes:
         return False
@@ -91,6 +85,4 @@ def quota_check_after_upload(*, public_id: str, added: int) -> bool:
 
 
 def quota_check_all() -> int:
-    from accounts.models import Unit
-
     return sum(quota_check(unit=unit) for unit in Unit.objects.all())

@@ -27,6 +27,8 @@ from django.core.cache import cache
 from django.core.management.base import BaseCommand
 
 from core import logging_json, metrics
+from jobs.schedule import JOBS as SCHEDULED
+from mail.services import mail_send_template
 
 logger = logging.getLogger("dds.jobs")
 
@@ -49,8 +51,6 @@ def _interval(cron: str) -> int:
 
 
 def _schedule() -> dict[str, int]:
-    from jobs.schedule import JOBS as SCHEDULED
-
     return {job.command: _interval(job.cron) for job in SCHEDULED}
 
 
@@ -80,17 +80,10 @@ def operator_emails() -> list[str]:
 
 
 def _notify_failure(job: str, error: BaseException) -> None:
-    from mail.services import mail_queue
-
-    where = settings.DDS_PUBLIC_URL
-    body = (f"The scheduled job {job} failed on {where} at "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}.\n\n"
-            f"Error: {type(error).__name__}: {error}\n\n"
-            "It will run again at its next scheduled time. What to do: docs/operations.md, "
-            f"alert DDSScheduledJobFailed (command={job}).\n")
+    context = {"job": job, "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+               "error_type": type(error).__name__, "error": str(error)}
     try:
-        mail_queue(subject=f"[DDS] scheduled job {job} failed", body=body,
-                   to=operator_emails())
+        mail_send_template(template="jobs/failed", context=context, to=operator_emails())
     except Exception:
         logger.exception("could not queue the failure email for job %s", job)
 

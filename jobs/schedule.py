@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from celery.schedules import crontab
+
 #: Schedules are wall-clock times in this zone (the CronJobs' ``timeZone``).
 SCHEDULE_TIME_ZONE = "Europe/Stockholm"
 
@@ -35,8 +37,6 @@ JOBS: tuple[Job, ...] = (
 
 def beat_schedule() -> dict:
     """CELERY_BEAT_SCHEDULE for ``entrypoint.sh beat`` (never used in the cluster)."""
-    from celery.schedules import crontab
-
     schedule = {}
     for job in JOBS:
         minute, hour, day_of_month, month, day_of_week = job.cron.split()
