@@ -28,17 +28,22 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.models import AuditChainHead, AuditEvent
 from core import metrics
+
+if TYPE_CHECKING:  # the audit log sits below accounts and projects: types only
+    from accounts.models import User
+    from projects.models import Project
 
 GENESIS = "0" * 64
 _LINK_VERSION = "dds-audit-link-v1"
@@ -56,7 +61,7 @@ def _audit_key() -> bytes:
     return _key_from(getattr(settings, "DDS_AUDIT_KEY", "") or settings.SECRET_KEY)
 
 
-def _mac(parts: list) -> str:
+def _mac(parts: list[Any]) -> str:
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hmac.new(_audit_key(), canonical.encode(), hashlib.sha256).hexdigest()
 
@@ -69,7 +74,7 @@ def scope_for(*, project_public_id: str = "", actor_id: int | None = None) -> st
     return "system"
 
 
-def event_mac(event) -> str:
+def event_mac(event: AuditEvent) -> str:
     """The link of one event (works on model instances of migrations too)."""
     return _mac([_LINK_VERSION, event.scope, int(event.seq), event.prev_hash,
                  event.actor_username, event.action, event.project_public_id, event.target,
@@ -80,7 +85,7 @@ def head_mac(*, scope: str, count: int, last_hash: str) -> str:
     return _mac([_HEAD_VERSION, scope, int(count), last_hash])
 
 
-def legacy_chain_check(events) -> tuple[bool, int]:
+def legacy_chain_check(events: QuerySet[AuditEvent]) -> tuple[bool, int]:
     """Check the pre-keyed chain (plain SHA-256, one global chain) — for the migration."""
     prev, checked = GENESIS, 0
     for event in events.iterator(chunk_size=2000):
@@ -105,7 +110,8 @@ def _head_locked(scope: str) -> AuditChainHead:
 
 
 @transaction.atomic
-def audit_record(*, action: AuditAction | str, actor=None, project=None, target: str = "",
+def audit_record(*, action: AuditAction | str, actor: User | None = None,
+                 project: Project | None = None, target: str = "",
                  ip: str | None = None, details: dict[str, Any] | None = None) -> AuditEvent:
     """Append one event. Never put a secret in ``details``: the log is readable by staff.
 
@@ -170,7 +176,7 @@ def _parse_checkpoint(text: str) -> dict[str, str]:
     return parts
 
 
-def _fail(result: AuditVerification, reason: str, event_id: int | None = None):
+def _fail(result: AuditVerification, reason: str, event_id: int | None = None) -> None:
     if result.ok:
         result.ok, result.reason, result.first_bad_id = False, reason, event_id
     result.problems.append(reason)

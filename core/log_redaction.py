@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 REDACTED = "[redacted]"
 
@@ -25,13 +26,19 @@ _TOKEN_PATHS = [
 _QUERY = re.compile(r"\?[^\s\"']*")
 
 
+def _keep_prefix(replacement: str) -> Callable[[re.Match[str]], str]:
+    def keep(match: re.Match[str]) -> str:
+        return match.group(1) + replacement
+    return keep
+
+
 def redact(text: str) -> str:
     """The text with every query string and token path segment replaced."""
     if "?" not in text and "/accounts/" not in text and "/storage/" not in text:
         return text
     text = _QUERY.sub("?" + REDACTED, text)
     for pattern, replacement in _TOKEN_PATHS:
-        text = pattern.sub(lambda m, r=replacement: m.group(1) + r, text)
+        text = pattern.sub(_keep_prefix(replacement), text)
     return text
 
 

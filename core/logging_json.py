@@ -72,9 +72,9 @@ class ContextFilter(logging.Filter):
         meta = getattr(getattr(record, "request", None), "META", None)
         if isinstance(meta, Mapping):
             for name in ("request_id", "user_id", "project_id", "client_ip"):
-                value = meta.get("dds." + name)
-                if value is not None and getattr(record, name, None) is None:
-                    setattr(record, name, value)
+                found = meta.get("dds." + name)
+                if found is not None and getattr(record, name, None) is None:
+                    setattr(record, name, found)
         return True
 
 

@@ -27,8 +27,11 @@ class ScopedThrottle(SimpleRateThrottle):
     scope = "default"
     #: "ip" (the client address) or "user" (the authenticated user; else the address).
     by = "ip"
+    # Set by SimpleRateThrottle.__init__ from the rate (the stubs do not declare them).
+    num_requests: int
+    duration: int
 
-    def get_rate(self):
+    def get_rate(self) -> str:
         return settings.DDS_THROTTLE_RATES[self.scope]
 
     def ident(self, request) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from django.core.cache import cache
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from rest_framework.exceptions import APIException
 
@@ -95,6 +95,7 @@ class MaintenanceMiddleware:
         message = maintenance_message()
         if message is None or _is_super_admin(request):
             return self.get_response(request)
+        response: HttpResponse
         if request.path.startswith("/api/"):
             response = JsonResponse({"detail": message, "code": "maintenance"}, status=503)
         else:

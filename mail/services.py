@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -116,7 +116,7 @@ def mail_deliver(*, email_id: int) -> bool:
 MAIL_REDISPATCH_AFTER = timedelta(minutes=5)
 
 
-def mail_flush(*, now=None) -> tuple[int, int]:
+def mail_flush(*, now: datetime | None = None) -> tuple[int, int]:
     """Re-queue emails whose task was lost; drop those older than any link they carry.
     Returns (re-queued, dropped). Safe to run beside the worker: delivery locks the row,
     so a re-queued email is still sent once."""
