@@ -40,7 +40,7 @@ run: venv
 
 test: venv
 	./scripts/services-up.sh
-	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory lint
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) -m pytest
 
 # Screenshots of the portal's main pages (docs/screenshots/), taken by the browser test
@@ -50,8 +50,12 @@ screenshots: venv
 	DDS_SCREENSHOTS=docs/screenshots DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(PY) -m pytest -q portal/tests/test_browser.py
 
+# Lint, the layer contracts (.importlinter; docs/architecture.md) and the types (mypy with
+# the Django and DRF stubs: [tool.mypy] in pyproject.toml). All must be clean.
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy .
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) var staticfiles .pytest_cache .ruff_cache
