@@ -1,12 +1,12 @@
 """HTTP to the DDS API: bearer token, one transparent refresh, the server's own messages.
 
 Every rule lives on the server; this module only carries requests and turns answers
-into :class:`CliError` with the server's ``detail`` so the user reads the real reason.
+into :class:`~cli.errors.Refused` with the server's ``detail`` so the user reads the real
+reason; no answer at all is :class:`~cli.errors.Unreachable`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import threading
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from cli import config
-from cli.errors import CliError, LoginRequired
+from cli.errors import LoginRequired, Refused, Unreachable, UsageError
 from cli.version import CLIENT_VERSION_HEADER, __version__
 
 API = "/api/v1/"
@@ -44,7 +44,8 @@ def _not_json(response: httpx.Response) -> str:
     return f"HTTP {status} {reason}: {where} without an API answer (see the server's log)."
 
 
-def error_from(response: httpx.Response) -> CliError:
+def error_from(response: httpx.Response) -> Refused:
+    """The server's error answer as an exception, with its own message and code."""
     try:
         body = response.json()
     except ValueError:
@@ -53,8 +54,8 @@ def error_from(response: httpx.Response) -> CliError:
     message = _message(body) or f"HTTP {response.status_code}"
     if response.status_code == 404 and message.lower() in ("not found", "not found."):
         message = f"{response.request.url.path}: not found on this server."
-    return CliError(message, status=response.status_code, code=code,
-                    body=body if isinstance(body, dict) else None)
+    return Refused(message, status=response.status_code, code=code,
+                   body=body if isinstance(body, dict) else None)
 
 
 def server_url(explicit: str | None) -> str:
@@ -63,7 +64,7 @@ def server_url(explicit: str | None) -> str:
         token = config.load_token()
         url = token.get("url") if token else None
     if not url:
-        raise CliError("No DDS server given: use --url or set DDS_URL.")
+        raise UsageError("No DDS server given: use --url or set DDS_URL.")
     return url.rstrip("/")
 
 
@@ -73,7 +74,7 @@ class Api:
     def __init__(self, url: str, *, authenticated: bool = True, timeout: float = 60) -> None:
         self.url = url.rstrip("/")
         self._lock = threading.Lock()
-        self._token: dict | None = None
+        self._token: dict[str, Any] | None = None
         if authenticated:
             token = config.load_token()
             if not token or not token.get("access"):
@@ -93,12 +94,14 @@ class Api:
 
     # ---------------------------------------------------------------- token handling
 
-    def _auth_headers(self) -> dict:
+    def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token['access']}"} if self._token else {}
 
-    def _refresh(self, used_access: str) -> None:
+    def _refresh(self, used_access: str | None) -> None:
         """Swap the refresh token for new tokens, once for all threads that saw a 401."""
         with self._lock:
+            if self._token is None:
+                raise LoginRequired(LOGIN_HINT)
             if self._token["access"] != used_access:
                 return  # another thread refreshed while we waited
             refresh = self._token.get("refresh")
@@ -107,7 +110,7 @@ class Api:
             try:
                 r = self.http.post("auth/refresh", json={"refresh": refresh})
             except httpx.HTTPError as exc:
-                raise CliError(f"Cannot reach {self.url}: {exc}")
+                raise Unreachable(f"Cannot reach {self.url}: {exc}")
             if r.status_code != 200:
                 raise LoginRequired(LOGIN_HINT)
             self._token = {**self._token, **r.json()}
@@ -116,15 +119,17 @@ class Api:
     # ---------------------------------------------------------------- requests
 
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 202, 204),
-                **kwargs) -> httpx.Response:
+                headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
         for attempt in range(2):
             used = self._token["access"] if self._token else None
             try:
-                r = self.http.request(method, path, headers=self._auth_headers(), **kwargs)
+                r = self.http.request(method, path,
+                                      headers={**self._auth_headers(), **(headers or {})},
+                                      **kwargs)
             except httpx.TimeoutException:
-                raise CliError(f"{self.url} did not answer in time ({method} {path}).")
+                raise Unreachable(f"{self.url} did not answer in time ({method} {path}).")
             except httpx.HTTPError as exc:
-                raise CliError(f"Cannot reach {self.url}: {exc}")
+                raise Unreachable(f"Cannot reach {self.url}: {exc}")
             if r.status_code == 401 and self._token and attempt == 0:
                 self._refresh(used)
                 continue
@@ -135,24 +140,16 @@ class Api:
             return r
         raise AssertionError("unreachable")
 
-    def get(self, path: str, **kw) -> Any:
+    def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw).json()
 
-    def post(self, path: str, json: Any = None, **kw) -> Any:
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
         r = self.request("POST", path, json=json if json is not None else {}, **kw)
         return r.json() if r.content else None
 
-    def patch(self, path: str, json: Any, **kw) -> Any:
+    def patch(self, path: str, json: Any, **kw: Any) -> Any:
         return self.request("PATCH", path, json=json, **kw).json()
 
-    def delete(self, path: str, **kw) -> Any:
+    def delete(self, path: str, **kw: Any) -> Any:
         r = self.request("DELETE", path, **kw)
         return r.json() if r.content else None
-
-
-def tokens_to_store(url: str, username: str, tokens: dict) -> dict:
-    return {"url": url, "username": username, "access": tokens["access"],
-            "refresh": tokens["refresh"],
-            "access_expires_at": tokens.get("access_expires_at"),
-            "refresh_expires_at": tokens.get("refresh_expires_at"),
-            "saved_at": dt.datetime.now(dt.UTC).isoformat()}

@@ -1,18 +1,39 @@
-"""Where the client keeps its state: the login token, upload journals, a local key pair.
+"""Where the client keeps what it knows: the login token, a local key pair, upload journals.
 
-Everything lives under one directory (``$DDS_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/dds``,
-else ``~/.config/dds``) created 0700; secret files are created 0600 and *refused* when
-group or others can read them, because a readable token is a stolen login.
+Configuration (the token, the key pair for ``--keep-encrypted``) lives in the config
+directory: ``$DDS_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/dds``, else ``~/.config/dds``.
+State that only a running transfer needs (upload journals, which hold session keys) lives
+in the platform's state directory (platformdirs: ``$XDG_STATE_HOME/dds``, else
+``~/.local/state/dds`` on Linux); ``$DDS_STATE_DIR`` overrides it, and with
+``$DDS_CONFIG_DIR`` alone it is that directory's ``state/``, so that one variable keeps a
+whole setup (a test, a container) in one place. Both directories are 0700; secret files are
+created 0600 and *refused* when group or others can read them, because a readable token is
+a stolen login.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
+
+import platformdirs
 
 from cli.errors import CliError
+
+APP = "dds"
+#: Journals of dds versions that kept them in the config directory (moved on first use).
+OLD_JOURNALS = "journal"
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:
+        path.chmod(0o700)  # made by someone else's umask, or an older dds
+    return path
 
 
 def config_dir() -> Path:
@@ -21,9 +42,61 @@ def config_dir() -> Path:
         path = Path(base)
     else:
         xdg = os.environ.get("XDG_CONFIG_HOME")
-        path = (Path(xdg) if xdg else Path.home() / ".config") / "dds"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+        path = (Path(xdg) if xdg else Path.home() / ".config") / APP
+    return _private_dir(path)
+
+
+def state_dir() -> Path:
+    explicit = os.environ.get("DDS_STATE_DIR")
+    if explicit:
+        return _private_dir(Path(explicit))
+    if os.environ.get("DDS_CONFIG_DIR"):
+        return _private_dir(config_dir() / "state")
+    return _private_dir(Path(platformdirs.user_state_dir(APP, appauthor=False)))
+
+
+def journal_dir() -> Path:
+    """The upload journals' directory, with journals of the old location moved in."""
+    path = state_dir() / "journal"
+    old = config_dir() / OLD_JOURNALS
+    if old.is_dir() and old.resolve() != path.resolve():
+        _move_journals(old, path)
+    return _private_dir(path)
+
+
+def _move_journals(old: Path, new: Path) -> None:
+    """Move every journal entry from ``old`` to ``new`` (one folder per server and
+    project), keeping an entry already in ``new``; ``old`` goes once it is empty.
+
+    Renames, so a concurrent ``dds`` sees each entry in one place or the other; across
+    file systems (a state dir on another disk) the entry is copied, then removed.
+    """
+    _private_dir(new)
+    for scope in old.iterdir():
+        if not scope.is_dir():
+            continue
+        target = _private_dir(new / scope.name)
+        for entry in scope.iterdir():
+            moved = target / entry.name
+            if moved.exists():
+                entry.unlink(missing_ok=True)  # the newer location wins
+                continue
+            try:
+                entry.rename(moved)
+            except OSError:  # another file system
+                raw = read_private(entry)
+                if raw is not None:
+                    write_private(moved, raw)
+                entry.unlink(missing_ok=True)
+        _rmdir_quietly(scope)
+    _rmdir_quietly(old)
+
+
+def _rmdir_quietly(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass  # not empty (a file we do not know, or another dds just wrote one): keep it
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -61,17 +134,29 @@ def token_path() -> Path:
     return config_dir() / "token.json"
 
 
-def load_token() -> dict | None:
+def load_token() -> dict[str, Any] | None:
     raw = read_private(token_path())
     if raw is None:
         return None
     try:
-        return json.loads(raw)
+        token = json.loads(raw)
     except ValueError:
+        token = None
+    if not isinstance(token, dict):
         raise CliError(f"{token_path()} is damaged; run `dds auth login` again.")
+    return token
 
 
-def save_token(data: dict) -> None:
+def tokens_to_store(url: str, username: str, tokens: dict[str, Any]) -> dict[str, Any]:
+    """The token file's content: the server's tokens, and the server and user they are for."""
+    return {"url": url, "username": username, "access": tokens["access"],
+            "refresh": tokens["refresh"],
+            "access_expires_at": tokens.get("access_expires_at"),
+            "refresh_expires_at": tokens.get("refresh_expires_at"),
+            "saved_at": dt.datetime.now(dt.UTC).isoformat()}
+
+
+def save_token(data: dict[str, Any]) -> None:
     write_private(token_path(), json.dumps(data, indent=1).encode())
 
 

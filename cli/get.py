@@ -24,8 +24,8 @@ import httpx
 import c4gh
 from cli import config
 from cli.client import Api
-from cli.errors import CliError
-from cli.transfer import Bars, Cancelled, Summary, run_files, storage_client
+from cli.errors import Cancelled, CliError
+from cli.transfer import Bars, Summary, run_files, storage_client
 
 BATCH = 1000
 READ = 1024 * 1024

@@ -1,10 +1,11 @@
 """The upload journal: what a killed or interrupted `dds data put` needs to resume.
 
-One 0600 file per multi-part upload in progress, under the config directory. It holds the
-upload id and the file's Crypt4GH session key: the parts already in storage were sealed
-with that key, so the rest must be too. The key only protects a file whose plaintext sits
-on the same disk, so keeping it (0600, deleted on completion) exposes nothing new; it is
-never sent anywhere. Which parts are stored is asked from the server (storage is the truth).
+One 0600 file per multi-part upload in progress, under the state directory
+(``cli.config.journal_dir``). It holds the upload id and the file's Crypt4GH session key:
+the parts already in storage were sealed with that key, so the rest must be too. The key
+only protects a file whose plaintext sits on the same disk, so keeping it (0600, deleted on
+completion) exposes nothing new; it is never sent anywhere. Which parts are stored is asked
+from the server (storage is the truth).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from cli import config
 
@@ -19,12 +21,12 @@ from cli import config
 class Journal:
     def __init__(self, url: str, project: str) -> None:
         scope = hashlib.sha256(f"{url}\n{project}".encode()).hexdigest()[:16]
-        self.dir = config.config_dir() / "journal" / scope
+        self.dir = config.journal_dir() / scope
 
     def _path(self, remote: str) -> Path:
         return self.dir / (hashlib.sha256(remote.encode()).hexdigest() + ".json")
 
-    def load(self, remote: str) -> dict | None:
+    def load(self, remote: str) -> dict[str, Any] | None:
         raw = config.read_private(self._path(remote))
         if raw is None:
             return None
@@ -32,9 +34,9 @@ class Journal:
             entry = json.loads(raw)
         except ValueError:
             return None  # a torn write: the upload simply starts again
-        return entry if entry.get("remote") == remote else None
+        return entry if isinstance(entry, dict) and entry.get("remote") == remote else None
 
-    def save(self, remote: str, entry: dict) -> None:
+    def save(self, remote: str, entry: dict[str, Any]) -> None:
         config.write_private(self._path(remote), json.dumps({**entry, "remote": remote}).encode())
 
     def drop(self, remote: str) -> None:

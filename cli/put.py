@@ -25,12 +25,11 @@ import zstandard
 
 import c4gh
 from cli.client import Api
-from cli.errors import CliError, LoginRequired
+from cli.errors import Cancelled, CliError, LoginRequired
 from cli.journal import Journal
 from cli.transfer import (
     RECORDED,
     Bars,
-    Cancelled,
     Summary,
     backoff,
     run_files,

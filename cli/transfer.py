@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from enum import Enum
+from types import TracebackType
+from typing import Any, TypeVar
 
 import httpx
 from rich.console import Console
@@ -13,22 +17,36 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+
+from cli.errors import Cancelled, LoginRequired
+
+_HTTP11: type[Any] | None
+try:  # httpcore's private class: another layout keeps its default read size
+    from httpcore._sync.http11 import HTTP11Connection as _HTTP11
+except ImportError:  # pragma: no cover - depends on the installed httpcore
+    _HTTP11 = None
 
 #: Files smaller than this get no bar of their own: with thousands of small files, a bar
 #: per file costs more terminal redraws than the transfer itself (the total still moves).
 OWN_BAR_MIN = 8 * 1024 * 1024
 
 
-#: Returned by a ``run_files`` work function that recorded its items' outcomes itself.
-RECORDED = object()
+class Outcome(Enum):
+    #: Returned by a ``run_files`` work function that recorded its items' outcomes itself.
+    RECORDED = "recorded"
 
 
-class Cancelled(Exception):
-    """The user interrupted the transfer (Ctrl-C)."""
+RECORDED = Outcome.RECORDED
+#: What a ``run_files`` work function returns: None (done), a reason it was skipped, or
+#: RECORDED.
+Result = str | Outcome | None
+
+Item = TypeVar("Item")
 
 
 def storage_client(threads: int) -> httpx.Client:
@@ -43,12 +61,8 @@ def _larger_reads() -> None:
     """Receive in 1 MiB reads instead of httpcore's 64 KiB: a 1 GiB download then costs
     0.46 instead of 0.70 CPU-s in the client (measured against bench/s3sink.py), fewer
     Python iterations per byte. Harmless for small answers (a read returns what is there)."""
-    try:
-        from httpcore._sync.http11 import HTTP11Connection
-    except ImportError:  # another httpcore layout: keep its default
-        return
-    if getattr(HTTP11Connection, "READ_NUM_BYTES", 0) < READ_BYTES:
-        HTTP11Connection.READ_NUM_BYTES = READ_BYTES
+    if _HTTP11 is not None and getattr(_HTTP11, "READ_NUM_BYTES", 0) < READ_BYTES:
+        _HTTP11.READ_NUM_BYTES = READ_BYTES
 
 
 READ_BYTES = 1024 * 1024
@@ -134,29 +148,31 @@ class Bars:
             self.progress.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if not self.silent:
             self.progress.stop()
 
-    def file(self, name: str, size: int):
+    def file(self, name: str, size: int) -> TaskID | None:
         if self.silent or size < OWN_BAR_MIN:
             return None
         short = name if len(name) <= 40 else "…" + name[-39:]
         return self.progress.add_task(short, total=size)
 
-    def advance(self, task, n: int) -> None:
+    def advance(self, task: TaskID | None, n: int) -> None:
         if self.silent or not n:
             return
         if task is not None:
             self.progress.advance(task, n)
         self.progress.advance(self.total, n)
 
-    def finish(self, task) -> None:
+    def finish(self, task: TaskID | None) -> None:
         if not self.silent and task is not None:
             self.progress.remove_task(task)
 
 
-def run_files(items: list, work, name, *, threads: int, summary: Summary,
+def run_files(items: Sequence[Item], work: Callable[[Item], Result],
+              name: Callable[[Item], str], *, threads: int, summary: Summary,
               cancel: threading.Event, break_on_fail: bool) -> None:
     """Run ``work(item)`` for every item on ``threads`` threads, recording each outcome.
 
@@ -165,10 +181,8 @@ def run_files(items: list, work, name, *, threads: int, summary: Summary,
     others only with ``break_on_fail``; an ended login stops everything (every other
     request would fail the same way). Ctrl-C sets ``cancel`` and raises ``Cancelled``.
     """
-    from cli.errors import LoginRequired
-
     pool = ThreadPoolExecutor(threads, thread_name_prefix="dds-file")
-    futures = {}
+    futures: dict[Future[Result], Item] = {}
     try:
         futures = {pool.submit(work, it): it for it in items}
         for f in _as_done(futures):
@@ -178,7 +192,10 @@ def run_files(items: list, work, name, *, threads: int, summary: Summary,
                 reason = f.result()
                 if reason is RECORDED:
                     continue
-                summary.skip(label, reason) if reason else summary.ok(label)
+                if reason:
+                    summary.skip(label, reason)
+                else:
+                    summary.ok(label)
             elif isinstance(exc, Cancelled):
                 summary.fail(label, "interrupted")
             elif isinstance(exc, LoginRequired):
@@ -199,7 +216,7 @@ def run_files(items: list, work, name, *, threads: int, summary: Summary,
             summary.fail(name(it), "not started (stopped after an earlier failure)")
 
 
-def _as_done(futures):
+def _as_done(futures: dict[Future[Result], Any]) -> Iterator[Future[Result]]:
     """``as_completed`` that wakes up regularly, so Ctrl-C reaches the main thread."""
     pending = set(futures)
     while pending:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli import config
-from cli.errors import CliError
+from cli.errors import CliError, Exit
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ def test_commands_without_login_say_how_to_log_in(config_dir):
     r = subprocess.run([sys.executable, "-m", "cli", "--url", "http://127.0.0.1:9",
                         "project", "ls"], env=env, cwd=REPO, capture_output=True, text=True,
                        timeout=60)
-    assert r.returncode == 1
+    assert r.returncode == Exit.NOT_LOGGED_IN
     assert "dds auth login" in r.stderr
 
 

@@ -1,0 +1,1 @@
+"""The ``dds`` commands, one module per group; ``cli.main`` puts them together."""
