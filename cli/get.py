@@ -12,14 +12,18 @@ verification failure deletes it, so nothing unverified is ever left under the re
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import os
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+from rich.progress import TaskID
 
 import c4gh
 from cli import config
@@ -43,9 +47,7 @@ class Item:
     url: str
 
 
-def _items(got: dict) -> list[Item]:
-    import base64
-
+def _items(got: dict[str, Any]) -> list[Item]:
     return [Item(f["path"], base64.b64decode(f["header"]), f["checksum"].lower(),
                  f["size_original"], f["size_stored"], f["compressed"], f["url"])
             for f in got["files"]]
@@ -53,7 +55,7 @@ def _items(got: dict) -> list[Item]:
 
 class Downloader:
     def __init__(self, api: Api, project: str, destination: Path, *, threads: int,
-                 bars_factory, summary: Summary, break_on_fail: bool,
+                 bars_factory: Callable[[int], Bars], summary: Summary, break_on_fail: bool,
                  keep_encrypted: bool = False, recipient_pk: bytes | None = None) -> None:
         self.api, self.project, self.dest = api, project, destination
         self.threads, self.bars_factory = threads, bars_factory
@@ -65,11 +67,10 @@ class Downloader:
         self.cancel = threading.Event()
         self.path = f"projects/{project}/files/download"
 
-    def _request(self, **body) -> dict:
-        import base64
-
-        return self.api.post(self.path, {"public_key": base64.b64encode(self.pk).decode(),
-                                         **body})
+    def _request(self, **body: Any) -> dict[str, Any]:
+        got: dict[str, Any] = self.api.post(
+            self.path, {"public_key": base64.b64encode(self.pk).decode(), **body})
+        return got
 
     # ---------------------------------------------------------------- what to fetch
 
@@ -178,7 +179,7 @@ class Downloader:
             bars.finish(task)
         return None
 
-    def _open(self, item: Item, offset: int):
+    def _open(self, item: Item, offset: int) -> httpx.Response:
         """A streaming GET of the object from ``offset``; refreshes an expired URL once."""
         # identity: the raw body is the object's bytes (read without re-chunking below)
         headers = {"Accept-Encoding": "identity"}
@@ -197,8 +198,9 @@ class Downloader:
             raise CliError(f"storage answered HTTP {r.status_code}: {body.strip()}")
         raise AssertionError("unreachable")
 
-    def _chunks(self, response: httpx.Response, bars: Bars | None = None, task=None,
-                shown: list | None = None):
+    def _chunks(self, response: httpx.Response, bars: Bars | None = None,
+                task: TaskID | None = None, shown: list[int] | None = None,
+                ) -> Iterator[bytes]:
         # The chunks as the network delivers them: ``iter_bytes(n)`` would join them into
         # n-byte pieces (one more copy of every byte); the engine takes any chunking.
         encoded = response.headers.get("Content-Encoding", "identity") not in ("identity", "")
@@ -206,7 +208,7 @@ class Downloader:
             for chunk in (response.iter_bytes() if encoded else response.iter_raw()):
                 if self.cancel.is_set():
                     raise Cancelled()
-                if bars is not None:  # ~ the plaintext it holds; corrected at the end
+                if bars is not None and shown is not None:  # ~ its plaintext; corrected at the end
                     n = len(chunk) * c4gh.SEGMENT_SIZE // c4gh.CIPHER_SEGMENT_SIZE
                     bars.advance(task, n)
                     shown[0] += n
@@ -214,7 +216,8 @@ class Downloader:
         finally:
             response.close()
 
-    def _get_plain(self, item: Item, keys, partial: Path, bars: Bars, task) -> None:
+    def _get_plain(self, item: Item, keys: list[bytes], partial: Path, bars: Bars,
+                   task: TaskID | None) -> None:
         sha = hashlib.sha256()
         kept = 0
         if partial.exists() and not item.compressed:
@@ -239,17 +242,19 @@ class Downloader:
                                  expected_size=item.size_original - kept,
                                  expected_stored_size=item.size_stored - offset)
             shown = [0]
-            chunks = (self._chunks(response, bars, task, shown) if response is not None
-                      else iter(()))
+            chunks: Iterator[bytes] = (self._chunks(response, bars, task, shown)
+                                       if response is not None else iter(()))
             out.flush()
             # Hashes (continuing over the kept prefix), writes with two pwrite threads (new
             # file pages cost the kernel more than decrypting them) and checks the SHA-256.
             dec.run(chunks, fd=out.fileno(), offset=kept, sha=sha)
             bars.advance(task, item.size_original - kept - shown[0])
 
-    def _get_encrypted(self, item: Item, keys, partial: Path, bars: Bars, task) -> None:
+    def _get_encrypted(self, item: Item, keys: list[bytes], partial: Path, bars: Bars,
+                       task: TaskID | None) -> None:
         """A standard .c4gh file (header + segments), verified by decrypting on the way."""
         recipient = self.recipient_pk
+        assert recipient is not None  # --keep-encrypted always has one (cli.commands.data)
         header = c4gh.reencrypt_header(item.header, self.sk, [recipient])
         dec = c4gh.Decryptor(keys, compressed=item.compressed,
                              expected_sha256=item.checksum, expected_size=item.size_original,
@@ -258,7 +263,7 @@ class Downloader:
         with open(partial, "wb") as out:
             out.write(header)
 
-            def tee():
+            def tee() -> Iterator[bytes]:
                 for chunk in (self._chunks(response) if response is not None else ()):
                     out.write(chunk)
                     bars.advance(task, len(chunk))

@@ -16,12 +16,15 @@ import os
 import stat
 import threading
 import unicodedata
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO, Protocol, cast
 
 import httpx
 import zstandard
+from rich.progress import TaskID
 
 import c4gh
 from cli.client import Api
@@ -30,6 +33,7 @@ from cli.journal import Journal
 from cli.transfer import (
     RECORDED,
     Bars,
+    Result,
     Summary,
     backoff,
     run_files,
@@ -52,6 +56,14 @@ SMALL_FIRST_PARTS = 1
 PART_BUFFERS = 4
 #: Files per batch request (the server takes up to 200).
 BATCH_FILES = 100
+
+
+#: An API answer or request body.
+JSON = dict[str, Any]
+#: The bytes of one part: a view of a recycled buffer, or bytes.
+Chunk = bytes | bytearray | memoryview
+#: Parts storage already holds: part number -> (ETag, size).
+Stored = dict[int, tuple[str, int]]
 
 
 @dataclass
@@ -80,22 +92,52 @@ def original_from_stored(stored: int) -> int | None:
                                        if rem else 0)
 
 
+class _Outcome(Protocol):
+    """What a complete needs of an encryption's outcome (``c4gh.EncryptResult``'s)."""
+
+    @property
+    def stored_size(self) -> int: ...
+    @property
+    def original_size(self) -> int: ...
+    @property
+    def compressed(self) -> bool: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+class _Sealed(Protocol):
+    """What a complete needs of an encryption: its header and, once done, its outcome."""
+
+    @property
+    def header(self) -> bytes: ...
+    @property
+    def result(self) -> _Outcome: ...
+
+
 @dataclass
 class _Inline:
-    """A small file encrypted in memory: offers what ``_complete_body`` uses."""
+    """A small file encrypted in memory."""
 
     header: bytes
     result: c4gh.EncryptResult
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Result:
-    """What a complete needs of an encryption's outcome (``c4gh.EncryptResult``'s)."""
-
     stored_size: int
     original_size: int
     compressed: bool
     sha256: str
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A file encrypted elsewhere, accepted by the server: its header, its session keys
+    (re-addressed to this run's key) and the size of its original."""
+
+    header: bytes
+    session_keys: list[bytes]
+    original: int
 
 
 class _Passthrough:
@@ -107,14 +149,19 @@ class _Passthrough:
     compressed = False
     session_key = b""
 
-    def __init__(self, fh, *, header: bytes, session_keys: list[bytes], part_size: int,
-                 original: int) -> None:
-        self.fh, self.header, self.part_size = fh, header, part_size
-        self._dec = c4gh.Decryptor(session_keys, expected_size=original,
-                                   expected_stored_size=c4gh.stored_size(original))
-        self.result = None
+    def __init__(self, fh: BinaryIO, checked: _Checked, *, part_size: int) -> None:
+        self.fh, self.header, self.part_size = fh, checked.header, part_size
+        self._dec = c4gh.Decryptor(checked.session_keys, expected_size=checked.original,
+                                   expected_stored_size=c4gh.stored_size(checked.original))
+        self._result: _Result | None = None
 
-    def __iter__(self):
+    @property
+    def result(self) -> _Result:
+        if self._result is None:
+            raise RuntimeError("not read to the end yet")
+        return self._result
+
+    def __iter__(self) -> Iterator[bytes]:
         self.fh.seek(len(self.header))
         stored = 0
         while True:
@@ -125,8 +172,9 @@ class _Passthrough:
             self._dec.feed(chunk)  # plaintext discarded: only its hash and size matter
             yield chunk
         self._dec.finish()
-        self.result = _Result(stored_size=stored, original_size=self._dec.size,
-                              compressed=False, sha256=self._dec.sha256)
+        assert self._dec.size is not None and self._dec.sha256 is not None  # set by finish
+        self._result = _Result(stored_size=stored, original_size=self._dec.size,
+                               compressed=False, sha256=self._dec.sha256)
 
 
 # --------------------------------------------------------------------------- walking
@@ -179,7 +227,7 @@ def _collect(paths: list[str], destination: str, summary: Summary) -> list[Sourc
     return out
 
 
-def _walk(folder: Path, remote: str, ancestors: set, out: list[Source],
+def _walk(folder: Path, remote: str, ancestors: set[tuple[int, int]], out: list[Source],
           summary: Summary) -> None:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -244,7 +292,8 @@ def upload_completed(exc: CliError) -> bool:
 
 class Uploader:
     def __init__(self, api: Api, project: str, *, overwrite: bool, threads: int,
-                 bars: Bars, summary: Summary, break_on_fail: bool, notify=print) -> None:
+                 bars: Bars, summary: Summary, break_on_fail: bool,
+                 notify: Callable[[str], None] = print) -> None:
         self.api, self.project, self.notify = api, project, notify
         self.base = f"projects/{project}/"
         self.overwrite, self.threads = overwrite, threads
@@ -311,13 +360,13 @@ class Uploader:
         task = self.bars.file(src.remote, src.size)
         try:
             with fh:
-                enc = (_Passthrough(fh, part_size=part_size, **pre) if pre
+                enc = (_Passthrough(fh, pre, part_size=part_size) if pre
                        else self._encryptor(fh, part_size, entry, force_plain))
                 if max_parts > 1 and entry is None:
                     entry = self._journal_new(src, before, upload, enc)
                 etags = self._send(src, upload, enc, stored, max_parts, task, fh)
             self._check_unchanged(src, before, enc, upload["upload_id"],
-                                  pre["original"] if pre else src.size)
+                                  pre.original if pre else src.size)
             try:
                 self.api.post(self.base + f"uploads/{upload['upload_id']}/complete",
                               _complete_body(enc, etags))
@@ -339,7 +388,7 @@ class Uploader:
         finally:
             self.bars.finish(task)
 
-    def _encrypted_check(self, src: Source, st: os.stat_result) -> dict:
+    def _encrypted_check(self, src: Source, st: os.stat_result) -> _Checked:
         """A file encrypted elsewhere: its header must be for the project's key (asked of
         the server, which re-addresses it to our throw-away key so we can verify and
         checksum the data). Returns what ``_Passthrough`` needs."""
@@ -371,9 +420,9 @@ class Uploader:
                                status=400, code=exc.code)
             raise
         keys = c4gh.parse_header(base64.b64decode(got["header"]), sk).session_keys
-        return {"header": header, "session_keys": keys, "original": original}
+        return _Checked(header=header, session_keys=keys, original=original)
 
-    def _check_unchanged(self, src: Source, before: os.stat_result, enc,
+    def _check_unchanged(self, src: Source, before: os.stat_result, enc: _Sealed,
                          upload_id: str, expected: int) -> None:
         after = os.stat(src.local)
         if ((after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
@@ -384,7 +433,7 @@ class Uploader:
 
     # ---------------------------------------------------------------- small files
 
-    def put_batch(self, batch: list[Source]):
+    def put_batch(self, batch: list[Source]) -> Result:
         """Files that fit in one part: one request starts them all (with their part URLs),
         their parts go out in parallel, one request completes them. Each file's outcome
         goes to the summary on its own; returns ``RECORDED``."""
@@ -419,7 +468,7 @@ class Uploader:
             "first_parts": SMALL_FIRST_PARTS,
             "uploads": [{"path": s.remote, "size_original": stats[s.remote].st_size,
                          "overwrite": self.overwrite} for s in todo]})
-        futures: dict[Future, Source] = {}
+        futures: dict[Future[JSON | None], Source] = {}
         for src, item in zip(todo, got["uploads"], strict=True):
             error = item["error"]
             if error is None:
@@ -432,19 +481,19 @@ class Uploader:
             else:
                 self._fail(src.remote, error["detail"], error.get("status"))
         wait(futures)
-        done: list[tuple[Source, dict]] = []
+        done: list[tuple[Source, JSON]] = []
         for f, src in futures.items():
-            exc = f.exception()
-            if isinstance(exc, LoginRequired):
-                raise exc
-            if exc is not None:
-                self._fail(src.remote, "interrupted" if isinstance(exc, Cancelled)
-                           else getattr(exc, "message", None) or repr(exc),
-                           getattr(exc, "status", None))
-            elif f.result() is None:
+            failure = f.exception()
+            if isinstance(failure, LoginRequired):
+                raise failure
+            if failure is not None:
+                self._fail(src.remote, "interrupted" if isinstance(failure, Cancelled)
+                           else getattr(failure, "message", None) or repr(failure),
+                           getattr(failure, "status", None))
+            elif (body := f.result()) is None:
                 self.summary.ok(src.remote)  # went the one-file way
             else:
-                done.append((src, f.result()))
+                done.append((src, body))
         if not done:
             return
         got = self.api.post(self.base + "uploads/complete-batch",
@@ -475,8 +524,8 @@ class Uploader:
                 self._fail(src.remote, error["detail"], error.get("status"))
             self.bars.advance(None, src.size)
 
-    def _put_small(self, src: Source, before: os.stat_result, item: dict,
-                   force_plain: bool = False) -> dict | None:
+    def _put_small(self, src: Source, before: os.stat_result, item: JSON,
+                   force_plain: bool = False) -> JSON | None:
         """Encrypt in memory, PUT the part(s); the body of its complete (None: the file
         went the one-file way instead)."""
         if self.cancel.is_set():
@@ -493,7 +542,8 @@ class Uploader:
             enc = _Inline(result.header, result)
             part_size = upload["part_size"]
             view = memoryview(body)
-            chunks = [view[i:i + part_size] for i in range(0, len(view), part_size)] or [b""]
+            chunks: list[Chunk] = [view[i:i + part_size]
+                                   for i in range(0, len(view), part_size)] or [b""]
         except OSError as exc:
             self._abort(upload["upload_id"], src.remote)
             raise CliError(f"read error: {exc.strerror or exc}")
@@ -507,7 +557,7 @@ class Uploader:
         return {"upload_id": upload["upload_id"], **_complete_body(enc, etags)}
 
     def _resume_or_start(self, src: Source, st: os.stat_result, force_plain: bool,
-                         pre: dict | None = None):
+                         pre: _Checked | None = None) -> tuple[JSON, Stored, JSON | None]:
         """(upload, {part: (etag, size)} already stored, journal entry or None)."""
         entry = self.journal.load(src.remote)
         if entry is not None and not force_plain:
@@ -529,7 +579,7 @@ class Uploader:
                 self._abort(entry["upload_id"], src.remote)
             self.journal.drop(src.remote)
         body = {"path": src.remote, "overwrite": self.overwrite,
-                "size_original": pre["original"] if pre else st.st_size}
+                "size_original": pre.original if pre else st.st_size}
         try:
             return self.api.post(self.base + "uploads", body), {}, None
         except CliError as exc:
@@ -541,19 +591,20 @@ class Uploader:
         self._abort(stale, src.remote)
         return self.api.post(self.base + "uploads", body), {}, None
 
-    def _encryptor(self, fh, part_size: int, entry: dict | None, force_plain: bool):
+    def _encryptor(self, fh: BinaryIO, part_size: int, entry: JSON | None,
+                   force_plain: bool) -> c4gh.Encryptor:
         # A resumed upload seals its remaining parts with the key of the parts already
         # stored (kept in the 0600 journal).
-        resume = {} if entry is None else {
-            "session_key": bytes.fromhex(entry["session_key"]),
-            "header": base64.b64decode(entry["header"])}
         return c4gh.Encryptor(
             fh, [self.public_key],
             compress=False if force_plain else (entry["compressed"] if entry else None),
             segments_per_chunk=part_size // c4gh.CIPHER_SEGMENT_SIZE,
-            zstd_threads=ZSTD_THREADS, **resume)
+            zstd_threads=ZSTD_THREADS,
+            session_key=bytes.fromhex(entry["session_key"]) if entry else None,
+            header=base64.b64decode(entry["header"]) if entry else None)
 
-    def _journal_new(self, src: Source, st, upload: dict, enc) -> dict:
+    def _journal_new(self, src: Source, st: os.stat_result, upload: JSON,
+                     enc: c4gh.Encryptor | _Passthrough) -> JSON:
         entry = {"upload_id": upload["upload_id"], "size": st.st_size,
                  "mtime_ns": st.st_mtime_ns, "local": str(src.local),
                  "zstd": zstandard.__version__, "compressed": enc.compressed,
@@ -562,11 +613,12 @@ class Uploader:
         self.journal.save(src.remote, entry)
         return entry
 
-    def _send(self, src: Source, upload: dict, enc, stored: dict, max_parts: int,
-              task, fh) -> dict[int, str]:
+    def _send(self, src: Source, upload: JSON, enc: c4gh.Encryptor | _Passthrough,
+              stored: Stored, max_parts: int, task: TaskID | None,
+              fh: BinaryIO) -> dict[int, str]:
         etags: dict[int, str] = {}
         reported = 0
-        futures: list[Future] = []
+        futures: list[Future[None]] = []
         urls = _PartUrls(self.api, self.base + f"uploads/{upload['upload_id']}/part-urls",
                          max_parts)
         number = 0
@@ -609,17 +661,19 @@ class Uploader:
         return etags
 
     @staticmethod
-    def _raise_first(futures: list[Future]) -> None:
+    def _raise_first(futures: list[Future[None]]) -> None:
         for f in futures:
-            if f.done() and f.exception() is not None:
-                raise f.exception()
+            exc = f.exception() if f.done() else None
+            if exc is not None:
+                raise exc
 
-    def _submit(self, urls, number, chunk, etags, release=None) -> Future:
+    def _submit(self, urls: _PartUrls, number: int, chunk: Chunk, etags: dict[int, str],
+                release: Callable[[], None] | None = None) -> Future[None]:
         while not self.in_flight.acquire(timeout=0.2):
             if self.cancel.is_set():
                 raise Cancelled()
 
-        def run():
+        def run() -> None:
             try:
                 etags[number] = self._put_part(urls, number, chunk)
             finally:
@@ -633,7 +687,7 @@ class Uploader:
             self.in_flight.release()
             raise
 
-    def _put_part(self, urls: _PartUrls, number: int, chunk) -> str:
+    def _put_part(self, urls: _PartUrls, number: int, chunk: Chunk) -> str:
         last: str = ""
         for attempt in range(PART_ATTEMPTS):
             if self.cancel.is_set():
@@ -643,7 +697,8 @@ class Uploader:
                 # Sent in 1 MiB slices of the part itself: handing httpx one bytes object
                 # would copy the part twice more (bytes(), then h11's join) per part in
                 # flight, which is what bounds memory with 10 MB parts.
-                r = self.http.put(url, content=_slices(chunk),
+                # (httpx sends any buffer; its hint says bytes.)
+                r = self.http.put(url, content=cast("Iterator[bytes]", _slices(chunk)),
                                   headers={"Content-Length": str(len(chunk))})
             except httpx.TransportError as exc:
                 last = f"network error: {exc}"
@@ -665,7 +720,7 @@ class Uploader:
         self.journal.drop(remote)
 
 
-def _complete_body(enc, etags: dict[int, str]) -> dict:
+def _complete_body(enc: _Sealed, etags: dict[int, str]) -> JSON:
     result = enc.result
     return {"parts": [{"part_number": n, "etag": e} for n, e in sorted(etags.items())],
             "header": base64.b64encode(enc.header).decode(), "checksum": result.sha256,
@@ -673,9 +728,10 @@ def _complete_body(enc, etags: dict[int, str]) -> dict:
             "compressed": result.compressed}
 
 
-def _read_all(fh, size: int) -> bytes:
+def _read_all(fh: BinaryIO, size: int) -> bytes:
     """A small file's bytes (``size`` from its stat; a file that grew is caught later)."""
-    parts, got = [], 0
+    parts: list[bytes] = []
+    got = 0
     while True:
         data = fh.read(max(size - got, 0) + 1)
         if not data:
@@ -684,7 +740,7 @@ def _read_all(fh, size: int) -> bytes:
         got += len(data)
 
 
-def _slices(data, size: int = 1024 * 1024):
+def _slices(data: Chunk, size: int = 1024 * 1024) -> Iterator[memoryview]:
     view = memoryview(data)
     for i in range(0, len(view), size):
         yield view[i:i + size]
@@ -722,7 +778,8 @@ def existing(api: Api, project: str, remotes: list[str]) -> set[str]:
 
 
 def run_put(api: Api, project: str, sources: list[Source], *, overwrite: bool, threads: int,
-            bars_factory, summary: Summary, break_on_fail: bool, notify=print) -> None:
+            bars_factory: Callable[[int], Bars], summary: Summary, break_on_fail: bool,
+            notify: Callable[[str], None] = print) -> None:
     if not sources:
         return
     if not overwrite:
@@ -739,7 +796,7 @@ def run_put(api: Api, project: str, sources: list[Source], *, overwrite: bool, t
     small = [s for s in sources if s.size <= SMALL_MAX and not s.encrypted
              and up_journal.load(s.remote) is None]
     chosen = {id(s) for s in small}
-    work: list = [s for s in sources if id(s) not in chosen]
+    work: list[Source | list[Source]] = [s for s in sources if id(s) not in chosen]
     per_batch = max(1, min(BATCH_FILES, -(-len(small) // max(threads, 1))))
     work += [small[i:i + per_batch] for i in range(0, len(small), per_batch)]
     with bars_factory(sum(s.size for s in sources)) as bars:
