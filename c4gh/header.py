@@ -60,6 +60,9 @@ MAX_PACKET_LEN = 1 << 20
 
 _U32 = struct.Struct("<I")
 
+#: Any bytes-like input (parsed through memoryviews, not copied).
+Bytes = bytes | bytearray | memoryview
+
 
 # --------------------------------------------------------------------------- key helpers
 
@@ -208,7 +211,7 @@ def _build(payloads: list[bytes], recipients: list[bytes], writer_sk: bytes | No
     return serialize_packets(packets)
 
 
-def split_packets(data: bytes) -> tuple[list[bytes], int]:
+def split_packets(data: Bytes) -> tuple[list[bytes], int]:
     """Validate the preamble and return (packet bodies without length prefix, header length).
 
     ``data`` may contain more than the header (e.g. a whole file's first bytes).
@@ -239,7 +242,7 @@ def split_packets(data: bytes) -> tuple[list[bytes], int]:
     return bodies, pos
 
 
-def header_length(data: bytes) -> int:
+def header_length(data: Bytes) -> int:
     """Length of the header at the start of ``data`` (no decryption)."""
     return split_packets(data)[1]
 

@@ -93,7 +93,7 @@ def _kdf(name: bytes, passphrase: bytes, salt: bytes, rounds: int) -> bytes:
         return hashlib.scrypt(passphrase, salt=salt, n=1 << 14, r=8, p=1, dklen=32)
     if name == b"bcrypt":
         try:
-            import bcrypt
+            import bcrypt  # noqa: PLC0415 - optional: only bcrypt-protected key files need it
         except ImportError as exc:  # pragma: no cover - bcrypt is optional
             raise KeyFileError("bcrypt-protected key needs the 'bcrypt' package") from exc
         return bcrypt.kdf(passphrase, salt=salt, desired_key_bytes=32, rounds=rounds,
@@ -204,8 +204,8 @@ def load_private_key(data: bytes | str, passphrase: str | bytes | None = None) -
 
 def write_keypair(
     private_key: bytes,
-    seckey_path: str | os.PathLike,
-    pubkey_path: str | os.PathLike,
+    seckey_path: str | os.PathLike[str],
+    pubkey_path: str | os.PathLike[str],
     passphrase: str | bytes | None,
     comment: str | None = None,
 ) -> None:

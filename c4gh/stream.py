@@ -30,14 +30,17 @@ Design notes (why it looks like this):
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
 import os
 import queue
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from types import TracebackType
+from typing import Any, BinaryIO, Generic, NamedTuple, TypeVar, cast
 
 import zstandard
 from cryptography.exceptions import InvalidTag
@@ -48,13 +51,23 @@ from .errors import (
     C4GHError,
     ChecksumMismatchError,
     DecompressionError,
+    HeaderError,
     SegmentAuthError,
     SizeMismatchError,
     TruncatedError,
 )
-from .header import MAC_SIZE, NONCE_SIZE, encrypt_header, parse_header, split_packets
+from .header import (
+    MAC_SIZE,
+    NONCE_SIZE,
+    Bytes,
+    encrypt_header,
+    parse_header,
+    split_packets,
+)
 
 SEGMENT_SIZE = 65536
+#: What a pipeline stage hands on.
+T = TypeVar("T")
 CIPHER_DIFF = NONCE_SIZE + MAC_SIZE  # 28
 CIPHER_SEGMENT_SIZE = SEGMENT_SIZE + CIPHER_DIFF  # 65564
 
@@ -129,14 +142,18 @@ class _Failure:
         self.exc = exc
 
 
-def _threaded(produce: Callable[..., None], depth: int, name: str = "c4gh-pipeline"
-              ) -> Iterator:
+#: A pipeline stage: ``produce(put, stopped)`` (see :func:`_threaded`).
+Producer = Callable[[Callable[[T], bool], Callable[[], bool]], None]
+
+
+def _threaded(produce: Producer[T], depth: int, name: str = "c4gh-pipeline"
+              ) -> Iterator[T]:
     """Run ``produce(put, stopped)`` in a worker thread and iterate over what it puts.
 
     ``put`` returns False once the consumer has gone away (generator closed early), so the
     worker never blocks forever. Exceptions in the worker are re-raised in the consumer.
     """
-    q: queue.Queue = queue.Queue(depth)
+    q: queue.Queue[object] = queue.Queue(depth)
     stop = threading.Event()
 
     def put(item: object) -> bool:
@@ -165,7 +182,7 @@ def _threaded(produce: Callable[..., None], depth: int, name: str = "c4gh-pipeli
                 return
             if isinstance(item, _Failure):
                 raise item.exc
-            yield item
+            yield cast(T, item)  # what ``produce`` put
     finally:
         stop.set()
         while t.is_alive():
@@ -175,7 +192,7 @@ def _threaded(produce: Callable[..., None], depth: int, name: str = "c4gh-pipeli
                 t.join(0.05)
 
 
-def _get_free(pool: queue.Queue, stopped: Callable[[], bool]):
+def _get_free(pool: queue.Queue[bytearray], stopped: Callable[[], bool]) -> bytearray | None:
     """A recycled buffer from ``pool`` (None once ``stopped``)."""
     while not stopped():
         try:
@@ -185,7 +202,8 @@ def _get_free(pool: queue.Queue, stopped: Callable[[], bool]):
     return None
 
 
-def _read_blocks(src: BinaryIO, pool: queue.Queue) -> Iterator[tuple[bytearray, int]]:
+def _read_blocks(src: BinaryIO, pool: queue.Queue[bytearray]
+                 ) -> Iterator[tuple[bytearray, int]]:
     """``(buffer, n)`` read from ``src`` into buffers of ``pool``, by a reader thread.
 
     Reading (a copy out of the page cache or a socket) stays off the thread that consumes
@@ -193,7 +211,8 @@ def _read_blocks(src: BinaryIO, pool: queue.Queue) -> Iterator[tuple[bytearray, 
     The last block is the short one (or none when the size is a multiple of a block).
     """
 
-    def produce(put: Callable[[object], bool], stopped: Callable[[], bool]) -> None:
+    def produce(put: Callable[[tuple[bytearray, int]], bool],
+                stopped: Callable[[], bool]) -> None:
         while True:
             buf = _get_free(pool, stopped)
             if buf is None:
@@ -209,12 +228,12 @@ def _read_blocks(src: BinaryIO, pool: queue.Queue) -> Iterator[tuple[bytearray, 
     return _threaded(produce, QUEUE_DEPTH, name="c4gh-reader")
 
 
-class _BackgroundWriter:
+class _BackgroundWriter(Generic[T]):
     """Hand writes to a thread so disk I/O overlaps with the (GIL-holding) crypto."""
 
-    def __init__(self, write: Callable[[bytes], object], depth: int = 2) -> None:
+    def __init__(self, write: Callable[[T], object], depth: int = 2) -> None:
         self._write = write
-        self._q: queue.Queue = queue.Queue(depth)
+        self._q: queue.Queue[T | None] = queue.Queue(depth)
         self._error: BaseException | None = None
         self._t = threading.Thread(target=self._run, name="c4gh-writer", daemon=True)
         self._t.start()
@@ -230,15 +249,16 @@ class _BackgroundWriter:
                 except BaseException as exc:  # noqa: BLE001 - re-raised in write()/close()
                     self._error = exc
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: T) -> None:
         if self._error is not None:
             raise self._error
         self._q.put(data)
 
-    def __enter__(self) -> _BackgroundWriter:
+    def __enter__(self) -> _BackgroundWriter[T]:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self._q.put(None)
         self._t.join()
         if exc_type is None and self._error is not None:
@@ -263,6 +283,18 @@ class EncryptResult:
     compressed: bool
     sha256: str
     segments: int
+
+
+class _Totals(NamedTuple):
+    """The encryptor's last pipeline item: size and SHA-256 of the original."""
+
+    size: int
+    sha256: str
+
+
+#: The encryptor's other pipeline items: plaintext segments, and the pool buffer they are
+#: views of (None when they are not: zstd output, the first bytes) to give back after.
+_Segments = tuple[bytearray | None, list[Bytes]]
 
 
 class Encryptor:
@@ -326,19 +358,21 @@ class Encryptor:
         return self._result
 
     # -- producer: hash, (compress), cut into plaintext segments; reads come from a thread
-    def _produce(self, put: Callable[[object], bool], stopped: Callable[[], bool]) -> None:
+    def _produce(self, put: Callable[[_Segments | _Totals], bool],
+                 stopped: Callable[[], bool]) -> None:
         sha = hashlib.sha256()
         total = 0
         head = self._head
         sha.update(head)
         total += len(head)
         more = len(head) == compression.SAMPLE_SIZE  # a short head means EOF
-        blocks = _read_blocks(self._src, self._pool) if more else iter(())
+        blocks: Iterator[tuple[bytearray, int]] = (_read_blocks(self._src, self._pool) if more
+                                                   else iter(()))
         if self.compressed:
             chunker = compression.make_compressor(self._zstd_threads, self._zstd_level).chunker(
                 size=-1, chunk_size=SEGMENT_SIZE
             )
-            segs = list(chunker.compress(head)) if head else []
+            segs: list[Bytes] = list(chunker.compress(head)) if head else []
             for buf, n in blocks:
                 if segs and not put((None, segs)):
                     return
@@ -348,7 +382,7 @@ class Encryptor:
                 segs = list(chunker.compress(mv))  # zstd copies its input
                 del mv
                 self._pool.put(buf)
-            segs += list(chunker.finish())
+            segs += list(chunker.finish())  # type: ignore[no-untyped-call]  # unannotated in zstandard's stub
             if segs and not put((None, segs)):
                 return
         else:
@@ -356,20 +390,23 @@ class Encryptor:
             # page faults that, on VMs, are slower than the encryption itself.
             if head:
                 mv = memoryview(head)
-                segs = [mv[i : i + SEGMENT_SIZE] for i in range(0, len(mv), SEGMENT_SIZE)]
-                if not put((None, segs)):
+                first: list[Bytes] = [mv[i : i + SEGMENT_SIZE]
+                                      for i in range(0, len(mv), SEGMENT_SIZE)]
+                if not put((None, first)):
                     return
             for buf, n in blocks:
                 mv = memoryview(buf)[:n]
                 sha.update(mv)  # releases the GIL; the only work on this thread
                 total += n
-                if not put((buf, [mv[i : i + SEGMENT_SIZE] for i in range(0, n, SEGMENT_SIZE)])):
+                block: list[Bytes] = [mv[i : i + SEGMENT_SIZE] for i in range(0, n, SEGMENT_SIZE)]
+                if not put((buf, block)):
                     return
-        put((total, sha.hexdigest()))
+        put(_Totals(total, sha.hexdigest()))
 
     def __iter__(self) -> Iterator[bytearray]:
         """Fresh ``bytearray`` chunks (safe to keep); see :meth:`chunks` for the fast path."""
-        return self.chunks(reuse=False)
+        for chunk, _ in self._chunks(None):
+            yield chunk
 
     def chunks(self, *, reuse: bool = False) -> Iterator[bytearray | memoryview]:
         """Iterate over ciphertext chunks (whole segments).
@@ -383,7 +420,7 @@ class Encryptor:
                 yield chunk
                 release()
         else:
-            yield from self._chunks(None)
+            yield from iter(self)
 
     def recycled(self, buffers: int) -> Iterator[tuple[memoryview, Callable[[], None]]]:
         """``(chunk, release)`` pairs: chunks are views of ``buffers`` recycled buffers.
@@ -395,7 +432,7 @@ class Encryptor:
         """
         if buffers < 1:
             raise ValueError("buffers must be >= 1")
-        free: queue.Queue = queue.Queue()
+        free: queue.Queue[bytearray] = queue.Queue()
         cap = self._spc * CIPHER_SEGMENT_SIZE
         made = 0
 
@@ -409,17 +446,16 @@ class Encryptor:
                     return bytearray(cap)
                 return free.get()
 
-        def pairs(gen):
-            for buf, n in gen:
-                yield memoryview(buf)[:n], (lambda b=buf: free.put(b))
+        for buf, n in self._chunks(take):
+            yield memoryview(buf)[:n], functools.partial(free.put, buf)
 
-        yield from pairs(self._chunks(take))
-
-    def _chunks(self, take: Callable[[], bytearray] | None) -> Iterator:
+    def _chunks(self, take: Callable[[], bytearray] | None) -> Iterator[tuple[bytearray, int]]:
+        """``(buffer, length)`` of each chunk: buffers from ``take`` (given back by the
+        caller), or fresh ones of exactly the chunk's length when ``take`` is None."""
         if self._started:
             raise RuntimeError("an Encryptor can only be iterated once")
         self._started = True
-        self._pool: queue.Queue = queue.Queue()
+        self._pool: queue.Queue[bytearray] = queue.Queue()
         for _ in range(POOL_BLOCKS):
             self._pool.put(bytearray(READ_SIZE))
         aead = ChaCha20Poly1305(self._session_key)
@@ -429,12 +465,12 @@ class Encryptor:
         pos = 0
         stored = 0
         nseg = 0
-        summary: tuple[int, str] | None = None
+        summary: _Totals | None = None
         for item in _threaded(self._produce, QUEUE_DEPTH):
-            buf, segs = item
-            if not isinstance(segs, list):
+            if isinstance(item, _Totals):
                 summary = item
                 continue
+            buf, segs = item
             for seg in segs:
                 # One getrandom() per segment: it releases the GIL, which lets a waiting
                 # hashing thread in without a 5 ms switch interval (3 interleaved runs,
@@ -456,7 +492,7 @@ class Encryptor:
                         del omv
                         if pos != cap:
                             del out[pos:]
-                        yield out
+                        yield out, pos
                         out = bytearray(cap)
                         omv = memoryview(out)
                     pos = 0
@@ -471,21 +507,21 @@ class Encryptor:
             else:
                 del omv
                 del out[pos:]
-                yield out
+                yield out, pos
         assert summary is not None
         self._result = EncryptResult(
             header=self.header,
             stored_size=stored,
-            original_size=summary[0],
+            original_size=summary.size,
             compressed=self.compressed,
-            sha256=summary[1],
+            sha256=summary.sha256,
             segments=nseg,
         )
 
 
 def encrypt_stream(
     source: BinaryIO, sink: BinaryIO, recipients: list[bytes], *, write_header: bool = True,
-    **kwargs,
+    **kwargs: Any,
 ) -> EncryptResult:
     """Encrypt ``source`` into the writable ``sink`` (header first unless ``write_header``)."""
     enc = Encryptor(source, recipients, **kwargs)
@@ -497,8 +533,8 @@ def encrypt_stream(
 
 
 def encrypt_file(
-    src_path: str | os.PathLike, dst_path: str | os.PathLike, recipient_pks: list[bytes],
-    **kwargs,
+    src_path: str | os.PathLike[str], dst_path: str | os.PathLike[str], recipient_pks: list[bytes],
+    **kwargs: Any,
 ) -> EncryptResult:
     """Encrypt a file into a standard ``.c4gh`` file (header + segments).
 
@@ -552,10 +588,9 @@ def _seal_all(aead: ChaCha20Poly1305, plain: memoryview, out: memoryview) -> int
     return nseg
 
 
-def encrypt_bytes(data: bytes, recipient_pks: list[bytes], **kwargs) -> tuple[bytes, EncryptResult]:
+def encrypt_bytes(data: bytes, recipient_pks: list[bytes], **kwargs: Any
+                  ) -> tuple[bytes, EncryptResult]:
     """In-memory convenience: returns (whole .c4gh file bytes, result)."""
-    import io
-
     enc = Encryptor(io.BytesIO(data), recipient_pks, **kwargs)
     body = b"".join(enc)
     return enc.header + body, enc.result
@@ -572,8 +607,8 @@ class _EditList:
         self.i = 0
         self.left = self.lengths[0] if self.lengths else 0
 
-    def apply(self, data: bytes) -> bytes:
-        out = []
+    def apply(self, data: Bytes) -> bytes:
+        out: list[Bytes] = []
         mv = memoryview(data)
         pos = 0
         while pos < len(mv):
@@ -604,7 +639,7 @@ class _SegmentOpener:
         self.seen = 0
         self.expected = expected_stored_size
 
-    def _open(self, seg: bytes | memoryview, last: bool = False) -> bytes:
+    def _open(self, seg: Bytes, last: bool = False) -> bytes:
         if len(seg) <= CIPHER_DIFF:
             raise TruncatedError(
                 f"truncated data: final segment {self.index} has only {len(seg)} bytes "
@@ -633,7 +668,7 @@ class _SegmentOpener:
             )
         raise SegmentAuthError(self.index)
 
-    def _open_into(self, seg, out: memoryview, last: bool = False) -> int:
+    def _open_into(self, seg: Bytes, out: memoryview, last: bool = False) -> int:
         """Authenticate ``seg`` and write its plaintext into ``out``; plaintext length."""
         if len(seg) <= CIPHER_DIFF:
             self._open(seg, last)  # raises the same errors as the copying path
@@ -652,7 +687,7 @@ class _SegmentOpener:
         self._open(seg, last)  # raises TruncatedError or SegmentAuthError
         raise AssertionError("unreachable")
 
-    def feed_into(self, data, emit: Callable[[memoryview, bool], None]) -> None:
+    def feed_into(self, data: Bytes, emit: Callable[[memoryview, bool], None]) -> None:
         """Like :meth:`feed`, but hands each whole ciphertext segment to ``emit``."""
         if not data:
             return
@@ -685,11 +720,11 @@ class _SegmentOpener:
                 f"more segment data than the stored size ({self.seen} > {self.expected} bytes)"
             )
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: Bytes) -> list[bytes]:
         if not data:
             return []
         self._count(len(data))
-        out = []
+        out: list[bytes] = []
         mv = memoryview(data)
         if self.buf:
             need = CIPHER_SEGMENT_SIZE - len(self.buf)
@@ -707,7 +742,7 @@ class _SegmentOpener:
         return out
 
     def finish(self) -> list[bytes]:
-        out = []
+        out: list[bytes] = []
         if self.buf:
             out.append(self._open(self.buf, last=True))
             self.buf = bytearray()
@@ -740,7 +775,7 @@ class _PlainSink:
         self.hashing = True  # decrypt_file hashes in its writer thread instead
         self.size = 0
 
-    def _account(self, data: bytes) -> None:
+    def _account(self, data: Bytes) -> None:
         self.size += len(data)
         if self.expected_size is not None and self.size > self.expected_size:
             raise SizeMismatchError(
@@ -749,13 +784,13 @@ class _PlainSink:
         if self.hashing:
             self.sha.update(data)
 
-    def process(self, plain: bytes) -> list[bytes]:
+    def process(self, plain: Bytes) -> list[Bytes]:
         if self.edits is not None:
             plain = self.edits.apply(plain)
         if self.dobj is None:
             self._account(plain)
             return [plain]
-        out = []
+        out: list[Bytes] = []
         mv = memoryview(plain)
         for i in range(0, len(mv), self.PIECE):
             if self.dobj.eof:
@@ -829,55 +864,56 @@ class Decryptor:
         elif reader_sk is None:
             raise ValueError("give session_keys, header + reader_sk, or reader_sk")
 
-    def _start(self, keys: list[bytes], edit_list: list[int] | None) -> None:
+    def _start(self, keys: list[bytes], edit_list: list[int] | None) -> _SegmentOpener:
         self._opener = _SegmentOpener(keys, self._stored)
         if edit_list is not None:
             self._sink.edits = _EditList(edit_list)
+        return self._opener
 
-    def _try_header(self) -> bool:
-        from .errors import HeaderError
-
+    def _after_header(self, data: Bytes) -> tuple[_SegmentOpener, Bytes] | None:
+        """The segment opener and the segment bytes of ``data``; None while a stream that
+        starts with its header has not brought all of it yet."""
+        if self._opener is not None:
+            return self._opener, data
+        self._pending += data
         try:
             _, hlen = split_packets(self._pending)
         except HeaderError as exc:
-            if "truncated" in str(exc) or "too short" in str(exc):
-                return False
-            raise
+            if "truncated" not in str(exc) and "too short" not in str(exc):
+                raise
+            if len(self._pending) > 1 << 24:
+                raise TruncatedError("no complete Crypt4GH header in the first 16 MiB") from None
+            return None
+        assert self._reader_sk is not None  # __init__: no keys and no header means a reader key
         info = parse_header(bytes(self._pending[:hlen]), self._reader_sk)
-        self._start(
+        opener = self._start(
             info.session_keys, self._edit_list if self._edit_list is not None else info.edit_list
         )
-        return True
+        rest = bytes(self._pending[hlen:])
+        self._pending = bytearray()
+        return opener, rest
 
-    def open_segments(self, data: bytes) -> list[bytes]:
+    def open_segments(self, data: Bytes) -> list[bytes]:
         """Stage 1 only: authenticated plaintext segments (no decompression / hashing)."""
-        if self._opener is None:
-            self._pending += data
-            if not self._try_header():
-                if len(self._pending) > 1 << 24:
-                    raise TruncatedError("no complete Crypt4GH header in the first 16 MiB")
-                return []
-            _, hlen = split_packets(self._pending)
-            data = bytes(self._pending[hlen:])
-            self._pending = bytearray()
-        return self._opener.feed(data)
+        started = self._after_header(data)
+        return started[0].feed(started[1]) if started else []
 
     def _finish_segments(self) -> list[bytes]:
         if self._opener is None:
             raise TruncatedError("stream ended inside the Crypt4GH header")
         return self._opener.finish()
 
-    def _sink_all(self, segs: list[bytes]) -> list[bytes]:
-        out = []
+    def _sink_all(self, segs: list[bytes]) -> list[Bytes]:
+        out: list[Bytes] = []
         for s in segs:
             out.extend(self._sink.process(s))
         return out
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: Bytes) -> list[Bytes]:
         """Decrypt whatever complete segments ``data`` completes; return plaintext pieces."""
         return self._sink_all(self.open_segments(data))
 
-    def finish(self) -> list[bytes]:
+    def finish(self) -> list[Bytes]:
         """Flush the last segment and run every end-of-stream check (raises on failure)."""
         out = self._sink_all(self._finish_segments())
         self._sink.finish()
@@ -885,7 +921,7 @@ class Decryptor:
         self.size = self._sink.size
         return out
 
-    def stream(self, chunks: Iterable[bytes], *, threaded: bool = True) -> Iterator[bytes]:
+    def stream(self, chunks: Iterable[Bytes], *, threaded: bool = True) -> Iterator[Bytes]:
         """Yield plaintext for an iterable of ciphertext chunks; verify at the end.
 
         With ``threaded`` the iteration of ``chunks`` (network / disk I/O) and segment
@@ -898,7 +934,7 @@ class Decryptor:
             yield from self.finish()
             return
 
-        def produce(put: Callable[[object], bool], stopped: Callable[[], bool]) -> None:
+        def produce(put: Callable[[list[bytes]], bool], stopped: Callable[[], bool]) -> None:
             for c in chunks:
                 segs = self.open_segments(c)
                 if segs and not put(segs):
@@ -915,10 +951,10 @@ class Decryptor:
 
     def run(
         self,
-        chunks: Iterable,
-        write: Callable[[memoryview], object] | None = None,
+        chunks: Iterable[Bytes],
+        write: Callable[[Bytes], object] | None = None,
         *,
-        sha=None,
+        sha: hashlib._Hash | None = None,
         threaded: bool = True,
         fd: int | None = None,
         offset: int = 0,
@@ -949,46 +985,51 @@ class Decryptor:
         sink.hashing = False
         sha = sha if sha is not None else hashlib.sha256()
         block = DEC_BLOCK_SEGMENTS * SEGMENT_SIZE
-        pool: queue.Queue = queue.Queue()
+        pool: queue.Queue[bytearray] = queue.Queue()
 
-        def decrypt_blocks(put: Callable[[object], bool], stopped: Callable[[], bool]) -> None:
-            cur: list = [None, 0]  # block, bytes used
+        def decrypt_blocks(put: Callable[[tuple[bytearray, int]], bool],
+                           stopped: Callable[[], bool]) -> None:
+            cur: bytearray | None = None  # the block being filled
+            used = 0  # its bytes used
 
             def emit(seg: memoryview, last: bool) -> None:
-                if cur[0] is None:
-                    cur[0] = _get_free(pool, stopped) if threaded else pool.get_nowait()
-                    if cur[0] is None:
+                nonlocal cur, used
+                if cur is None:
+                    cur = _get_free(pool, stopped) if threaded else pool.get_nowait()
+                    if cur is None:
                         raise _Stopped()
-                    cur[1] = 0
-                n = self._opener._open_into(seg, memoryview(cur[0])[cur[1]:], last)
-                cur[1] += n
-                if cur[1] + SEGMENT_SIZE > block:
-                    blk, used = cur
-                    cur[0] = None
-                    if not put((blk, used)):
+                    used = 0
+                assert self._opener is not None  # emit is called by the opener
+                used += self._opener._open_into(seg, memoryview(cur)[used:], last)
+                if used + SEGMENT_SIZE > block:
+                    full, cur = cur, None
+                    if not put((full, used)):
                         raise _Stopped()
 
             try:
                 for c in chunks:
-                    self._feed_raw(c, emit)
+                    started = self._after_header(c)
+                    if started:
+                        started[0].feed_into(started[1], emit)
                 if self._opener is None:
                     raise TruncatedError("stream ended inside the Crypt4GH header")
                 self._opener.finish_into(emit)
             except _Stopped:
                 return
-            if cur[0] is not None and cur[1]:
-                put((cur[0], cur[1]))
+            if cur is not None and used:
+                put((cur, used))
 
         out = _PositionalWriter(fd, offset, writers if threaded else 0, pool.put) \
             if fd is not None else None
 
-        def hash_write(pieces: list, blk: bytearray | None) -> None:
+        def hash_write(pieces: list[Bytes], blk: bytearray | None) -> None:
             """In order: hash, then write (or hand to the writers, who free ``blk``)."""
             for p in pieces:
                 sha.update(p)  # releases the GIL
             if out is not None:
                 out.write(pieces, blk)
                 return
+            assert write is not None  # no fd: a write function
             for p in pieces:
                 write(p)
             if blk is not None:
@@ -1013,11 +1054,13 @@ class Decryptor:
                     for blk, used in blocks:
                         hash_write(sink.process(memoryview(blk)[:used]), blk)
                 else:
-                    with _BackgroundWriter(lambda item: hash_write(*item),
-                                           depth=QUEUE_DEPTH) as w:
+                    writer: _BackgroundWriter[tuple[list[Bytes], bytearray | None]] = \
+                        _BackgroundWriter(lambda item: hash_write(*item), depth=QUEUE_DEPTH)
+                    with writer as w:
                         for blk, used in blocks:
-                            pieces = [bytes(p) if isinstance(p, memoryview) else p
-                                      for p in sink.process(memoryview(blk)[:used])]
+                            pieces: list[Bytes] = [
+                                bytes(p) if isinstance(p, memoryview) else p
+                                for p in sink.process(memoryview(blk)[:used])]
                             pool.put(blk)
                             w.write((pieces, None))
         except BaseException:
@@ -1036,18 +1079,6 @@ class Decryptor:
         if expected is not None and self.sha256 != expected:
             raise ChecksumMismatchError(expected, self.sha256)
 
-    def _feed_raw(self, data, emit: Callable[[memoryview, bool], None]) -> None:
-        if self._opener is None:
-            self._pending += data
-            if not self._try_header():
-                if len(self._pending) > 1 << 24:
-                    raise TruncatedError("no complete Crypt4GH header in the first 16 MiB")
-                return
-            _, hlen = split_packets(self._pending)
-            data = bytes(self._pending[hlen:])
-            self._pending = bytearray()
-        self._opener.feed_into(data, emit)
-
 
 class _PositionalWriter:
     """``os.pwrite`` of in-order pieces at increasing offsets, by ``threads`` threads.
@@ -1057,16 +1088,18 @@ class _PositionalWriter:
     first error; ``write`` raises it as soon as it is known.
     """
 
-    def __init__(self, fd: int, offset: int, threads: int, free: Callable) -> None:
+    def __init__(self, fd: int, offset: int, threads: int,
+                 free: Callable[[bytearray], None]) -> None:
         self.fd, self.pos, self.free = fd, offset, free
         self.errors: list[BaseException] = []
-        self.q: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self.q: queue.Queue[tuple[list[Bytes], int, bytearray | None] | None] = \
+            queue.Queue(QUEUE_DEPTH)
         self.threads = [threading.Thread(target=self._run, name="c4gh-pwrite", daemon=True)
                         for _ in range(threads)]
         for t in self.threads:
             t.start()
 
-    def _pwrite(self, data, pos: int) -> None:
+    def _pwrite(self, data: Bytes, pos: int) -> None:
         mv = memoryview(data)
         done = 0
         while done < len(mv):
@@ -1088,7 +1121,7 @@ class _PositionalWriter:
             if blk is not None:
                 self.free(blk)
 
-    def write(self, pieces: list, blk) -> None:
+    def write(self, pieces: list[Bytes], blk: bytearray | None) -> None:
         if self.errors:
             raise self.errors[0]
         size = sum(len(p) for p in pieces)
@@ -1131,7 +1164,7 @@ def _iter_reusing(f: BinaryIO, size: int = 64 * CIPHER_SEGMENT_SIZE) -> Iterator
 class _AtomicOutput:
     """Temporary file in the destination directory, renamed into place only on success."""
 
-    def __init__(self, dst_path: str | os.PathLike) -> None:
+    def __init__(self, dst_path: str | os.PathLike[str]) -> None:
         self.dst = os.fspath(dst_path)
 
     def __enter__(self) -> _AtomicOutput:
@@ -1142,7 +1175,8 @@ class _AtomicOutput:
         self.file = os.fdopen(fd, "wb", buffering=0)
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         try:
             self.file.close()
         finally:
@@ -1156,9 +1190,9 @@ class _AtomicOutput:
 
 
 def decrypt_stream(
-    chunks: Iterable[bytes],
-    sink: Callable[[bytes], object],
-    **decryptor_kwargs,
+    chunks: Iterable[Bytes],
+    sink: Callable[[Bytes], object],
+    **decryptor_kwargs: Any,
 ) -> Decryptor:
     """Decrypt ``chunks`` into ``sink`` (e.g. ``file.write``); returns the finished Decryptor.
 
@@ -1170,8 +1204,8 @@ def decrypt_stream(
 
 
 def decrypt_file(
-    src_path: str | os.PathLike,
-    dst_path: str | os.PathLike,
+    src_path: str | os.PathLike[str],
+    dst_path: str | os.PathLike[str],
     reader_sk: bytes,
     expected_sha256: str | None = None,
     compressed: bool = False,
@@ -1206,7 +1240,7 @@ def decrypt_file(
     return dec
 
 
-def decrypt_bytes(data: bytes, reader_sk: bytes, **kwargs) -> bytes:
+def decrypt_bytes(data: bytes, reader_sk: bytes, **kwargs: Any) -> bytes:
     """In-memory convenience for a whole .c4gh file; returns the verified plaintext."""
     dec = Decryptor(reader_sk=reader_sk, **kwargs)
     out = dec.feed(data)
