@@ -23,8 +23,21 @@ from rich.table import Table
 
 from cli.errors import CliError
 
+
+class _Messages(Console):
+    """Wraps long lines on a terminal only: piped or logged, a message stays one line."""
+
+    @property
+    def soft_wrap(self) -> bool:
+        return not self.is_terminal
+
+    @soft_wrap.setter
+    def soft_wrap(self, _value: bool) -> None:
+        pass  # decided by where the output goes, when it is printed
+
+
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = _Messages(stderr=True, highlight=False)
 
 #: (key in the row, column label)
 Columns = Sequence[tuple[str, str]]
