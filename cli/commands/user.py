@@ -85,13 +85,18 @@ def user_delete(ctx: Ctx, username: str, yes: bool) -> None:
     done(ctx.json, {"username": username, "deleted": True}, f"Deleted {username}.")
 
 
+def _set_active(ctx: Ctx, username: str, active: bool) -> None:
+    ctx.api.post(f"users/{username}/{'reactivate' if active else 'deactivate'}")
+    done(ctx.json, {"username": username, "active": active},
+         f"{username} is active again." if active else f"{username} is deactivated.")
+
+
 @user.command("deactivate")
 @click.argument("username")
 @pass_ctx
 def user_deactivate(ctx: Ctx, username: str) -> None:
     """Deactivate a user (ends their sessions)."""
-    ctx.api.post(f"users/{username}/deactivate")
-    done(ctx.json, {"username": username, "active": False}, f"{username} is deactivated.")
+    _set_active(ctx, username, False)
 
 
 @user.command("activate")
@@ -99,8 +104,7 @@ def user_deactivate(ctx: Ctx, username: str) -> None:
 @pass_ctx
 def user_activate(ctx: Ctx, username: str) -> None:
     """Reactivate a user."""
-    ctx.api.post(f"users/{username}/reactivate")
-    done(ctx.json, {"username": username, "active": True}, f"{username} is active again.")
+    _set_active(ctx, username, True)
 
 
 # `dds user info` is the same command as `dds auth info`.
