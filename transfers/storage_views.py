@@ -8,13 +8,14 @@ or JWT and are exempt from CSRF. A token names one operation on one object and e
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from django.core import signing
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from transfers.errors import TransferError
+from core.errors import DDSError
 from transfers.storage import LocalBackend
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -43,7 +44,7 @@ class PartTooLarge(Exception):
     """The body is longer than the upload's part size signed into the URL."""
 
 
-def _chunks(request, size: int = 1024 * 1024, limit: int | None = None):
+def _chunks(request, size: int = 1024 * 1024, limit: int | None = None) -> Iterator[bytes]:
     seen = 0
     while True:
         data = request.read(size)
@@ -77,7 +78,10 @@ def storage_part(request, token: str):
     except PartTooLarge:
         return HttpResponse(f"A part of this upload is at most {limit} bytes.", status=413,
                             content_type="text/plain")
-    except TransferError as exc:
+    except DDSError as exc:
+        # This endpoint speaks the object store's protocol to the client's plain HTTP
+        # PUT (as S3 would: a text body, 404 for an upload that is gone), not the API's
+        # JSON, so it answers the backend's errors itself.
         return HttpResponse(exc.message, status=404 if exc.status_code == 400 else
                             exc.status_code, content_type="text/plain")
     response = HttpResponse(status=200)

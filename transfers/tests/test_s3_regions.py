@@ -10,12 +10,13 @@ import pytest
 
 from transfers.errors import StorageRejected
 from transfers.storage import S3Backend
+from transfers.storage.credentials import S3Target, StorageCredentials
 from transfers.tests.conftest import S3_OTHER_REGION
 
 
 def _backend(moto_endpoint, region):
-    return S3Backend(endpoint=moto_endpoint, region=region, access_key="testing-key-id",
-                     secret_key="testing-secret")
+    return S3Backend(S3Target(moto_endpoint, region,
+                              StorageCredentials("testing-key-id", "testing-secret")))
 
 
 @pytest.mark.parametrize("region", ["us-east-1", S3_OTHER_REGION])

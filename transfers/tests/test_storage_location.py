@@ -3,7 +3,8 @@ from django.core.exceptions import ValidationError
 
 from core.sealing import SealError, unseal
 from transfers.models import StorageLocation
-from transfers.services import storage_location_credentials, storage_location_save
+from transfers.services import storage_location_save
+from transfers.storage.credentials import storage_location_credentials
 
 
 @pytest.mark.django_db
