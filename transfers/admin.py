@@ -5,7 +5,10 @@ from django.core.exceptions import ValidationError
 from accounts.admin_base import ScopedAdmin
 from accounts.models import Role
 from transfers.models import File, FileVersion, StorageLocation, Upload, Usage
-from transfers.services import storage_location_save, storage_location_validate_jurisdiction
+from transfers.services.locations import (
+    storage_location_save,
+    storage_location_validate_jurisdiction,
+)
 
 
 class StorageLocationForm(forms.ModelForm):
@@ -24,7 +27,7 @@ class StorageLocationForm(forms.ModelForm):
         fields = ("unit", "name", "endpoint", "region", "bucket_prefix", "is_active")
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         try:
             storage_location_validate_jurisdiction(region=data.get("region", ""),
                                                    endpoint=data.get("endpoint", ""))

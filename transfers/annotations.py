@@ -1,50 +1,81 @@
-"""Queryset annotations for storage totals, so lists show them without N+1 queries."""
+"""How much a project (and a unit) stores: the one definition, as queryset annotations.
+
+A project stores the bytes of its live file versions (a replaced or removed file's
+version is closed), which is also what the unit's quota counts. Lists, the admin, the API
+and the quota all read these, as correlated subqueries: one query for a whole list, no
+N+1 and no fan-out with joined tables.
+"""
 
 from __future__ import annotations
 
-from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
+from typing import Any, TypeVar
+
+from django.db.models import (
+    Count,
+    DecimalField,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.aggregates import Aggregate
 from django.db.models.functions import Coalesce
 
-from transfers.models import File, FileVersion, Upload, UploadStatus, Usage
+from transfers.models import FileVersion, Upload, UploadStatus, Usage
+
+_QS = TypeVar("_QS", bound=QuerySet[Any])
+
+_BYTE_HOURS = DecimalField(max_digits=30, decimal_places=2)
 
 
-def _sum(qs, field: str, output=None):
-    sub = qs.order_by().values(qs.model._meta.get_field("project").attname)
-    sub = sub.annotate(total=Sum(field)).values("total")[:1]
-    if output is not None:
-        return Coalesce(Subquery(sub, output_field=output), Value(0, output_field=output))
-    return Coalesce(Subquery(sub), 0)
+def _per_row(rows: QuerySet[Any], outer: str, total: Aggregate,
+             output: IntegerField | DecimalField | None = None) -> Coalesce:
+    """``total`` over the ``rows`` that belong (through ``outer``) to the outer row; 0 for
+    none."""
+    output = output or IntegerField()
+    sub = (rows.filter(**{outer: OuterRef("pk")}).order_by().values(outer)
+           .annotate(total=total).values("total")[:1])
+    return Coalesce(Subquery(sub, output_field=output), Value(0, output_field=output))
 
 
-def with_file_totals(qs):
-    """``size`` (stored bytes of the current files) and ``file_count`` per project, as two
-    correlated subqueries: one query for a whole list, no fan-out with joined tables."""
-    files = File.objects.filter(project=OuterRef("pk")).order_by().values("project")
-    return qs.annotate(
-        size=Coalesce(Subquery(files.annotate(s=Sum("size_stored")).values("s")[:1]), 0),
-        file_count=Coalesce(Subquery(files.annotate(c=Count("pk")).values("c")[:1]), 0),
-    )
+def _live_versions() -> QuerySet[FileVersion]:
+    return FileVersion.objects.filter(deleted_at__isnull=True)
 
 
-def with_project_storage(qs):
-    """``stored_bytes`` (live versions) and ``usage_byte_hours`` (invoiced periods)."""
-    return qs.annotate(
-        stored_bytes=_sum(FileVersion.objects.filter(project=OuterRef("pk"),
-                                                     deleted_at__isnull=True), "size_stored"),
-        usage_byte_hours=_sum(Usage.objects.filter(project=OuterRef("pk")), "byte_hours",
-                              DecimalField(max_digits=30, decimal_places=2)),
-    )
+def project_stored_bytes() -> Coalesce:
+    return _per_row(_live_versions(), "project", Sum("size_stored"))
 
 
-def with_unit_storage(qs):
-    """``stored_bytes`` of every live version in the unit's projects, and
-    ``reserved_bytes`` of its uploads in progress (what the quota counts)."""
-    versions = (FileVersion.objects.filter(project__unit=OuterRef("pk"), deleted_at__isnull=True)
-                .order_by().values("project__unit").annotate(total=Sum("size_stored"))
-                .values("total")[:1])
-    uploads = (Upload.objects.filter(project__unit=OuterRef("pk"),
-                                     status=UploadStatus.IN_PROGRESS)
-               .order_by().values("project__unit").annotate(total=Sum("reserved_bytes"))
-               .values("total")[:1])
-    return qs.annotate(stored_bytes=Coalesce(Subquery(versions), 0),
-                       reserved_bytes=Coalesce(Subquery(uploads), 0))
+def project_file_count() -> Coalesce:
+    return _per_row(_live_versions(), "project", Count("pk"))
+
+
+def unit_stored_bytes() -> Coalesce:
+    return _per_row(_live_versions(), "project__unit", Sum("size_stored"))
+
+
+def unit_reserved_bytes() -> Coalesce:
+    """Bytes reserved by the unit's uploads in progress (the quota counts them too)."""
+    return _per_row(Upload.objects.filter(status=UploadStatus.IN_PROGRESS), "project__unit",
+                    Sum("reserved_bytes"))
+
+
+def with_file_totals(qs: _QS) -> _QS:
+    """Projects with ``size`` (stored bytes) and ``file_count`` (files now there)."""
+    return qs.annotate(size=project_stored_bytes(), file_count=project_file_count())
+
+
+def with_project_storage(qs: _QS) -> _QS:
+    """Projects with ``stored_bytes`` (as ``size`` above) and ``usage_byte_hours``
+    (invoiced periods)."""
+    return qs.annotate(stored_bytes=project_stored_bytes(),
+                       usage_byte_hours=_per_row(Usage.objects.all(), "project",
+                                                 Sum("byte_hours"), _BYTE_HOURS))
+
+
+def with_unit_storage(qs: _QS) -> _QS:
+    """Units with ``stored_bytes`` of their projects and ``reserved_bytes`` of their
+    uploads in progress: what the quota counts."""
+    return qs.annotate(stored_bytes=unit_stored_bytes(), reserved_bytes=unit_reserved_bytes())

@@ -2,6 +2,7 @@
 
 Services raise these; the API's one handler answers them with their status, code and
 details (quota numbers), so the rule lives once, in the service, and never becomes a 500.
+The generic kinds are re-exported for the app's modules.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from core.errors import (
     BadInput,
     Conflict,
-    DDSError,
     NotAllowed,
     NotFound,
     ProjectBusy,
@@ -17,11 +17,8 @@ from core.errors import (
     Unavailable,
 )
 
-#: The base of transfers' errors is the one base (kept as a name for readers and tests).
-TransferError = DDSError
-
 __all__ = ["BadInput", "Conflict", "NotAllowed", "NotFound", "ProjectBusy", "QuotaExceeded",
-           "StorageRejected", "StorageUnavailable", "TransferError"]
+           "StorageRejected", "StorageUnavailable"]
 
 
 class QuotaExceeded(TooLarge):

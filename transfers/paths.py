@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 import unicodedata
 
 from transfers.errors import BadInput
@@ -54,7 +53,3 @@ def path_ancestors(folder: str) -> list[str]:
         return [""]
     parts = folder.split("/")
     return [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-def path_parent(folder: str) -> str:
-    return posixpath.dirname(folder)

@@ -1,7 +1,8 @@
 """Reads of the transfers app, and the one rule deciding which transfer operation a
 project's status allows.
 
-Every view calls :func:`transfer_project_get`; no view repeats a status check. Catalogue
+Every view calls :func:`transfer_project_get` (or, to show what a page offers,
+:func:`transfer_refusal`); no view repeats a status check. Catalogue
 reads run a constant number of queries whatever the project size (``Folder`` holds the
 recursive totals, ``File`` is indexed by (project, folder, name) and (project, path)).
 """
@@ -12,13 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 
-from accounts.models import Role
+from accounts.models import Role, Unit, User
+from core.errors import DDSError
 from projects.models import Project, ProjectStatus
 from projects.selectors import Need, project_get_for_user, user_is_project_staff
+from transfers.annotations import (
+    project_file_count,
+    project_stored_bytes,
+    unit_reserved_bytes,
+    unit_stored_bytes,
+)
 from transfers.errors import BadInput, NotAllowed, NotFound, ProjectBusy
-from transfers.models import File, FileVersion, Folder, Upload, UploadStatus
+from transfers.models import File, Folder, Upload
 from transfers.paths import path_normalise
 
 
@@ -32,8 +40,8 @@ class Op(StrEnum):
 _WRITE_OPS = (Op.UPLOAD, Op.REMOVE)
 
 
-def transfer_check(*, project: Project, user, op: Op) -> None:
-    """Raise NotAllowed / ProjectBusy unless ``op`` is allowed on ``project`` now.
+def transfer_refusal(*, project: Project, user: User, op: Op) -> DDSError | None:
+    """Why ``op`` is not allowed on ``project`` now (NotAllowed / ProjectBusy), or None.
 
     Upload: unit staff, project In Progress (also after a retract, to add what was
     forgotten). Removal (and overwriting, see upload_start): In Progress and never released,
@@ -45,27 +53,35 @@ def transfer_check(*, project: Project, user, op: Op) -> None:
     status = ProjectStatus(project.status)
     if op in _WRITE_OPS:
         if not staff:
-            raise NotAllowed(f"Only {project.unit} staff may {op.value} files in "
-                             f"{project.public_id}.")
+            return NotAllowed(f"Only {project.unit} staff may {op.value} files in "
+                              f"{project.public_id}.")
         if status != ProjectStatus.IN_PROGRESS:
-            raise NotAllowed(
+            return NotAllowed(
                 f"Project {project.public_id} is {status.label}: files can only be "
                 f"{'uploaded' if op == Op.UPLOAD else 'removed'} while In Progress.")
         if op == Op.REMOVE and project.released:
-            raise NotAllowed(released_files_message(project, "removed"))
+            return NotAllowed(released_files_message(project, "removed"))
         if project.busy:
-            raise ProjectBusy(f"Project {project.public_id} is busy with another operation "
-                              "(e.g. key rotation or status change); try again shortly.")
-        return
+            return ProjectBusy(f"Project {project.public_id} is busy with another operation "
+                               "(e.g. key rotation or status change); try again shortly.")
+        return None
     if op == Op.DOWNLOAD and not staff and user.role == Role.SUPER_ADMIN:
-        raise NotAllowed("The Super Admin holds no project keys and cannot download data.")
-    allowed = (ProjectStatus.AVAILABLE,)
+        return NotAllowed("The Super Admin holds no project keys and cannot download data.")
+    allowed: tuple[ProjectStatus, ...] = (ProjectStatus.AVAILABLE,)
     if staff or user.role == Role.SUPER_ADMIN:
         allowed = (ProjectStatus.AVAILABLE, ProjectStatus.IN_PROGRESS)
     if status not in allowed:
-        raise NotAllowed(f"Project {project.public_id} is {status.label}: its files can "
-                         f"be {'listed' if op == Op.LIST else 'downloaded'} only while "
-                         f"{' or '.join(ProjectStatus(s).label for s in allowed)}.")
+        return NotAllowed(f"Project {project.public_id} is {status.label}: its files can "
+                          f"be {'listed' if op == Op.LIST else 'downloaded'} only while "
+                          f"{' or '.join(s.label for s in allowed)}.")
+    return None
+
+
+def transfer_check(*, project: Project, user: User, op: Op) -> None:
+    """Raise the refusal of :func:`transfer_refusal`, if there is one."""
+    refusal = transfer_refusal(project=project, user=user, op=op)
+    if refusal is not None:
+        raise refusal
 
 
 def released_files_message(project: Project, verb: str) -> str:
@@ -73,7 +89,7 @@ def released_files_message(project: Project, verb: str) -> str:
             f"{verb} (researchers may already have them). Upload new files instead.")
 
 
-def transfer_project_get(*, user, public_id: str, op: Op) -> Project:
+def transfer_project_get(*, user: User, public_id: str, op: Op) -> Project:
     """Fetch, authorise and status-check a project for one transfer operation."""
     need = Need.STAFF if op in _WRITE_OPS else Need.VIEW
     project = project_get_for_user(user=user, public_id=public_id, need=need)
@@ -173,7 +189,8 @@ def file_get(*, project: Project, path: str) -> File:
     return f
 
 
-def upload_get(*, project: Project, user, public_id: str, for_update: bool = False) -> Upload:
+def upload_get(*, project: Project, user: User, public_id: str,
+               for_update: bool = False) -> Upload:
     """An upload of this project started by the caller (404 for anything else)."""
     qs = Upload.objects.select_related("project", "project__unit")
     if for_update:
@@ -182,7 +199,7 @@ def upload_get(*, project: Project, user, public_id: str, for_update: bool = Fal
                         project=project, user=user, public_id=public_id)
 
 
-def uploads_get(*, project: Project, user, public_ids: Sequence[str]
+def uploads_get(*, project: Project, user: User, public_ids: Sequence[str]
                 ) -> dict[str, Upload | NotFound | NotAllowed]:
     """:func:`upload_get` for many ids in one query: per id the upload or the refusal."""
     found = {u.public_id: u for u in Upload.objects.select_related("project", "project__unit")
@@ -197,7 +214,8 @@ def uploads_get(*, project: Project, user, public_ids: Sequence[str]
     return out
 
 
-def _upload_mine(upload: Upload | None, *, project: Project, user, public_id: str) -> Upload:
+def _upload_mine(upload: Upload | None, *, project: Project, user: User,
+                 public_id: str) -> Upload:
     if upload is None:
         raise NotFound(f"No upload {public_id!r} in {project.public_id}.")
     if upload.created_by_id != user.pk:
@@ -212,20 +230,21 @@ def _upload_mine(upload: Upload | None, *, project: Project, user, public_id: st
 
 def unit_bytes_used(*, unit_id: int) -> tuple[int, int]:
     """(stored bytes of live versions, bytes reserved by uploads in progress) of a unit."""
-    stored = (FileVersion.objects.filter(project__unit_id=unit_id, deleted_at__isnull=True)
-              .aggregate(n=Sum("size_stored"))["n"] or 0)
-    reserved = (Upload.objects.filter(project__unit_id=unit_id,
-                                      status=UploadStatus.IN_PROGRESS)
-                .aggregate(n=Sum("reserved_bytes"))["n"] or 0)
-    return stored, reserved
+    row = (Unit.objects.filter(pk=unit_id)
+           .annotate(stored=unit_stored_bytes(), reserved=unit_reserved_bytes())
+           .values_list("stored", "reserved").first())
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-def projects_storage_totals(project_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """Live files and stored bytes per project, for the project list. One query."""
-    rows = (FileVersion.objects.filter(project_id__in=list(project_ids),
-                                       deleted_at__isnull=True)
-            .values("project_id").annotate(files=Count("id"), bytes=Sum("size_stored")))
-    out = {pid: {"files": 0, "bytes": 0} for pid in project_ids}
-    for r in rows:
-        out[r["project_id"]] = {"files": r["files"], "bytes": r["bytes"] or 0}
-    return out
+@dataclass(frozen=True)
+class ProjectTotals:
+    files: int
+    stored_bytes: int
+
+
+def project_totals(*, project: Project) -> ProjectTotals:
+    """Files and stored bytes of one project (transfers.annotations counts them)."""
+    row = (Project.objects.filter(pk=project.pk)
+           .annotate(live_files=project_file_count(), stored=project_stored_bytes())
+           .values_list("live_files", "stored").first())
+    return ProjectTotals(int(row[0]), int(row[1])) if row else ProjectTotals(0, 0)

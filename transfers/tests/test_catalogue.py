@@ -169,8 +169,8 @@ def test_project_storage_purge_when_storage_is_down(world, s3_storage, settings,
 @pytest.mark.django_db
 def test_usage_is_byte_hours_per_version():
     project = ProjectFactory()
-    start = timezone.make_aware(dt.datetime(2025, 3, 1))
-    end = timezone.make_aware(dt.datetime(2025, 4, 1))
+    start = dt.datetime(2025, 3, 1, tzinfo=timezone.get_current_timezone())
+    end = dt.datetime(2025, 4, 1, tzinfo=timezone.get_current_timezone())
     hours = Decimal((end - start).total_seconds() / 3600)
     FileVersion.objects.create(project=project, object_key="a", size_stored=1000,
                                uploaded_at=start - dt.timedelta(days=3))

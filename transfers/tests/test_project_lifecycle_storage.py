@@ -14,9 +14,9 @@ from projects.services import (
     project_release,
     projects_archive_due,
     projects_expire_due,
-    projects_storage_cleanup_due,
 )
 from transfers.models import File
+from transfers.services import projects_storage_cleanup_due
 from transfers.storage import storage_for_project
 from transfers.tests.helpers import upload
 

@@ -11,9 +11,9 @@ from keys.models import KeyRotation, KeyRotationStatus
 from keys.services import project_access_grant, project_private_key
 from keys.tests.helpers import keyed_user
 from projects.services import project_create
-from transfers import rotation
 from transfers.models import File
-from transfers.rotation import project_key_rotation_run, project_key_rotation_start
+from transfers.services import rotation
+from transfers.services.rotation import project_key_rotation_run, project_key_rotation_start
 from transfers.tests.factories import FileFactory
 
 

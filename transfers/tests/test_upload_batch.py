@@ -164,16 +164,16 @@ def test_batch_complete_refuses_items_alone(world, storage):
 
 
 def test_batch_complete_unlocks_the_project_key_once(world, s3_storage, monkeypatch):
-    import keys.services
+    from transfers.services import headers
 
     calls = []
-    real = keys.services.project_private_key
+    real = headers.project_private_key
 
     def counting(**kw):
         calls.append(kw["project"].pk)
         return real(**kw)
 
-    monkeypatch.setattr(keys.services, "project_private_key", counting)
+    monkeypatch.setattr(headers, "project_private_key", counting)
     client = world.client()
     encs = [encrypt(_data(i), world.project.public_key) for i in range(4)]
     started = start_batch(client, world.project, [

@@ -10,8 +10,7 @@ import os
 import pytest
 from django.db import OperationalError
 
-from transfers import services
-from transfers.models import File, Upload, UploadStatus
+from transfers.models import File, FileVersion, Upload, UploadStatus
 from transfers.storage import storage_for_project
 from transfers.tests.helpers import api_url, complete, encrypt, put_parts, start
 
@@ -30,7 +29,7 @@ def test_abort_after_a_failed_complete_deletes_the_assembled_object(world, stora
         raise OperationalError("database is locked")
 
     # The database write after storage assembled the object fails.
-    monkeypatch.setattr(services.FileVersion.objects, "create", locked)
+    monkeypatch.setattr(FileVersion.objects, "create", locked)
     with pytest.raises(OperationalError):
         complete(client, world.project, up["upload_id"], enc, etags)
     monkeypatch.undo()

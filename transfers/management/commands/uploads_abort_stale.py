@@ -1,6 +1,6 @@
 
 from jobs.runner import ScheduledJobCommand
-from transfers.services import uploads_abort_stale
+from transfers.services.uploads import uploads_abort_stale
 
 
 class Command(ScheduledJobCommand):

@@ -4,7 +4,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from jobs.runner import ScheduledJobCommand
-from transfers.services import usage_record, usage_record_last_month
+from transfers.services.usage import usage_record, usage_record_last_month
 
 
 class Command(ScheduledJobCommand):
@@ -19,10 +19,10 @@ class Command(ScheduledJobCommand):
             n = usage_record_last_month()
         else:
             try:
-                start = dt.datetime.strptime(month, "%Y-%m")
+                start = dt.datetime.strptime(month, "%Y-%m").replace(
+                    tzinfo=timezone.get_current_timezone())
             except ValueError:
                 raise CommandError("--month must look like 2025-01")
             end = (start + dt.timedelta(days=32)).replace(day=1)
-            n = usage_record(period_start=timezone.make_aware(start),
-                             period_end=timezone.make_aware(end))
+            n = usage_record(period_start=start, period_end=end)
         self.stdout.write(f"usage recorded for {n} project(s)")

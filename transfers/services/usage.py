@@ -1,0 +1,53 @@
+"""Usage for invoicing: byte-hours of every project per period, from version lifetimes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.actions import AuditAction
+from audit.services import audit_record
+from transfers.errors import BadInput
+from transfers.models import FileVersion, Usage
+
+
+def _hours(delta: dt.timedelta) -> Decimal:
+    return Decimal(max(delta.total_seconds(), 0)) / Decimal(3600)
+
+
+def usage_record(*, period_start: dt.datetime, period_end: dt.datetime) -> int:
+    """Byte-hours of every project over [start, end), from each FileVersion's lifetime.
+
+    Idempotent: re-running a period replaces its rows. Returns the number of projects.
+    """
+    if period_end <= period_start:
+        raise BadInput("The period must end after it starts.")
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    versions = (FileVersion.objects.filter(uploaded_at__lt=period_end)
+                .filter(Q(deleted_at__isnull=True) | Q(deleted_at__gt=period_start))
+                .values_list("project_id", "size_stored", "uploaded_at", "deleted_at"))
+    for project_id, size, start, end in versions.iterator(chunk_size=5000):
+        lo = max(start, period_start)
+        hi = min(end or period_end, period_end)
+        totals[project_id] += size * _hours(hi - lo)
+    with transaction.atomic():
+        for project_id, byte_hours in totals.items():
+            Usage.objects.update_or_create(
+                project_id=project_id, period_start=period_start,
+                defaults={"period_end": period_end,
+                          "byte_hours": byte_hours.quantize(Decimal("0.01"))})
+        audit_record(action=AuditAction.USAGE_RECORD, target=f"{period_start:%Y-%m-%d}",
+                     details={"projects": len(totals), "period_end": period_end})
+    return len(totals)
+
+
+def usage_record_last_month(*, now: dt.datetime | None = None) -> int:
+    now = timezone.localtime(now or timezone.now())
+    this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
+    return usage_record(period_start=last_month, period_end=this_month)
