@@ -1,33 +1,52 @@
 """Transfers API: uploads, the file catalogue and downloads of one project.
 
 One small view per operation; every view first calls ``transfer_project_get`` (the one
-status/role rule), then one service or selector. Binary values (Crypt4GH headers, X25519
-keys) travel as standard base64.
+status/role rule), then one service or selector. Domain errors are answered by the one
+handler (core.errors.api_exception_handler); a batch reports each item's refusal in the
+same shape (:func:`_item_error`). Binary values (Crypt4GH headers, X25519 keys) travel as
+standard base64.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any, TypeVar
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.sessions import request_kek
 from core.client_ip import client_ip
-from transfers import selectors, services
-from transfers.errors import TransferError
+from core.errors import DDSError
+from transfers import selectors
 from transfers.selectors import Op, transfer_project_get
-
-
-def _request_kek(request) -> bytes:
-    # Imported lazily: accounts.sessions depends on the auth stack, which the transfers
-    # app must not pull in at import time.
-    from accounts.sessions import request_kek
-
-    return request_kek(request)
+from transfers.services.catalogue import files_remove, folder_remove
+from transfers.services.completion import CompleteInput, upload_complete, uploads_complete
+from transfers.services.downloads import (
+    DOWNLOAD_BATCH_MAX,
+    DownloadItem,
+    files_download_prepare,
+)
+from transfers.services.headers import HEADER_MAX_BYTES, PUBLIC_KEY_BYTES
+from transfers.services.uploads import (
+    MAX_PARTS,
+    PART_URL_BATCH_MAX,
+    UPLOAD_BATCH_MAX,
+    PartUrl,
+    StartInput,
+    part_url_ttl,
+    upload_abort,
+    upload_header_check,
+    upload_max_parts,
+    upload_part_urls,
+    upload_parts_list,
+    upload_start,
+    uploads_first_part_urls,
+    uploads_start,
+)
 
 
 class Base64Field(serializers.CharField):
@@ -54,7 +73,7 @@ class Base64Field(serializers.CharField):
 
 
 class TransferView(APIView):
-    """Turns domain errors into 4xx/503 answers that carry their details (quota numbers)."""
+    """A view of one project's transfers: ``op`` is what the view does to it."""
 
     op: Op = Op.LIST
 
@@ -67,15 +86,6 @@ class TransferView(APIView):
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
-    def handle_exception(self, exc):
-        if isinstance(exc, TransferError):
-            return Response(_error_body(exc), status=exc.status_code)
-        return super().handle_exception(exc)
-
-
-def _error_body(exc: TransferError) -> dict:
-    return {"detail": exc.message, "code": exc.code, **exc.details}
-
 
 class ItemError(serializers.Serializer):
     """Why one item of a batch was refused: what the single-item endpoint answers."""
@@ -85,8 +95,9 @@ class ItemError(serializers.Serializer):
     detail = serializers.CharField()
 
 
-def _item_error(exc: TransferError) -> dict:
-    return {"status": exc.status_code, **_error_body(exc)}
+def _item_error(exc: DDSError) -> dict:
+    """A refused batch item: the body the single endpoint answers, and its status."""
+    return {"status": exc.status_code, **exc.body()}
 
 
 class FileOut(serializers.Serializer):
@@ -121,7 +132,7 @@ class UploadOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
     def get_max_parts(self, obj) -> int:
-        return services._max_parts(obj)
+        return upload_max_parts(obj)
 
 
 # --------------------------------------------------------------------------- uploads
@@ -132,7 +143,10 @@ class UploadPartUrlOut(serializers.Serializer):
     url = serializers.CharField(help_text="PUT the part's bytes here; short-lived.")
 
 
-def _absolute(request, urls: list[dict]) -> list[dict]:
+_WithUrl = TypeVar("_WithUrl", PartUrl, DownloadItem)
+
+
+def _absolute(request, urls: list[_WithUrl]) -> list[_WithUrl]:
     """Local-backend URLs are paths on this server; S3 URLs are already absolute."""
     for item in urls:
         item["url"] = request.build_absolute_uri(item["url"])
@@ -152,7 +166,7 @@ class UploadStartApi(TransferView):
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         data = self.valid(self.UploadStartIn, request.data)
-        upload = services.upload_start(project=project, by=request.user, ip=client_ip(request),
+        upload = upload_start(project=project, by=request.user, ip=client_ip(request),
                                        **data)
         return Response(UploadOut(upload).data, status=status.HTTP_201_CREATED)
 
@@ -161,10 +175,11 @@ class UploadsStartBatchApi(TransferView):
     op = Op.UPLOAD
 
     class UploadsStartBatchIn(serializers.Serializer):
-        uploads = UploadStartApi.UploadStartIn(many=True, allow_empty=False,
-                                               max_length=services.UPLOAD_BATCH_MAX)
+        uploads: serializers.ListSerializer[Any] = serializers.ListSerializer(
+            child=UploadStartApi.UploadStartIn(),
+                                             allow_empty=False, max_length=UPLOAD_BATCH_MAX)
         first_parts = serializers.IntegerField(
-            default=1, min_value=0, max_value=services.PART_URL_BATCH_MAX,
+            default=1, min_value=0, max_value=PART_URL_BATCH_MAX,
             help_text="Presigned URLs of this many first parts come with each upload.")
 
     class UploadsStartBatchOut(serializers.Serializer):
@@ -183,21 +198,21 @@ class UploadsStartBatchApi(TransferView):
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         data = self.valid(self.UploadsStartBatchIn, request.data)
-        results = services.uploads_start(
+        results = uploads_start(
             project=project, by=request.user, ip=client_ip(request),
-            items=[services.StartInput(**item) for item in data["uploads"]])
-        started = [r for r in results if not isinstance(r, TransferError)]
-        urls = dict(zip((u.pk for u in started), services.uploads_first_part_urls(
+            items=[StartInput(**item) for item in data["uploads"]])
+        started = [r for r in results if not isinstance(r, DDSError)]
+        urls = dict(zip((u.pk for u in started), uploads_first_part_urls(
             project=project, uploads=started, count=data["first_parts"]), strict=True))
         out = []
         for item, result in zip(data["uploads"], results, strict=True):
-            if isinstance(result, TransferError):
+            if isinstance(result, DDSError):
                 out.append({"path": item["path"], "upload": None, "parts": [],
                             "error": _item_error(result)})
             else:
                 out.append({"path": item["path"], "upload": UploadOut(result).data,
                             "parts": _absolute(request, urls[result.pk]), "error": None})
-        return Response({"uploads": out, "expires_in": settings.DDS_UPLOAD_PART_URL_TTL})
+        return Response({"uploads": out, "expires_in": part_url_ttl()})
 
 
 class PartOut(serializers.Serializer):
@@ -215,7 +230,7 @@ class UploadPartsApi(TransferView):
     def get(self, request, project_id: str, upload_id: str):
         project = self.project(request, project_id)
         upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
-        parts = services.upload_parts_list(upload=upload)
+        parts = upload_parts_list(upload=upload)
         return Response({"upload": UploadOut(upload).data,
                          "parts": [{"part_number": p.number, "etag": p.etag, "size": p.size}
                                    for p in parts]})
@@ -226,8 +241,8 @@ class UploadPartUrlsApi(TransferView):
 
     class UploadPartUrlsIn(serializers.Serializer):
         part_numbers = serializers.ListField(
-            child=serializers.IntegerField(min_value=1, max_value=services.MAX_PARTS),
-            min_length=1, max_length=services.PART_URL_BATCH_MAX)
+            child=serializers.IntegerField(min_value=1, max_value=MAX_PARTS),
+            min_length=1, max_length=PART_URL_BATCH_MAX)
 
     @extend_schema(request=UploadPartUrlsIn, responses={200: inline_serializer(
         "UploadPartUrlsResponse", {"parts": UploadPartUrlOut(many=True),
@@ -237,10 +252,9 @@ class UploadPartUrlsApi(TransferView):
         project = self.project(request, project_id)
         upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
         data = self.valid(self.UploadPartUrlsIn, request.data)
-        urls = services.upload_part_urls(upload=upload,
-                                         part_numbers=data["part_numbers"])
+        urls = upload_part_urls(upload=upload, part_numbers=data["part_numbers"])
         return Response({"parts": _absolute(request, urls),
-                         "expires_in": settings.DDS_UPLOAD_PART_URL_TTL})
+                         "expires_in": part_url_ttl()})
 
 
 class UploadCompleteApi(TransferView):
@@ -248,11 +262,12 @@ class UploadCompleteApi(TransferView):
 
     class UploadCompleteIn(serializers.Serializer):
         class UploadCompletePartIn(serializers.Serializer):
-            part_number = serializers.IntegerField(min_value=1, max_value=services.MAX_PARTS)
+            part_number = serializers.IntegerField(min_value=1, max_value=MAX_PARTS)
             etag = serializers.CharField(max_length=200)
 
-        parts = UploadCompletePartIn(many=True, allow_empty=False, max_length=services.MAX_PARTS)
-        header = Base64Field(max_bytes=64 * 1024)
+        parts: serializers.ListSerializer[Any] = serializers.ListSerializer(
+            child=UploadCompletePartIn(), allow_empty=False, max_length=MAX_PARTS)
+        header = Base64Field(max_bytes=HEADER_MAX_BYTES)
         checksum = serializers.RegexField(r"^[0-9a-fA-F]{64}$",
                                           help_text="SHA-256 of the original, hex.")
         size_original = serializers.IntegerField(min_value=0)
@@ -265,13 +280,13 @@ class UploadCompleteApi(TransferView):
         project = self.project(request, project_id)
         upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
         data = self.valid(self.UploadCompleteIn, request.data)
-        f = services.upload_complete(upload=upload, by=request.user, ip=client_ip(request),
-                                     kek=_request_kek(request), data=_complete_input(data))
+        f = upload_complete(upload=upload, by=request.user, ip=client_ip(request),
+                                       kek=request_kek(request), data=_complete_input(data))
         return Response(FileOut(f).data, status=status.HTTP_201_CREATED)
 
 
-def _complete_input(v: dict) -> services.CompleteInput:
-    return services.CompleteInput(
+def _complete_input(v: dict) -> CompleteInput:
+    return CompleteInput(
         parts=[(p["part_number"], p["etag"]) for p in v["parts"]], header=v["header"],
         checksum=v["checksum"].lower(), size_original=v["size_original"],
         size_stored=v["size_stored"], compressed=v["compressed"])
@@ -284,8 +299,9 @@ class UploadsCompleteBatchApi(TransferView):
         class UploadsCompleteBatchInItem(UploadCompleteApi.UploadCompleteIn):
             upload_id = serializers.CharField(max_length=64)
 
-        uploads = UploadsCompleteBatchInItem(many=True, allow_empty=False,
-                                             max_length=services.UPLOAD_BATCH_MAX)
+        uploads: serializers.ListSerializer[Any] = serializers.ListSerializer(
+            child=UploadsCompleteBatchInItem(),
+                                             allow_empty=False, max_length=UPLOAD_BATCH_MAX)
 
     class UploadsCompleteBatchOut(serializers.Serializer):
         class UploadsCompleteBatchOutItem(serializers.Serializer):
@@ -301,15 +317,17 @@ class UploadsCompleteBatchApi(TransferView):
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         data = self.valid(self.UploadsCompleteBatchIn, request.data)
-        results = services.uploads_complete(
-            project=project, by=request.user, kek=_request_kek(request), ip=client_ip(request),
+        results = uploads_complete(
+            project=project, by=request.user, kek=request_kek(request), ip=client_ip(request),
             items=[(v["upload_id"], _complete_input(v)) for v in data["uploads"]])
         out = []
         for v, result in zip(data["uploads"], results, strict=True):
-            failed = isinstance(result, TransferError)
-            out.append({"upload_id": v["upload_id"],
-                        "file": None if failed else FileOut(result).data,
-                        "error": _item_error(result) if failed else None})
+            if isinstance(result, DDSError):
+                out.append({"upload_id": v["upload_id"], "file": None,
+                            "error": _item_error(result)})
+            else:
+                out.append({"upload_id": v["upload_id"], "file": FileOut(result).data,
+                            "error": None})
         return Response({"uploads": out})
 
 
@@ -320,7 +338,7 @@ class UploadAbortApi(TransferView):
     def delete(self, request, project_id: str, upload_id: str):
         project = self.project(request, project_id)
         upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
-        upload = services.upload_abort(upload=upload, by=request.user, ip=client_ip(request))
+        upload = upload_abort(upload=upload, by=request.user, ip=client_ip(request))
         return Response(UploadOut(upload).data)
 
 
@@ -421,8 +439,8 @@ class FilesRemoveApi(TransferView):
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         data = self.valid(PathsIn, request.data)
-        return Response(services.files_remove(project=project, by=request.user,
-                                              ip=client_ip(request), **data))
+        return Response(files_remove(project=project, by=request.user,
+                                               ip=client_ip(request), **data))
 
 
 class FolderRemoveApi(TransferView):
@@ -443,8 +461,8 @@ class FolderRemoveApi(TransferView):
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         data = self.valid(self.FolderRemoveIn, request.data)
-        result = services.folder_remove(project=project, by=request.user, ip=client_ip(request),
-                                        **data)
+        result = folder_remove(project=project, by=request.user,
+                                         ip=client_ip(request), **data)
         return Response(result, status=status.HTTP_202_ACCEPTED if result["queued"]
                         else status.HTTP_200_OK)
 
@@ -456,18 +474,18 @@ class FilesDownloadApi(TransferView):
     op = Op.DOWNLOAD
 
     class FilesDownloadIn(serializers.Serializer):
-        public_key = Base64Field(max_bytes=32, exact=32,
+        public_key = Base64Field(max_bytes=PUBLIC_KEY_BYTES, exact=PUBLIC_KEY_BYTES,
                                  help_text="The client's ephemeral X25519 public key.")
         paths = serializers.ListField(child=serializers.CharField(max_length=4096,
                                                                   trim_whitespace=False),
                                       required=False, min_length=1,
-                                      max_length=services.DOWNLOAD_BATCH_MAX)
+                                      max_length=DOWNLOAD_BATCH_MAX)
         folder = serializers.CharField(required=False, allow_blank=True,
                                        trim_whitespace=False)
         after = serializers.CharField(required=False, default="", allow_blank=True,
                                       trim_whitespace=False)
-        limit = serializers.IntegerField(required=False, default=services.DOWNLOAD_BATCH_MAX,
-                                         min_value=1, max_value=services.DOWNLOAD_BATCH_MAX)
+        limit = serializers.IntegerField(required=False, default=DOWNLOAD_BATCH_MAX,
+                                         min_value=1, max_value=DOWNLOAD_BATCH_MAX)
 
         def validate(self, attrs):
             if "paths" in attrs and "folder" in attrs:
@@ -477,7 +495,7 @@ class FilesDownloadApi(TransferView):
     class FilesDownloadOut(serializers.Serializer):
         class FilesDownloadItem(serializers.Serializer):
             path = serializers.CharField()
-            header = Base64Field(max_bytes=64 * 1024,
+            header = Base64Field(max_bytes=HEADER_MAX_BYTES,
                                  help_text="Crypt4GH header addressed to public_key.")
             checksum = serializers.CharField()
             size_original = serializers.IntegerField()
@@ -494,10 +512,9 @@ class FilesDownloadApi(TransferView):
                    summary="Download: headers re-encrypted to the client's key + GET URLs")
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
-        data = self.valid(self.FilesDownloadIn, request.data)
-        v = data
-        result = services.files_download_prepare(
-            project=project, user=request.user, kek=_request_kek(request), ip=client_ip(request),
+        v = self.valid(self.FilesDownloadIn, request.data)
+        result = files_download_prepare(
+            project=project, user=request.user, kek=request_kek(request), ip=client_ip(request),
             recipient_public_key=v["public_key"], paths=v.get("paths"),
             folder=v.get("folder"), after=v["after"], limit=v["limit"])
         _absolute(request, result["files"])
@@ -515,12 +532,12 @@ class ProjectStorageApi(TransferView):
         summary="Stored bytes of the project (and, for unit staff, the unit's quota)")
     def get(self, request, project_id: str):
         project = self.project(request, project_id)
-        totals = selectors.projects_storage_totals([project.pk])[project.pk]
+        totals = selectors.project_totals(project=project)
         staff = selectors.user_is_project_staff(request.user, project)
         # The unit's figures are for its staff only (not even queried for others).
         stored, reserved = (selectors.unit_bytes_used(unit_id=project.unit_id) if staff
                             else (0, 0))
-        return Response({"files": totals["files"], "stored_bytes": totals["bytes"],
+        return Response({"files": totals.files, "stored_bytes": totals.stored_bytes,
                          "unit_stored_bytes": stored, "unit_reserved_bytes": reserved,
                          "unit_quota_bytes": project.unit.quota_bytes if staff else None})
 
@@ -532,8 +549,8 @@ class UploadHeaderCheckApi(TransferView):
     op = Op.UPLOAD
 
     class HeaderCheckIn(serializers.Serializer):
-        header = Base64Field(max_bytes=64 * 1024)
-        public_key = Base64Field(max_bytes=32, exact=32,
+        header = Base64Field(max_bytes=HEADER_MAX_BYTES)
+        public_key = Base64Field(max_bytes=PUBLIC_KEY_BYTES, exact=PUBLIC_KEY_BYTES,
                                  help_text="The client's ephemeral X25519 public key.")
 
     @extend_schema(request=HeaderCheckIn, responses={200: inline_serializer(
@@ -542,7 +559,7 @@ class UploadHeaderCheckApi(TransferView):
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         data = self.valid(self.HeaderCheckIn, request.data)
-        header = services.upload_header_check(
-            project=project, by=request.user, kek=_request_kek(request),
+        header = upload_header_check(
+            project=project, by=request.user, kek=request_kek(request),
             header=data["header"], recipient_public_key=data["public_key"])
         return Response({"header": base64.b64encode(header).decode()})

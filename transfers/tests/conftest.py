@@ -78,7 +78,7 @@ class World:
         self.keks = {self.staff.pk: self.staff_kek, self.other_staff.pk: self.other_kek}
         # The KEK normally comes from the caller's key session (accounts.sessions); the
         # tests hand in the one derived from the password instead.
-        monkeypatch.setattr(api, "_request_kek", lambda request: self.keks[request.user.pk])
+        monkeypatch.setattr(api, "request_kek", lambda request: self.keks[request.user.pk])
 
     def client(self, user=None) -> APIClient:
         c = APIClient()
