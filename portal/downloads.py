@@ -1,7 +1,7 @@
 """Downloads in the browser: decrypted on the server while streaming, verified at the end.
 
 The portal cannot run Crypt4GH in the browser, so the server decrypts, but it uses the
-same path as the CLI: ``transfers.services.files_download_prepare`` re-encrypts the
+same path as the CLI: ``transfers.services.downloads.files_download_prepare`` re-encrypts the
 stored headers to a one-off X25519 key made here for this response (so the project
 private key is never handed around, the permission and status rules are the API's, the
 download time is recorded and audited), then the segments are read from storage in
@@ -22,26 +22,34 @@ what storage returned is not what was uploaded), never a generic error.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import itertools
 import logging
 import socket
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 
 import c4gh
+from accounts.models import User
+from core import metrics
+from projects.models import Project
 from transfers.errors import NotFound, StorageUnavailable
-from transfers.models import File
 from transfers.paths import path_normalise
-from transfers.services import files_download_prepare
-from transfers.storage import LocalBackend, storage_for_project
+from transfers.services.downloads import files_download_prepare
+from transfers.storage import LocalBackend, StorageBackend, storage_for_project
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -68,27 +76,31 @@ class Item:
     compressed: bool
     url: str
     object_key: str
-    uploaded_at: object
+    uploaded_at: dt.datetime
 
 
-def _prepare(*, project, user, kek, ip, paths=None, folder=None, after="",
-             limit=ZIP_BATCH) -> tuple[list[Item], str | None]:
+@dataclass
+class _Reading:
+    """Which file a response is decrypting now: the one to name if it proves damaged."""
+
+    path: str = ""
+
+
+def _prepare(*, project: Project, user: User, kek: bytes, ip: str | None,
+             paths: Sequence[str] | None = None, folder: str | None = None, after: str = "",
+             limit: int = ZIP_BATCH) -> tuple[list[Item], str | None]:
     sk, pk = c4gh.generate_keypair()
     out = files_download_prepare(project=project, user=user, kek=kek, recipient_public_key=pk,
                                  paths=paths, folder=folder, after=after, limit=limit, ip=ip)
-    rows = {f.path: f for f in File.objects.filter(
-        project=project, path__in=[x["path"] for x in out["files"]]).only(
-        "path", "object_key", "uploaded_at")}
     items = [Item(path=x["path"], header=bytes(x["header"]), reader_sk=sk,
                   checksum=x["checksum"], size_original=x["size_original"],
                   size_stored=x["size_stored"], compressed=x["compressed"], url=x["url"],
-                  object_key=rows[x["path"]].object_key,
-                  uploaded_at=rows[x["path"]].uploaded_at)
+                  object_key=x["object_key"], uploaded_at=x["uploaded_at"])
              for x in out["files"]]
     return items, out["next"]
 
 
-def object_chunks(backend, bucket: str, item: Item) -> Iterator[bytes]:
+def object_chunks(backend: StorageBackend, bucket: str, item: Item) -> Iterator[bytes]:
     """The stored object's bytes in chunks: straight from disk for the local backend,
     over the presigned GET URL for S3 (the server's credentials stay in boto3)."""
     if isinstance(backend, LocalBackend):
@@ -109,7 +121,13 @@ def object_chunks(backend, bucket: str, item: Item) -> Iterator[bytes]:
         raise StorageUnavailable(f"Object storage is unreachable ({type(exc).__name__}).")
 
 
-def plaintext(item: Item, chunks: Iterator[bytes]) -> Iterator[bytes]:
+def _as_bytes(piece: bytes | bytearray | memoryview) -> bytes:
+    # The decryptor hands out bytes; a response body must be bytes (Django would render
+    # a bytearray as its repr), so anything else is copied.
+    return piece if isinstance(piece, bytes) else bytes(piece)
+
+
+def plaintext(item: Item, chunks: Iterator[bytes], reading: _Reading) -> Iterator[bytes]:
     """Decrypted (and decompressed) bytes of one file; raises if any check fails.
 
     One piece is always held back until ``finish()`` has verified size and SHA-256, so
@@ -119,6 +137,7 @@ def plaintext(item: Item, chunks: Iterator[bytes]) -> Iterator[bytes]:
                          compressed=item.compressed, expected_sha256=item.checksum,
                          expected_size=item.size_original,
                          expected_stored_size=item.size_stored)
+    reading.path = item.path
     held = b""
     try:
         for chunk in chunks:
@@ -126,19 +145,18 @@ def plaintext(item: Item, chunks: Iterator[bytes]) -> Iterator[bytes]:
                 if piece:
                     if held:
                         yield held
-                    held = piece
-        tail = [p for p in dec.finish() if p]
+                    held = _as_bytes(piece)
+        tail = [_as_bytes(p) for p in dec.finish() if p]
     except c4gh.C4GHError as exc:
         log.warning("download aborted: %s failed verification: %s", item.path,
                     type(exc).__name__)
-        exc.dds_path = item.path  # which file of a zip it was, for the user's notice
         raise
     if held:
         yield held
     yield from tail
 
 
-def _check_stored(backend, bucket: str, item: Item) -> None:
+def _check_stored(backend: StorageBackend, bucket: str, item: Item) -> None:
     # Before the response starts, a missing object is still a clean error page.
     if backend.head_size(bucket, item.object_key) is None:
         raise StorageUnavailable(f"The stored data of {item.path} cannot be read; "
@@ -148,11 +166,9 @@ def _check_stored(backend, bucket: str, item: Item) -> None:
 # --------------------------------------------------------------------------- damage
 
 
-def damaged_note(request, project, path: str) -> None:
+def damaged_note(request: HttpRequest | None, project: Project, path: str) -> None:
     """Remember in the user's session that ``path`` failed verification (the response
     is already streaming, so the session is saved here, not by its middleware)."""
-    from core import metrics
-
     metrics.transfer_failed(direction="download", reason="damaged")
     if request is None or not hasattr(request, "session"):
         return
@@ -167,7 +183,7 @@ def damaged_note(request, project, path: str) -> None:
         log.exception("could not note the damaged download of %s", path)
 
 
-def damaged_notes_pop(request, project) -> list[str]:
+def damaged_notes_pop(request: HttpRequest, project: Project) -> list[str]:
     """Paths of ``project`` whose download failed verification since the page was last
     shown (each is shown once)."""
     notes = dict(request.session.get(DAMAGED_SESSION_KEY) or {})
@@ -177,7 +193,7 @@ def damaged_notes_pop(request, project) -> list[str]:
     return paths
 
 
-def _drop_connection(request) -> None:
+def _drop_connection(request: HttpRequest | None) -> None:
     """Close the client's connection at once, so that a cut download cannot look finished
     and the browser does not wait for the announced rest. gunicorn closes it after the
     error anyway; Django's development server (``make run``) would keep it open."""
@@ -196,27 +212,29 @@ def _drop_connection(request) -> None:
             pass
 
 
-def _damaged_response(request, project, path: str) -> HttpResponse:
+def _damaged_response(request: HttpRequest | None, project: Project,
+                      path: str) -> HttpResponse:
     body = render_to_string("portal/damaged.html", {"project": project, "paths": [path]},
                             request=request)
     return HttpResponse(body, status=DAMAGED_STATUS)
 
 
-def _guarded(request, project, chunks: Iterator[bytes], make_response):
+def _guarded(request: HttpRequest | None, project: Project, chunks: Iterator[bytes],
+             reading: _Reading,
+             make_response: Callable[[Iterator[bytes]], HttpResponseBase]) -> HttpResponseBase:
     """Start ``chunks`` before answering: damage found before the first byte becomes the
     explanation page; damage found later notes it and drops the connection."""
     try:
         first = next(chunks, None)
-    except c4gh.C4GHError as exc:
-        path = getattr(exc, "dds_path", "")
-        damaged_note(request, project, path)
-        return _damaged_response(request, project, path)
+    except c4gh.C4GHError:
+        damaged_note(request, project, reading.path)
+        return _damaged_response(request, project, reading.path)
 
     def rest() -> Iterator[bytes]:
         try:
             yield from chunks
-        except c4gh.C4GHError as exc:
-            damaged_note(request, project, getattr(exc, "dds_path", ""))
+        except c4gh.C4GHError:
+            damaged_note(request, project, reading.path)
             _drop_connection(request)
             raise
 
@@ -224,13 +242,14 @@ def _guarded(request, project, chunks: Iterator[bytes], make_response):
     return make_response(itertools.chain(head, rest()))
 
 
-def _headers(response, filename: str) -> None:
+def _headers(response: HttpResponse | StreamingHttpResponse, filename: str) -> None:
     response["Content-Disposition"] = content_disposition_header(True, filename)
     response["Cache-Control"] = "no-store"
 
 
-def file_response(*, project, user, kek: bytes, path: str, ip=None,
-                  request=None) -> HttpResponse:
+def file_response(*, project: Project, user: User, kek: bytes, path: str,
+                  ip: str | None = None,
+                  request: HttpRequest | None = None) -> HttpResponseBase:
     path = path_normalise(path)
     items, _ = _prepare(project=project, user=user, kek=kek, ip=ip, paths=[path], limit=1)
     if not items:
@@ -239,15 +258,17 @@ def file_response(*, project, user, kek: bytes, path: str, ip=None,
     backend = storage_for_project(project)
     _check_stored(backend, project.bucket, item)
 
-    def respond(chunks) -> StreamingHttpResponse:
+    def respond(chunks: Iterator[bytes]) -> StreamingHttpResponse:
         response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
         # A known length lets the browser tell a cut transfer from a finished one.
         response["Content-Length"] = str(item.size_original)
         _headers(response, path.rpartition("/")[2])
         return response
 
+    reading = _Reading()
     return _guarded(request, project,
-                    plaintext(item, object_chunks(backend, project.bucket, item)), respond)
+                    plaintext(item, object_chunks(backend, project.bucket, item), reading),
+                    reading, respond)
 
 
 class _ZipSink(io.RawIOBase):
@@ -265,7 +286,7 @@ class _ZipSink(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, b) -> int:
+    def write(self, b: ReadableBuffer) -> int:
         data = bytes(b)
         self._parts.append(data)
         self._pos += len(data)
@@ -280,8 +301,8 @@ class _ZipSink(io.RawIOBase):
         return data
 
 
-def zip_chunks(items: Iterator[Item], *, backend, bucket: str, strip: str,
-               prefix: str) -> Iterator[bytes]:
+def zip_chunks(items: Iterator[Item], *, backend: StorageBackend, bucket: str, strip: str,
+               prefix: str, reading: _Reading) -> Iterator[bytes]:
     """A ZIP64 archive (stored, no compression: the data is mostly compressed already)
     of the decrypted files, produced piece by piece. An error ends the generator before
     the central directory is written, so the archive is visibly broken."""
@@ -295,15 +316,16 @@ def zip_chunks(items: Iterator[Item], *, backend, bucket: str, strip: str,
             info.compress_type = zipfile.ZIP_STORED
             info.file_size = item.size_original
             with zf.open(info, mode="w", force_zip64=True) as member:
-                for piece in plaintext(item, object_chunks(backend, bucket, item)):
+                for piece in plaintext(item, object_chunks(backend, bucket, item), reading):
                     member.write(piece)
                     yield sink.take()
             yield sink.take()
     yield sink.take()
 
 
-def folder_response(*, project, user, kek: bytes, folder: str,
-                    ip=None, request=None) -> HttpResponse:
+def folder_response(*, project: Project, user: User, kek: bytes, folder: str,
+                    ip: str | None = None,
+                    request: HttpRequest | None = None) -> HttpResponseBase:
     folder = path_normalise(folder, allow_root=True)
     first, after = _prepare(project=project, user=user, kek=kek, ip=ip, folder=folder)
     if not first:
@@ -323,12 +345,13 @@ def folder_response(*, project, user, kek: bytes, folder: str,
                                      folder=folder, after=cursor)
 
     name = folder.rpartition("/")[2] if folder else project.public_id
+    reading = _Reading()
     chunks = zip_chunks(items(), backend=backend, bucket=project.bucket, strip=folder,
-                        prefix=name)
+                        prefix=name, reading=reading)
 
-    def respond(pieces) -> StreamingHttpResponse:
+    def respond(pieces: Iterator[bytes]) -> StreamingHttpResponse:
         response = StreamingHttpResponse(pieces, content_type="application/zip")
         _headers(response, f"{name}.zip")
         return response
 
-    return _guarded(request, project, (c for c in chunks if c), respond)
+    return _guarded(request, project, (c for c in chunks if c), reading, respond)

@@ -1,7 +1,9 @@
 """Researcher portal pages: project list, project page (files, people), downloads.
 
 Thin views: authorisation in projects.selectors / transfers.selectors, every write in a
-service. Domain errors raised here become 4xx pages (ddsite.middleware).
+service. Domain errors raised here become error pages with their status
+(ddsite.middleware.PortalErrorMiddleware); the member forms show theirs on the project
+page (:func:`_members_action`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import JsonResponse
+from django.http import HttpResponseServerError, JsonResponse
 from django.shortcuts import redirect, render
 from django.template import loader
 from django.urls import reverse
@@ -21,14 +23,13 @@ from accounts.sessions import PORTAL_SESSION_KEY, live_session, request_kek
 from core.client_ip import client_ip
 from core.errors import DDSError
 from core.throttling import throttle_check
-from keys.services import KeyAccessError
 from portal import downloads
 from portal.selectors import files_search, project_list_rows, project_people
 from projects import services as project_services
 from projects.selectors import Need, project_get_for_user
-from transfers.errors import BadInput, NotAllowed
+from transfers.errors import BadInput
 from transfers.paths import path_ancestors, path_normalise
-from transfers.selectors import Op, folder_list, transfer_check, transfer_project_get
+from transfers.selectors import Op, folder_list, transfer_project_get, transfer_refusal
 
 PAGE_SIZE = 50
 
@@ -78,10 +79,9 @@ def project_detail(request, project_id: str):
                "history": project.status_events.select_related("by").order_by("at", "id"),
                "crumbs": [(f, f.rpartition("/")[2]) for f in path_ancestors(folder)][1:],
                "can_manage": _can_manage(user, project), "invite_form": InviteForm()}
-    try:
-        transfer_check(project=project, user=user, op=Op.LIST)
-    except NotAllowed as exc:
-        context["files_note"] = str(exc)
+    refusal = transfer_refusal(project=project, user=user, op=Op.LIST)
+    if refusal is not None:
+        context["files_note"] = refusal.message
     else:
         if query:
             context["search"] = files_search(project=project, folder=folder, query=query,
@@ -89,11 +89,8 @@ def project_detail(request, project_id: str):
         else:
             context["listing"] = folder_list(project=project, folder=folder, offset=offset,
                                              limit=PAGE_SIZE)
-        try:
-            transfer_check(project=project, user=user, op=Op.DOWNLOAD)
-            context["can_download"] = True
-        except NotAllowed:
-            context["can_download"] = False
+        context["can_download"] = transfer_refusal(project=project, user=user,
+                                                   op=Op.DOWNLOAD) is None
     context["members"], context["invites"] = project_people(project)
     context["damaged"] = downloads.damaged_notes_pop(request, project)
     return render(request, "portal/project.html", context)
@@ -131,7 +128,7 @@ def _members_action(request, project_id: str, action, success: str):
     try:
         action(project)
         messages.success(request, success)
-    except (DDSError, ValidationError, KeyAccessError) as exc:
+    except (DDSError, ValidationError) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", None) or [str(exc)]))
     return redirect(reverse("portal:project", args=[project.public_id]) + "#people")
 
@@ -215,6 +212,4 @@ def server_error(request):
     # No context processors and no database here: whatever broke may be the database.
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Server error; it has been logged."}, status=500)
-    from django.http import HttpResponseServerError
-
     return HttpResponseServerError(loader.get_template("500.html").render())
