@@ -21,6 +21,14 @@ import pytest
 from django.core import mail
 from django_otp.oath import totp
 
+# A missing browser is a failure, not a skip: this is the one test of the pages in a
+# real browser (.ci/run installs both).
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError as exc:
+    raise ImportError("playwright is not installed in this virtualenv: "
+                      "pip install -r requirements-dev.txt") from exc
+
 from accounts.models import Invite, Role
 from accounts.services import invite_create
 from accounts.tests.factories import UnitFactory
@@ -34,10 +42,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-g
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "Journey-" + "x9Q" * 4
 
-pytestmark = [
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is not installed "
-                       "(apt-get install chromium; .ci/run does it)"),
-]
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium is not installed (looked on PATH and at {CHROMIUM}): "
+                    "apt-get install chromium", pytrace=False)
+    return CHROMIUM
 
 # Run in the page: form controls without a label, buttons and links without a name,
 # images without alt text. Equivalent to axe's label / button-name / link-name /
@@ -116,15 +127,13 @@ def released(db, settings, tmp_path, live_server):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_researcher_journey_in_chromium(released, live_server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
-
+def test_researcher_journey_in_chromium(chromium, released, live_server, tmp_path):
     project, invite_link = released
     shots = Path(os.environ["DDS_SCREENSHOTS"]) if os.environ.get("DDS_SCREENSHOTS") else None
     if shots:
         shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 860},
                                       accept_downloads=True)
         context.set_default_timeout(15_000)
