@@ -134,6 +134,19 @@ def test_remove_files_and_folders(world, storage, settings):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_folder_removal_messages_queued_by_an_older_release_still_run(world, s3_storage):
+    from transfers.tasks import folder_remove_task
+
+    client = world.client()
+    for p in ["old/1", "old/2", "kept"]:
+        upload(client, world.project, p, p.encode())
+    assert folder_remove_task.name == "transfers.tasks.folder_remove_task"
+    # Older messages carried the user's id as a third argument.
+    folder_remove_task.apply(args=(world.project.pk, "old", world.staff.pk)).get()
+    assert list(File.objects.values_list("path", flat=True)) == ["kept"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_project_storage_purge(world, storage):
     client = world.client()
     for p in ["x/1", "x/2", "3"]:
