@@ -22,7 +22,6 @@ what storage returned is not what was uploaded), never a generic error.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import itertools
 import logging
@@ -45,7 +44,7 @@ from core import metrics
 from projects.models import Project
 from transfers.errors import NotFound, StorageUnavailable
 from transfers.paths import path_normalise
-from transfers.services.downloads import files_download_prepare
+from transfers.services.downloads import DownloadItem, files_download_prepare
 from transfers.storage import LocalBackend, StorageBackend, storage_for_project
 
 if TYPE_CHECKING:
@@ -67,16 +66,11 @@ DAMAGED_STATUS = 502
 
 @dataclass
 class Item:
-    path: str
-    header: bytes  # addressed to ``reader_sk`` only
+    """A file to stream, as files_download_prepare gave it; its header is addressed to
+    ``reader_sk`` only."""
+
+    file: DownloadItem
     reader_sk: bytes
-    checksum: str
-    size_original: int
-    size_stored: int
-    compressed: bool
-    url: str
-    object_key: str
-    uploaded_at: dt.datetime
 
 
 @dataclass
@@ -92,28 +86,24 @@ def _prepare(*, project: Project, user: User, kek: bytes, ip: str | None,
     sk, pk = c4gh.generate_keypair()
     out = files_download_prepare(project=project, user=user, kek=kek, recipient_public_key=pk,
                                  paths=paths, folder=folder, after=after, limit=limit, ip=ip)
-    items = [Item(path=x["path"], header=bytes(x["header"]), reader_sk=sk,
-                  checksum=x["checksum"], size_original=x["size_original"],
-                  size_stored=x["size_stored"], compressed=x["compressed"], url=x["url"],
-                  object_key=x["object_key"], uploaded_at=x["uploaded_at"])
-             for x in out["files"]]
-    return items, out["next"]
+    return [Item(f, sk) for f in out["files"]], out["next"]
 
 
 def object_chunks(backend: StorageBackend, bucket: str, item: Item) -> Iterator[bytes]:
     """The stored object's bytes in chunks: straight from disk for the local backend,
     over the presigned GET URL for S3 (the server's credentials stay in boto3)."""
+    f = item.file
     if isinstance(backend, LocalBackend):
-        if item.size_stored == 0:
+        if f["size_stored"] == 0:
             return
         try:
-            yield from backend.iter_range(bucket, item.object_key, 0, item.size_stored - 1,
+            yield from backend.iter_range(bucket, f["object_key"], 0, f["size_stored"] - 1,
                                           chunk=READ_CHUNK)
         except OSError as exc:
             raise StorageUnavailable(f"Local storage failed ({exc.strerror}).")
         return
     try:
-        with httpx.stream("GET", item.url, timeout=httpx.Timeout(60, connect=5)) as r:
+        with httpx.stream("GET", f["url"], timeout=httpx.Timeout(60, connect=5)) as r:
             if r.status_code != 200:
                 raise StorageUnavailable(f"Object storage answered {r.status_code}.")
             yield from r.iter_bytes(READ_CHUNK)
@@ -133,11 +123,12 @@ def plaintext(item: Item, chunks: Iterator[bytes], reading: _Reading) -> Iterato
     One piece is always held back until ``finish()`` has verified size and SHA-256, so
     the stream can only end complete if the file is exactly the one uploaded.
     """
-    dec = c4gh.Decryptor(header=item.header, reader_sk=item.reader_sk,
-                         compressed=item.compressed, expected_sha256=item.checksum,
-                         expected_size=item.size_original,
-                         expected_stored_size=item.size_stored)
-    reading.path = item.path
+    f = item.file
+    dec = c4gh.Decryptor(header=f["header"], reader_sk=item.reader_sk,
+                         compressed=f["compressed"], expected_sha256=f["checksum"],
+                         expected_size=f["size_original"],
+                         expected_stored_size=f["size_stored"])
+    reading.path = f["path"]
     held = b""
     try:
         for chunk in chunks:
@@ -148,7 +139,7 @@ def plaintext(item: Item, chunks: Iterator[bytes], reading: _Reading) -> Iterato
                     held = _as_bytes(piece)
         tail = [_as_bytes(p) for p in dec.finish() if p]
     except c4gh.C4GHError as exc:
-        log.warning("download aborted: %s failed verification: %s", item.path,
+        log.warning("download aborted: %s failed verification: %s", f["path"],
                     type(exc).__name__)
         raise
     if held:
@@ -158,8 +149,8 @@ def plaintext(item: Item, chunks: Iterator[bytes], reading: _Reading) -> Iterato
 
 def _check_stored(backend: StorageBackend, bucket: str, item: Item) -> None:
     # Before the response starts, a missing object is still a clean error page.
-    if backend.head_size(bucket, item.object_key) is None:
-        raise StorageUnavailable(f"The stored data of {item.path} cannot be read; "
+    if backend.head_size(bucket, item.file["object_key"]) is None:
+        raise StorageUnavailable(f"The stored data of {item.file['path']} cannot be read; "
                                  "try again later or contact the facility.")
 
 
@@ -261,7 +252,7 @@ def file_response(*, project: Project, user: User, kek: bytes, path: str,
     def respond(chunks: Iterator[bytes]) -> StreamingHttpResponse:
         response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
         # A known length lets the browser tell a cut transfer from a finished one.
-        response["Content-Length"] = str(item.size_original)
+        response["Content-Length"] = str(item.file["size_original"])
         _headers(response, path.rpartition("/")[2])
         return response
 
@@ -310,11 +301,12 @@ def zip_chunks(items: Iterator[Item], *, backend: StorageBackend, bucket: str, s
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED,
                          allowZip64=True) as zf:
         for item in items:
-            name = item.path[len(strip):].lstrip("/") if strip else item.path
+            f = item.file
+            name = f["path"][len(strip):].lstrip("/") if strip else f["path"]
             info = zipfile.ZipInfo(f"{prefix}/{name}",
-                                   date_time=timezone.localtime(item.uploaded_at).timetuple()[:6])
+                                   date_time=timezone.localtime(f["uploaded_at"]).timetuple()[:6])
             info.compress_type = zipfile.ZIP_STORED
-            info.file_size = item.size_original
+            info.file_size = f["size_original"]
             with zf.open(info, mode="w", force_zip64=True) as member:
                 for piece in plaintext(item, object_chunks(backend, bucket, item), reading):
                     member.write(piece)
