@@ -153,13 +153,19 @@ def folder_tree(*, project: Project, folder: str = "", after: str = "",
                 limit: int = 1000) -> tuple[list[File], str | None]:
     """Every file under ``folder`` (recursively), by path, keyset-paginated on ``after``."""
     folder = path_normalise(folder, allow_root=True)
-    qs = files_under(project=project, folder=folder)
+    return files_page(files_under(project=project, folder=folder).only(*FILE_LIST_FIELDS),
+                      after=after, limit=limit)
+
+
+def files_page(files: QuerySet[File], *, after: str,
+               limit: int) -> tuple[list[File], str | None]:
+    """Up to ``limit`` of ``files`` by path after the path ``after`` (keyset pagination),
+    and the cursor of the next page (None on the last)."""
     if after:
-        qs = qs.filter(path__gt=after)
-    files = list(qs.order_by("path").only(*FILE_LIST_FIELDS)[:limit + 1])
-    more = len(files) > limit
-    files = files[:limit]
-    return files, (files[-1].path if more else None)
+        files = files.filter(path__gt=after)
+    rows = list(files.order_by("path")[:limit + 1])
+    page = rows[:limit]
+    return page, (page[-1].path if len(rows) > limit else None)
 
 
 def files_under(*, project: Project, folder: str) -> QuerySet[File]:

@@ -19,7 +19,7 @@ from projects.models import Project
 from transfers.errors import BadInput
 from transfers.models import File
 from transfers.paths import path_normalise
-from transfers.selectors import files_under
+from transfers.selectors import files_page, files_under
 from transfers.services.headers import headers_for_recipient, recipient_key_check
 from transfers.storage import storage_for_project
 
@@ -46,21 +46,17 @@ class DownloadBatch(TypedDict):
     next: str | None
 
 
-def _download_files(*, project: Project, paths: Sequence[str] | None, folder: str | None,
-                    after: str) -> tuple[QuerySet[File], set[str] | None]:
-    """The files asked for (``paths``, or everything under ``folder``) after ``after``;
-    and the normalised paths, when paths were named."""
+def _download_files(*, project: Project, paths: Sequence[str] | None,
+                    folder: str | None) -> tuple[QuerySet[File], set[str] | None]:
+    """The files asked for (``paths``, or everything under ``folder``), and the
+    normalised paths when paths were named."""
     if paths is None:
-        qs = files_under(project=project, folder=path_normalise(folder or "", allow_root=True))
-        wanted = None
-    else:
-        if len(paths) > DOWNLOAD_BATCH_MAX:
-            raise BadInput(f"At most {DOWNLOAD_BATCH_MAX} paths per request.")
-        wanted = {path_normalise(p) for p in paths}
-        qs = File.objects.filter(project=project, path__in=wanted)
-    if after:
-        qs = qs.filter(path__gt=after)
-    return qs.order_by("path"), wanted
+        folder = path_normalise(folder or "", allow_root=True)
+        return files_under(project=project, folder=folder), None
+    if len(paths) > DOWNLOAD_BATCH_MAX:
+        raise BadInput(f"At most {DOWNLOAD_BATCH_MAX} paths per request.")
+    wanted = {path_normalise(p) for p in paths}
+    return File.objects.filter(project=project, path__in=wanted), wanted
 
 
 @transaction.atomic
@@ -77,10 +73,8 @@ def files_download_prepare(*, project: Project, user: User, kek: bytes,
     """
     limit = max(1, min(limit, DOWNLOAD_BATCH_MAX))
     recipient_key_check(recipient_public_key)
-    qs, wanted = _download_files(project=project, paths=paths, folder=folder, after=after)
-    files = list(qs[:limit + 1])
-    more = len(files) > limit
-    files = files[:limit]
+    asked, wanted = _download_files(project=project, paths=paths, folder=folder)
+    files, cursor = files_page(asked, after=after, limit=limit)
     headers = headers_for_recipient(project=project, user=user, kek=kek,
                                     headers=[bytes(f.header) for f in files],
                                     recipient_public_key=recipient_public_key)
@@ -98,4 +92,4 @@ def files_download_prepare(*, project: Project, user: User, kek: bytes,
                  details={"count": len(files), "paths": [f.path for f in files[:50]]})
     return {"files": out,
             "missing": sorted(wanted - {f.path for f in files}) if wanted is not None else [],
-            "expires_in": ttl, "next": files[-1].path if more else None}
+            "expires_in": ttl, "next": cursor}
