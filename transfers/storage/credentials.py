@@ -46,12 +46,11 @@ def storage_location_credentials_seal(location: StorageLocation, *, access_key: 
 
 def storage_location_credentials(location: StorageLocation) -> StorageCredentials | None:
     """The location's unsealed credentials, or None if it has none of its own."""
-    if not location.has_credentials:
+    access, secret = location.access_key_sealed, location.secret_key_sealed
+    if not (access and secret):  # as StorageLocation.has_credentials
         return None
-    assert location.access_key_sealed is not None and location.secret_key_sealed is not None
-    return StorageCredentials(
-        unseal(bytes(location.access_key_sealed), purpose=_PURPOSE_ACCESS).decode(),
-        unseal(bytes(location.secret_key_sealed), purpose=_PURPOSE_SECRET).decode())
+    return StorageCredentials(unseal(bytes(access), purpose=_PURPOSE_ACCESS).decode(),
+                              unseal(bytes(secret), purpose=_PURPOSE_SECRET).decode())
 
 
 def _server_credentials() -> StorageCredentials:
