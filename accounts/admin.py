@@ -7,8 +7,11 @@ from accounts import services
 from accounts.admin_base import ScopedAdmin, SuperAdminOnly
 from accounts.models import MOTD, Invite, Maintenance, Role, Unit, User
 from accounts.selectors import users_visible_to
+from audit.actions import AuditAction
 from audit.services import audit_record
 from core.client_ip import client_ip
+from core.errors import DDSError
+from transfers.annotations import with_unit_storage
 
 
 @admin.register(Unit)
@@ -19,8 +22,6 @@ class UnitAdmin(ScopedAdmin):
                     "days_in_available", "days_in_expired")
 
     def get_queryset(self, request):
-        from transfers.annotations import with_unit_storage
-
         return with_unit_storage(super().get_queryset(request))
 
     @admin.display(description="Stored / quota", ordering="stored_bytes")
@@ -80,7 +81,7 @@ class UserAdmin(ScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        audit_record(action="user.admin_edit", actor=request.user, target=obj.username,
+        audit_record(action=AuditAction.USER_ADMIN_EDIT, actor=request.user, target=obj.username,
                      ip=client_ip(request),
                      details={"fields": sorted(form.changed_data)})
 
@@ -98,8 +99,9 @@ class UserAdmin(ScopedAdmin):
             try:
                 service(user=user, by=request.user, ip=client_ip(request))
                 done += 1
-            except (PermissionDenied, ValidationError) as exc:
-                reason = " ".join(getattr(exc, "messages", [str(exc)]))
+            except (DDSError, PermissionDenied, ValidationError) as exc:
+                reason = " ".join(exc.messages if isinstance(exc, ValidationError)
+                                  else [str(exc)])
                 self.message_user(request, f"{user}: {reason}", level="error")
         self.message_user(request, f"{verb} {done} user(s).")
 

@@ -1,20 +1,24 @@
 """Accounts API: login with a second factor, tokens, invites, registration, passwords.
 
-One small view per operation; the rules live in accounts.services.
+One small view per operation; the rules live in accounts.services (project invites and
+access fixes in projects.services), who may see what in the selectors and the permission
+classes below. Errors are answered by core.errors.api_exception_handler.
 """
 
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
 from accounts.authentication import PendingTokenAuthentication
-from accounts.models import UNIT_ROLES, AuthSessionKind, AuthSessionState, Role, Unit
+from accounts.errors import TokenInvalid
+from accounts.models import AuthSessionKind, AuthSessionState, Role, Unit
 from accounts.selectors import (
+    units_visible_to,
     user_get_for_actor,
     user_projects_summary,
     users_visible_to,
@@ -28,10 +32,10 @@ from accounts.sessions import (
 )
 from accounts.validators import MAX_LENGTH
 from core.client_ip import client_ip
-from core.errors import error_body
 from core.throttling import throttle
 from projects.models import Project
 from projects.selectors import project_get_for_user
+from projects.services import invite_to_project, user_access_fix
 
 DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
 
@@ -97,7 +101,7 @@ def request_key_session_pending(request):
     session = live_session(public_id=request.auth.get("sid"), user_id=request.user.pk,
                            state=AuthSessionState.PENDING)
     if session is None:
-        raise services.TokenInvalid()
+        raise TokenInvalid()
     return session, str(request.auth.get("ks", ""))
 
 
@@ -326,7 +330,9 @@ class InviteCreateApi(APIView):
         data = self.InviteCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        project = unit = kek = None
+        project: Project | None = None
+        unit: Unit | None = None
+        kek: bytes | None = None
         if v.get("project"):
             project = project_get_for_user(user=request.user, public_id=v["project"])
             kek = request_kek(request)
@@ -334,9 +340,14 @@ class InviteCreateApi(APIView):
             unit = Unit.objects.filter(name=v["unit"]).first()
             if unit is None:
                 raise serializers.ValidationError({"unit": "No such unit."})
-        result = services.invite_create(email=v["email"], role=v["role"], by=request.user,
-                                        by_kek=kek, unit=unit, project=project,
-                                        is_owner=v["is_owner"], ip=client_ip(request))
+        if project is not None:  # the projects app decides who may invite to it
+            result = invite_to_project(project=project, email=v["email"], role=v["role"],
+                                       unit=unit, by=request.user, by_kek=kek,
+                                       is_owner=v["is_owner"], ip=client_ip(request))
+        else:
+            result = services.invite_create(email=v["email"], role=v["role"], by=request.user,
+                                            unit=unit, is_owner=v["is_owner"],
+                                            ip=client_ip(request))
         return Response(self.InviteCreateOut({
             "kind": result.kind, "email": result.email,
             "expires_at": result.invite.expires_at if result.invite else None}).data,
@@ -360,8 +371,8 @@ class AccessFixApi(APIView):
         if data.validated_data.get("project"):
             project = project_get_for_user(user=request.user,
                                            public_id=data.validated_data["project"])
-        fixed = services.user_access_fix(user=user, by=request.user, by_kek=request_kek(request),
-                                         project=project, ip=client_ip(request))
+        fixed = user_access_fix(user=user, by=request.user, by_kek=request_kek(request),
+                                project=project, ip=client_ip(request))
         return Response(self.UserAccessFixOut({"projects": [p.public_id for p in fixed]}).data)
 
 
@@ -396,8 +407,24 @@ class UserDeleteApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-
 # --------------------------------------------------------------------------- lists
+
+
+class StaffOnly(BasePermission):
+    """Unit staff and the Super Admin (``User.is_staff``); researchers get 403."""
+
+    message = "Only unit staff and operators can do this."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(getattr(request.user, "is_staff", False))
+
+
+class UserListers(StaffOnly):
+    message = "Researchers cannot list users; see a project's members instead."
+
+
+class UnitListers(StaffOnly):
+    message = "Only unit staff and operators can list units."
 
 
 class UserListOut(serializers.Serializer):
@@ -410,14 +437,12 @@ class UserListOut(serializers.Serializer):
 
 
 class UserListApi(APIView):
+    permission_classes = [IsAuthenticated, UserListers]
+
     @extend_schema(responses={200: UserListOut(many=True), 403: DETAIL},
                    summary="Users you manage: your unit's staff and its projects' members "
                            "(everyone for a Super Admin)")
     def get(self, request):
-        if request.user.role == Role.RESEARCHER:
-            return Response(error_body("Researchers cannot list users; see a project's "
-                                       "members instead.", "permission_denied"),
-                            status=status.HTTP_403_FORBIDDEN)
         users = users_visible_to(request.user).order_by("username")
         return Response(UserListOut(users, many=True).data)
 
@@ -433,15 +458,9 @@ class UnitOut(serializers.Serializer):
 
 
 class UnitListApi(APIView):
+    permission_classes = [IsAuthenticated, UnitListers]
+
     @extend_schema(responses={200: UnitOut(many=True), 403: DETAIL},
                    summary="Units: all for a Super Admin, your own for unit staff")
     def get(self, request):
-        if request.user.role == Role.SUPER_ADMIN:
-            units = Unit.objects.order_by("name")
-        elif request.user.role in UNIT_ROLES:
-            units = Unit.objects.filter(pk=request.user.unit_id)
-        else:
-            return Response(error_body("Only unit staff and operators can list units.",
-                                       "permission_denied"),
-                            status=status.HTTP_403_FORBIDDEN)
-        return Response(UnitOut(units, many=True).data)
+        return Response(UnitOut(units_visible_to(request.user), many=True).data)

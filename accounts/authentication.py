@@ -10,6 +10,7 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from accounts.models import AuthSessionState
 from accounts.sessions import PendingToken, live_session
@@ -40,8 +41,6 @@ class PendingTokenAuthentication(SessionJWTAuthentication):
     session_state = AuthSessionState.PENDING
 
     def get_validated_token(self, raw_token):
-        from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-
         try:
             return PendingToken(raw_token)
         except TokenError as exc:

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 from urllib.parse import quote, urlencode
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -17,6 +18,8 @@ from django.utils.crypto import salted_hmac
 from django_otp.models import Device
 from django_otp.oath import TOTP
 
+from core.sealing import keyed_hash, seal, unseal
+
 USERNAME_VALIDATOR = RegexValidator(
     r"^[A-Za-z0-9._-]{3,30}$",
     "Use 3–30 characters: letters, digits, dot, underscore or hyphen.",
@@ -24,6 +27,12 @@ USERNAME_VALIDATOR = RegexValidator(
 UNIT_REF_VALIDATOR = RegexValidator(
     r"^[a-z0-9]{2,10}$", "Use 2–10 lower-case letters or digits."
 )
+
+
+#: The longest a project stays Available: a release's or extension's deadline is at most
+#: this many days away (projects.services.lifecycle), and no unit's default period (nor
+#: its Expired period) is longer.
+MAX_DAYS_AVAILABLE = 90
 
 
 def new_public_id() -> str:
@@ -43,9 +52,10 @@ class Unit(models.Model):
         help_text="Prefix of this unit's project ids, e.g. 'ngi' gives 'ngi-00001'.",
     )
     days_in_available = models.PositiveSmallIntegerField(
-        default=90, validators=[MinValueValidator(1), MaxValueValidator(90)])
+        default=MAX_DAYS_AVAILABLE,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS_AVAILABLE)])
     days_in_expired = models.PositiveSmallIntegerField(
-        default=30, validators=[MinValueValidator(1), MaxValueValidator(90)])
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS_AVAILABLE)])
     quota_bytes = models.PositiveBigIntegerField(default=100 * 1024**4)
     warning_level = models.FloatField(
         default=0.8, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
@@ -89,7 +99,8 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(username, email, password, **extra)
 
 
-class User(AbstractBaseUser):
+# django-stubs cannot follow the reverse managers of django-otp's untyped Device base.
+class User(AbstractBaseUser):  # type: ignore[django-manager-missing]
     """Every account. The role decides what the user may do; unit staff belong to a unit.
 
     There is deliberately no PermissionsMixin: permissions follow from the role (the
@@ -119,14 +130,17 @@ class User(AbstractBaseUser):
 
     # Password hashes are Argon2 (memory-hard) too: they draw on the same per-process
     # memory budget as the KEK derivations (core.kdf_limit), so no path is unbounded.
-    def set_password(self, raw_password):
-        from core.kdf_limit import kdf_slot, password_hasher_memory_kib
+    # core.kdf_limit is imported when first used: it loads DRF (core.errors), and DRF's
+    # settings import the authentication classes, which import this module — at app
+    # loading this module is not finished yet.
+    def set_password(self, raw_password: str | None) -> None:
+        from core.kdf_limit import kdf_slot, password_hasher_memory_kib  # noqa: PLC0415
 
         with kdf_slot(password_hasher_memory_kib()):
             super().set_password(raw_password)
 
-    def check_password(self, raw_password):
-        from core.kdf_limit import kdf_slot, password_hasher_memory_kib
+    def check_password(self, raw_password: str | None) -> bool:
+        from core.kdf_limit import kdf_slot, password_hasher_memory_kib  # noqa: PLC0415
 
         with kdf_slot(password_hasher_memory_kib()):
             return super().check_password(raw_password)
@@ -332,9 +346,13 @@ class LoginThrottle(models.Model):
 
 # --------------------------------------------------------------------------- second factor
 #
+#: Digits of an emailed login code and of an authenticator app's code.
+EMAIL_CODE_DIGITS = 8
+TOTP_DIGITS = 6
+
 # Our own django-otp devices (django-otp's plugins store TOTP keys and email codes in
 # clear, so a dump plus a known password would pass the second factor). Verification is
-# done by accounts.services under a row lock, so a code is accepted at most once even by
+# done by accounts.services.auth under a row lock, so a code is accepted at most once even by
 # concurrent requests.
 
 
@@ -353,7 +371,7 @@ class TOTPDevice(Device):
     key_sealed = models.BinaryField(editable=False)
     step = models.PositiveSmallIntegerField(default=30)
     t0 = models.BigIntegerField(default=0)
-    digits = models.PositiveSmallIntegerField(default=6)
+    digits = models.PositiveSmallIntegerField(default=TOTP_DIGITS)
     tolerance = models.PositiveSmallIntegerField(default=1)
     drift = models.SmallIntegerField(default=0)
     last_t = models.BigIntegerField(default=-1)
@@ -364,23 +382,17 @@ class TOTPDevice(Device):
 
     @classmethod
     def new(cls, *, user: User, name: str = "authenticator app") -> TOTPDevice:
-        from core.sealing import seal
-
         return cls.objects.create(user=user, name=name, confirmed=False,
                                   key_sealed=seal(os.urandom(20),
                                                   purpose=_totp_purpose(user.pk)))
 
     @property
     def bin_key(self) -> bytes:
-        from core.sealing import unseal
-
         return unseal(bytes(self.key_sealed), purpose=_totp_purpose(self.user_id))
 
     @property
     def config_url(self) -> str:
         """The otpauth:// URI an authenticator app scans (shown once, at set-up)."""
-        from django.conf import settings
-
         issuer = str(getattr(settings, "OTP_TOTP_ISSUER", "DDS")).replace(":", "")
         label = quote(f"{issuer}:{self.user.get_username()}")
         params = urlencode({"secret": base64.b32encode(self.bin_key).decode(),
@@ -412,8 +424,6 @@ class EmailDevice(Device):
         verbose_name = "email code"
 
     def _hash(self, code: str) -> str:
-        from core.sealing import keyed_hash
-
         return keyed_hash(f"{self.pk}:{code}".encode(), purpose="email-code")
 
     def code_new(self, *, length: int, valid_secs: int) -> str:

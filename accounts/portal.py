@@ -2,7 +2,9 @@
 
 Thin views over accounts.services, like the API. The key session of a portal login is the
 same as the API's: the sealed session key lives in an HttpOnly cookie, never in the
-session store (which is in the database).
+session store (which is in the database). A refusal the user can fix (a wrong code, a
+weak password, an expired link) is shown on the page (:func:`_form_error`,
+:func:`_message_error`); anything else becomes an error page (PortalErrorMiddleware).
 """
 
 from __future__ import annotations
@@ -25,10 +27,17 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
+from rest_framework.exceptions import NotAuthenticated
 
 from accounts import services
-from accounts.models import AuthSessionKind, AuthSessionState, TOTPDevice
-from accounts.selectors import user_projects_summary, user_sessions_live
+from accounts.models import (
+    EMAIL_CODE_DIGITS,
+    TOTP_DIGITS,
+    AuthSessionKind,
+    AuthSessionState,
+    TOTPDevice,
+)
+from accounts.selectors import invite_get_by_token, user_projects_summary, user_sessions_live
 from accounts.sessions import (
     PORTAL_KEY_COOKIE,
     PORTAL_SESSION_KEY,
@@ -37,7 +46,7 @@ from accounts.sessions import (
     session_key_for_client,
     session_key_from_client,
 )
-from accounts.validators import MAX_LENGTH
+from accounts.validators import MAX_LENGTH, PasswordPolicyValidator
 from core.client_ip import client_ip
 from core.errors import DDSError
 from core.sealing import SealError, seal, unseal
@@ -48,14 +57,27 @@ INVITE_COOKIE = "dds_invite"
 INVITE_COOKIE_PURPOSE = "invite-token-cookie"
 
 
-def _errors(form: forms.Form, exc: Exception) -> None:
+#: Errors a page shows to the user as a message (their text says what to fix).
+SHOWN_ERRORS = (DDSError, ValidationError)
+KEY_SESSION_ENDED = "Your key session has ended: log in again."
+
+
+def _messages_of(exc: DDSError | ValidationError) -> list[str]:
+    return exc.messages if isinstance(exc, ValidationError) else [exc.message]
+
+
+def _form_error(form: forms.Form, exc: DDSError | ValidationError) -> None:
+    """Show a refusal on the form: field errors at their field, the rest above it."""
     if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
         for name, errs in exc.message_dict.items():
             form.add_error(name if name in form.fields else None, errs)
-    elif isinstance(exc, ValidationError):
-        form.add_error(None, exc.messages)
     else:
-        form.add_error(None, str(exc))
+        form.add_error(None, _messages_of(exc))
+
+
+def _message_error(request, exc: DDSError | ValidationError) -> None:
+    """Show a refusal as a message on the page the browser goes back to."""
+    messages.error(request, " ".join(_messages_of(exc)))
 
 
 def _page(request, title: str, form: forms.Form, *, submit: str, intro: str = "",
@@ -115,9 +137,9 @@ def login_view(request):
             challenge = services.login_start(kind=AuthSessionKind.PORTAL, ip=client_ip(request),
                                              **form.cleaned_data)
         except DDSError as exc:
-            _errors(form, exc)
+            _form_error(form, exc)
             response = _page(request, "Log in", form, submit="Continue",
-                             status=getattr(exc, "status_code", 400))
+                             status=exc.status_code)
             if exc.retry_after:  # busy (core.kdf_limit.KdfBusy): when to retry
                 response["Retry-After"] = str(int(exc.retry_after))
             return response
@@ -140,8 +162,9 @@ def login_code_view(request):
     if pending is None:
         return redirect("accounts:login")
     method = services.second_factor_method(pending.user)
-    intro = ("Enter the 8-digit code we emailed you (valid 15 minutes)." if method == "email"
-             else "Enter the 6-digit code from your authenticator app.")
+    intro = (f"Enter the {EMAIL_CODE_DIGITS}-digit code we emailed you (valid "
+             f"{services.email_code_minutes()} minutes)." if method == "email"
+             else f"Enter the {TOTP_DIGITS}-digit code from your authenticator app.")
     form = CodeForm(request.POST or None)
     if request.method == "POST":
         throttle_check(request, "2fa")
@@ -150,7 +173,7 @@ def login_code_view(request):
             session = services.login_verify(session=pending, code=form.cleaned_data["code"],
                                              ip=client_ip(request))
         except DDSError as exc:
-            _errors(form, exc)
+            _form_error(form, exc)
             return _page(request, "Second factor", form, submit="Log in", intro=intro,
                          status=exc.status_code)
         next_url = request.session.get("dds_next") or reverse("portal:projects")
@@ -183,14 +206,14 @@ class RegisterForm(forms.Form):
         "3–30 characters: letters, digits, dot, underscore or hyphen."))
     name = forms.CharField(max_length=255)
     password = forms.CharField(max_length=MAX_LENGTH, strip=False, widget=forms.PasswordInput(
-        attrs={"autocomplete": "new-password"}), help_text=(
-        "10–64 characters, with upper- and lower-case letters and a digit or symbol."))
+        attrs={"autocomplete": "new-password"}),
+        help_text=PasswordPolicyValidator().get_help_text())
     password_again = forms.CharField(max_length=MAX_LENGTH, strip=False,
                                      widget=forms.PasswordInput(
                                          attrs={"autocomplete": "new-password"}))
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("password") != data.get("password_again"):
             raise ValidationError("The passwords differ.")
         return data
@@ -219,7 +242,7 @@ def register_view(request):
                             samesite="Lax")
         return response
     token = _invite_token_from_cookie(request)
-    invite = services.invite_get_by_token(token)
+    invite = invite_get_by_token(token)
     if invite is None:
         return render(request, "accounts/message.html", {
             "title": "Invite not valid",
@@ -235,8 +258,8 @@ def register_view(request):
                                    name=form.cleaned_data["name"],
                                    password=form.cleaned_data["password"],
                                    ip=client_ip(request))
-        except (DDSError, ValidationError) as exc:
-            _errors(form, exc)
+        except SHOWN_ERRORS as exc:
+            _form_error(form, exc)
             return _page(request, "Register", form, submit="Register", intro=intro, status=400)
         messages.success(request, "Your account is ready: log in.")
         response = redirect("accounts:login")
@@ -295,8 +318,8 @@ def password_reset_confirm_view(request, uid: str, token: str):
         try:
             services.user_password_reset(uid=uid, token=token, ip=client_ip(request),
                                          new_password=form.cleaned_data["new_password"])
-        except (DDSError, ValidationError) as exc:
-            _errors(form, exc)
+        except SHOWN_ERRORS as exc:
+            _form_error(form, exc)
             return _page(request, "Choose a new password", form, submit="Reset", status=400)
         messages.success(request, "Password reset: log in with the new one.")
         return redirect("accounts:login")
@@ -311,14 +334,18 @@ def password_change_view(request):
         session = live_session(public_id=request.session[PORTAL_SESSION_KEY],
                                user_id=request.user.pk)
         try:
-            key = session_key_from_client(session_public_id=session.public_id,
-                                          carried=request.COOKIES.get(PORTAL_KEY_COOKIE, ""))
+            if session is None:
+                raise ValidationError(KEY_SESSION_ENDED)
+            try:
+                key = session_key_from_client(
+                    session_public_id=session.public_id,
+                    carried=request.COOKIES.get(PORTAL_KEY_COOKIE, ""))
+            except NotAuthenticated as exc:
+                raise ValidationError(KEY_SESSION_ENDED) from exc
             services.user_password_change(user=request.user, keep=session, keep_key=key,
                                           ip=client_ip(request), **form.cleaned_data)
-        except Exception as exc:  # noqa: BLE001 - shown to the user as a form error
-            if not isinstance(exc, (DDSError, ValidationError)):
-                exc = ValidationError("Your key session has ended: log in again.")
-            _errors(form, exc)
+        except SHOWN_ERRORS as exc:
+            _form_error(form, exc)
             return _page(request, "Change password", form, submit="Change", status=400)
         update_session_auth_hash(request, request.user)
         messages.success(request, "Password changed; your other sessions were ended.")
@@ -368,12 +395,12 @@ def totp_confirm_view(request):
     form = CodeForm(request.POST)
     try:
         if not form.is_valid():
-            raise ValidationError("Enter the 6-digit code.")
+            raise ValidationError(f"Enter the {TOTP_DIGITS}-digit code.")
         services.totp_setup_confirm(user=request.user, code=form.cleaned_data["code"],
                                     ip=client_ip(request))
         messages.success(request, "Authenticator app enabled.")
-    except (DDSError, ValidationError) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    except SHOWN_ERRORS as exc:
+        _message_error(request, exc)
     return redirect("accounts:account")
 
 
@@ -383,8 +410,8 @@ def totp_disable_request_view(request):
     try:
         services.totp_disable_request(user=request.user, ip=client_ip(request))
         messages.info(request, "Check your email to confirm turning the app off.")
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+    except SHOWN_ERRORS as exc:
+        _message_error(request, exc)
     return redirect("accounts:account")
 
 
@@ -395,8 +422,8 @@ def totp_disable_view(request, token: str):
         try:
             services.totp_disable(user=request.user, token=token, ip=client_ip(request))
             messages.success(request, "Authenticator app turned off; logins use email codes.")
-        except DDSError as exc:
-            messages.error(request, str(exc))
+        except SHOWN_ERRORS as exc:
+            _message_error(request, exc)
         return redirect("accounts:account")
     return render(request, "accounts/confirm.html", {
         "title": "Turn off the authenticator app?", "submit": "Turn off",
@@ -409,8 +436,8 @@ def delete_request_view(request):
     try:
         services.user_self_delete_request(user=request.user, ip=client_ip(request))
         messages.info(request, "Check your email to confirm deleting your account.")
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+    except SHOWN_ERRORS as exc:
+        _message_error(request, exc)
     return redirect("accounts:account")
 
 
@@ -420,8 +447,8 @@ def delete_view(request, token: str):
     if request.method == "POST":
         try:
             services.user_self_delete(user=request.user, token=token, ip=client_ip(request))
-        except (DDSError, ValidationError) as exc:
-            messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        except SHOWN_ERRORS as exc:
+            _message_error(request, exc)
             return redirect("accounts:account")
         logout(request)
         response = render(request, "accounts/message.html", {

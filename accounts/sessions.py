@@ -21,7 +21,8 @@ from __future__ import annotations
 import base64
 import os
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -43,19 +44,33 @@ NO_KEY_SESSION = ("No unlocked key session: log in again (with your password) to
                   "keys.")
 
 
+#: How long a login waits for its second factor: the pending token, the pending session
+#: and the emailed code all last this long (one rule, DDS_EMAIL_CODE_MINUTES).
+SECOND_FACTOR_WINDOW = timedelta(minutes=settings.DDS_EMAIL_CODE_MINUTES)
+
+
+def session_max_age(kind: str) -> timedelta:
+    """The absolute lifetime of a logged-in session: an API token family lives as long as
+    its refresh tokens (DDS_REFRESH_MAX_DAYS), a portal login DDS_PORTAL_SESSION_MAX_AGE."""
+    if kind == AuthSessionKind.API:
+        lifetime: timedelta = jwt_settings.REFRESH_TOKEN_LIFETIME
+        return lifetime
+    return timedelta(seconds=settings.DDS_PORTAL_SESSION_MAX_AGE)
+
+
 class PendingToken(Token):
     """Proves a correct password, nothing more: only /auth/2fa accepts it."""
 
     token_type = "pending"  # noqa: S105 (a token type name, not a secret)
-    lifetime = timedelta(minutes=15)
+    lifetime = SECOND_FACTOR_WINDOW
 
 
 @dataclass
 class IssuedTokens:
     access: str
     refresh: str
-    access_expires_at: object
-    refresh_expires_at: object
+    access_expires_at: datetime
+    refresh_expires_at: datetime
 
 
 # --------------------------------------------------------------------------- sealing
@@ -121,7 +136,7 @@ def pending_token_issue(*, session: AuthSession, session_key: bytes) -> str:
 def api_tokens_issue(*, session: AuthSession, carried_key: str) -> IssuedTokens:
     """An access token and the current refresh token of the session's family.
 
-    Neither outlives the session (at most DDS_REFRESH_MAX_AGE after login).
+    Neither outlives the session (at most DDS_REFRESH_MAX_DAYS after login).
     """
     now = timezone.now()
     access = AccessToken()
@@ -195,9 +210,9 @@ def request_kek(request) -> bytes:
     return kek_open(session=ks.session, session_key=ks.session_key)
 
 
-def portal_cookie_kwargs() -> dict:
-    return {"httponly": True, "secure": settings.SESSION_COOKIE_SECURE,
-            "samesite": "Lax", "max_age": settings.DDS_PORTAL_SESSION_MAX_AGE}
+def portal_cookie_kwargs() -> dict[str, Any]:
+    return {"httponly": True, "secure": settings.SESSION_COOKIE_SECURE, "samesite": "Lax",
+            "max_age": int(session_max_age(AuthSessionKind.PORTAL).total_seconds())}
 
 
 __all__ = ["AuthSessionKind", "request_kek", "request_key_session"]

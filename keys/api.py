@@ -9,10 +9,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import c4gh
-from core.errors import error_body
+from accounts.sessions import request_kek
+from keys.errors import ProjectKeyMissing
 from keys.models import KeyRotation
 from projects.selectors import Need, project_get_for_user
-from transfers.rotation import project_key_rotation_start
+from transfers.services.rotation import project_key_rotation_start
 
 
 class RotationOut(serializers.Serializer):
@@ -30,8 +31,7 @@ class ProjectPublicKey(APIView):
     def get(self, request, project_id):
         project = project_get_for_user(user=request.user, public_id=project_id)
         if not project.public_key:
-            return Response(error_body("This project has no key (deleted or archived).",
-                                       "not_found"), status=status.HTTP_404_NOT_FOUND)
+            raise ProjectKeyMissing()
         response = HttpResponse(c4gh.export_public_key(bytes(project.public_key)),
                                 content_type="text/plain")
         response["Content-Disposition"] = f'attachment; filename="{project.public_id}.pub"'
@@ -49,8 +49,6 @@ class ProjectKeyRotation(APIView):
         "RotationRefusedOut", {"detail": serializers.CharField()})},
         summary="Rotate the project key (Unit Admin); runs in the background")
     def post(self, request, project_id):
-        from accounts.sessions import request_kek
-
         project = project_get_for_user(user=request.user, public_id=project_id,
                                        need=Need.UNIT_ADMIN)
         rotation = project_key_rotation_start(project=project, by=request.user,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import Conflict, DDSError
+from core.errors import Conflict, DDSError, NotFound
 
 
 class KeyAccessError(DDSError):
@@ -14,3 +14,7 @@ class KeyAccessError(DDSError):
 
 class RotationRefused(Conflict):
     """The project's key cannot be rotated now (busy, no key, final status)."""
+
+
+class ProjectKeyMissing(NotFound):
+    """This project has no key (deleted or archived)."""

@@ -12,7 +12,7 @@ The key hierarchy, and why each layer exists:
   (memory-hard, so stolen database rows cannot be brute-forced cheaply on GPUs). It wraps
   the user's RSA private key with AES-256-GCM; the username is bound as associated data so
   a wrapped key copied onto another account does not unwrap. A password change re-wraps
-  the same RSA key (:func:`rewrap_private_key`): project grants stay valid.
+  the same RSA key (keys.services.user_keys_rewrap): project grants stay valid.
 """
 
 from __future__ import annotations
@@ -128,14 +128,6 @@ def generate_user_keypair(bits: int = DEFAULT_RSA_BITS) -> tuple[bytes, bytes]:
     return priv, pub
 
 
-def public_key_from_private(private_der: bytes) -> bytes:
-    """PEM public key of a DER (or PEM) RSA private key."""
-    key = _load_private(private_der)
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def _aad(username: str) -> bytes:
     return _WRAP_CONTEXT + username.encode("utf-8")
 
@@ -161,14 +153,6 @@ def unwrap_private_key(wrapped: bytes, kek: bytes, username: str) -> bytes:
         raise KeyWrapError(
             "cannot unwrap the private key: wrong password, wrong user, or corrupted data"
         ) from exc
-
-
-def rewrap_private_key(
-    wrapped: bytes, old_kek: bytes, new_kek: bytes, username: str, new_username: str | None = None
-) -> bytes:
-    """Re-wrap under a new KEK (password change) and optionally a new username."""
-    der = unwrap_private_key(wrapped, old_kek, username)
-    return wrap_private_key(der, new_kek, new_username or username)
 
 
 # --------------------------------------------------------------------------- project keys

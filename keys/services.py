@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -27,6 +28,10 @@ from keys import primitives
 from keys.errors import KeyAccessError
 from keys.models import InviteProjectKey, ProjectUserKey
 
+if TYPE_CHECKING:  # keys sits below accounts and projects: their types only (docs/architecture.md)
+    from accounts.models import Invite, User
+    from projects.models import Project
+
 # --------------------------------------------------------------------------- user keys
 
 
@@ -36,7 +41,7 @@ def kdf_params_current() -> primitives.KdfParams:
                                 parallelism=settings.DDS_KDF_PARALLELISM)
 
 
-def user_kek_derive(*, user, password: str) -> bytes:
+def user_kek_derive(*, user: User, password: str) -> bytes:
     """The user's KEK from their password, with the salt and costs stored at wrap time."""
     if not user.kdf_salt:
         raise KeyAccessError("this account has no key pair yet")
@@ -45,7 +50,7 @@ def user_kek_derive(*, user, password: str) -> bytes:
         return primitives.derive_kek_with(password, bytes(user.kdf_salt), params)
 
 
-def _wrap_user_private_key(user, private_der: bytes, password: str) -> bytes:
+def _wrap_user_private_key(user: User, private_der: bytes, password: str) -> bytes:
     """Wrap under a fresh salt and the current costs; returns the new KEK (so a caller
     that needs it does not run Argon2 a second time)."""
     params = kdf_params_current()
@@ -64,7 +69,7 @@ def user_keypair_new() -> tuple[bytes, bytes]:
     return primitives.generate_user_keypair(bits=settings.DDS_USER_RSA_BITS)
 
 
-def user_keys_create(*, user, password: str,
+def user_keys_create(*, user: User, password: str,
                      keypair: tuple[bytes, bytes] | None = None) -> None:
     """Give a user a fresh RSA key pair, wrapped under a KEK from ``password``."""
     private_der, public_pem = keypair or user_keypair_new()
@@ -73,7 +78,7 @@ def user_keys_create(*, user, password: str,
     user.save(update_fields=["public_key", "private_key_encrypted", "kdf_salt", "kdf_params"])
 
 
-def user_private_key(*, user, kek: bytes) -> bytes:
+def user_private_key(*, user: User, kek: bytes) -> bytes:
     """The user's private key (DER), unwrapped with their KEK."""
     if not user.private_key_encrypted:
         raise KeyAccessError("this account has no key pair yet")
@@ -84,7 +89,7 @@ def user_private_key(*, user, kek: bytes) -> bytes:
         raise KeyAccessError("the key-encryption key does not open this user's key") from exc
 
 
-def user_keys_rewrap(*, user, kek: bytes, new_password: str) -> bytes:
+def user_keys_rewrap(*, user: User, kek: bytes, new_password: str) -> bytes:
     """Password change: same key pair, re-wrapped under the new password's KEK, which is
     returned.
 
@@ -98,7 +103,7 @@ def user_keys_rewrap(*, user, kek: bytes, new_password: str) -> bytes:
 
 
 @transaction.atomic
-def user_keys_reset(*, user, new_password: str,
+def user_keys_reset(*, user: User, new_password: str,
                     keypair: tuple[bytes, bytes] | None = None) -> int:
     """Password reset: the old key cannot be recovered, so the user gets a new pair.
 
@@ -114,12 +119,15 @@ def user_keys_reset(*, user, new_password: str,
 # --------------------------------------------------------------------------- project keys
 
 
-def _holders_public_keys(users: Iterable) -> list:
-    return [u for u in users if u.public_key]
+def _public_key(holder: User | Invite) -> bytes:
+    """The holder's RSA public key (PEM), or KeyAccessError when it has no key pair."""
+    if not holder.public_key:
+        raise KeyAccessError(f"{holder} has no key pair yet")
+    return bytes(holder.public_key)
 
 
 @transaction.atomic
-def project_keys_create(*, project, holders: Sequence) -> bytes:
+def project_keys_create(*, project: Project, holders: Sequence[User]) -> bytes:
     """Make the project's X25519 key pair and wrap the private key to each holder.
 
     ``holders`` are users with key pairs (the unit's staff, the creator). The private key
@@ -130,14 +138,13 @@ def project_keys_create(*, project, holders: Sequence) -> bytes:
     project.save(update_fields=["public_key"])
     ProjectUserKey.objects.bulk_create([
         ProjectUserKey(project=project, user=u,
-                       key_encrypted=primitives.wrap_project_key(private_key,
-                                                                 bytes(u.public_key)))
-        for u in _holders_public_keys(holders)
+                       key_encrypted=primitives.wrap_project_key(private_key, _public_key(u)))
+        for u in holders if u.public_key
     ], ignore_conflicts=True)
     return public_key
 
 
-def project_private_key(*, project, user, kek: bytes) -> bytes:
+def project_private_key(*, project: Project, user: User, kek: bytes) -> bytes:
     """Unlock the project's X25519 private key with the user's own key."""
     row = ProjectUserKey.objects.filter(project=project, user=user).first()
     if row is None:
@@ -151,23 +158,23 @@ def project_private_key(*, project, user, kek: bytes) -> bytes:
         ) from exc
 
 
-def project_access_grant(*, project, grantee, granter, granter_kek: bytes) -> ProjectUserKey:
+def project_access_grant(*, project: Project, grantee: User, granter: User,
+                         granter_kek: bytes) -> ProjectUserKey:
     """Wrap the project key to ``grantee``'s public key (idempotent: replaces any copy)."""
-    if not grantee.public_key:
-        raise KeyAccessError(f"{grantee.username} has no key pair yet")
+    grantee_key = _public_key(grantee)
     sk = project_private_key(project=project, user=granter, kek=granter_kek)
     row, _ = ProjectUserKey.objects.update_or_create(
         project=project, user=grantee,
-        defaults={"key_encrypted": primitives.wrap_project_key(sk, bytes(grantee.public_key)),
+        defaults={"key_encrypted": primitives.wrap_project_key(sk, grantee_key),
                   "created_at": timezone.now()})
     return row
 
 
-def project_access_revoke(*, project, user) -> bool:
+def project_access_revoke(*, project: Project, user: User) -> bool:
     return ProjectUserKey.objects.filter(project=project, user=user).delete()[0] > 0
 
 
-def project_keys_destroy(*, project) -> None:
+def project_keys_destroy(*, project: Project) -> None:
     """Remove every copy of the project key (delete/archive): the data becomes unreadable."""
     ProjectUserKey.objects.filter(project=project).delete()
     InviteProjectKey.objects.filter(project=project).delete()
@@ -175,7 +182,7 @@ def project_keys_destroy(*, project) -> None:
     project.save(update_fields=["public_key"])
 
 
-def headers_reencrypt(*, project, user, kek: bytes, headers: Sequence[bytes],
+def headers_reencrypt(*, project: Project, user: User, kek: bytes, headers: Sequence[bytes],
                       recipient_public_key: bytes) -> list[bytes]:
     """Re-address stored Crypt4GH headers to a client's ephemeral X25519 key.
 
@@ -200,7 +207,7 @@ def invite_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def invite_keys_create(*, invite, token: str,
+def invite_keys_create(*, invite: Invite, token: str,
                        keypair: tuple[bytes, bytes] | None = None) -> None:
     """Give an invite a key pair, its private key wrapped under a KEK from the emailed token."""
     private_der, public_pem = keypair or user_keypair_new()
@@ -211,72 +218,44 @@ def invite_keys_create(*, invite, token: str,
     invite.save(update_fields=["public_key", "private_key_encrypted", "token_hash"])
 
 
-def invite_token_matches(*, invite, token: str) -> bool:
-    return bool(invite.token_hash) and hmac.compare_digest(invite.token_hash,
-                                                           invite_token_hash(token))
+def invite_token_matches(*, invite: Invite, token: str) -> bool:
+    stored = invite.token_hash
+    return bool(stored) and hmac.compare_digest(stored or "", invite_token_hash(token))
 
 
-def invite_access_grant(*, invite, project, granter, granter_kek: bytes,
+def invite_access_grant(*, invite: Invite, project: Project, granter: User, granter_kek: bytes,
                         is_owner: bool = False) -> InviteProjectKey:
     sk = project_private_key(project=project, user=granter, kek=granter_kek)
     row, _ = InviteProjectKey.objects.update_or_create(
         invite=invite, project=project,
-        defaults={"key_encrypted": primitives.wrap_project_key(sk, bytes(invite.public_key)),
+        defaults={"key_encrypted": primitives.wrap_project_key(sk, _public_key(invite)),
                   "is_owner": is_owner})
     return row
 
 
 @transaction.atomic
-def invite_keys_transfer(*, invite, token: str, user) -> list:
+def invite_keys_transfer(*, invite: Invite, token: str, user: User) -> list[Project]:
     """At registration: move the invite's project keys to the new user's key pair.
 
     Returns the projects the user now holds keys for.
     """
     if not invite_token_matches(invite=invite, token=token):
         raise KeyAccessError("the invite link is not valid")
+    if not invite.private_key_encrypted:
+        raise KeyAccessError("the invite has no key")
     try:
         invite_private = primitives.unwrap_private_key(
             bytes(invite.private_key_encrypted), _invite_kek(token),
             f"invite:{invite.email.lower()}")
     except primitives.KeyWrapError as exc:
         raise KeyAccessError("the invite's key cannot be opened") from exc
-    projects = []
+    user_key = _public_key(user)
+    projects: list[Project] = []
     for row in InviteProjectKey.objects.filter(invite=invite).select_related("project"):
         sk = primitives.unwrap_project_key(bytes(row.key_encrypted), invite_private)
         ProjectUserKey.objects.update_or_create(
             project=row.project, user=user,
-            defaults={"key_encrypted": primitives.wrap_project_key(sk, bytes(user.public_key))})
+            defaults={"key_encrypted": primitives.wrap_project_key(sk, user_key)})
         projects.append(row.project)
     InviteProjectKey.objects.filter(invite=invite).delete()
     return projects
-
-
-# --------------------------------------------------------------------------- access fix
-
-
-def project_access_fix(*, user, granter, granter_kek: bytes, project=None) -> list:
-    """Re-grant keys to ``user`` after a password reset, for every project where the user
-    should have access (member, or staff of the project's unit) and ``granter`` holds a key
-    and manages the project's people (its unit's staff or an owner).
-    """
-    from projects.models import Project
-
-    if not user.public_key:
-        raise KeyAccessError(f"{user.username} has no key pair yet")
-    candidates = Project.objects.filter(user_keys__user=granter, public_key__isnull=False)
-    # Only those who manage the project's people may fix access: its unit's staff, or
-    # its owners — holding a key (any member does) is not enough.
-    if granter.is_unit_staff:
-        candidates = candidates.filter(unit_id=granter.unit_id)
-    else:
-        candidates = candidates.filter(memberships__user=granter, memberships__is_owner=True)
-    if project is not None:
-        candidates = candidates.filter(pk=project.pk)
-    entitled = candidates.filter(memberships__user=user)
-    if user.is_unit_staff:
-        entitled = entitled | candidates.filter(unit_id=user.unit_id)
-    fixed = []
-    for p in entitled.exclude(user_keys__user=user).distinct():
-        project_access_grant(project=p, grantee=user, granter=granter, granter_kek=granter_kek)
-        fixed.append(p)
-    return fixed

@@ -1,14 +1,22 @@
+"""Admin of projects: lists with storage totals, lifecycle actions for the unit's staff."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 
 from accounts.admin_base import ScopedAdmin
-from accounts.models import Role
+from accounts.models import Role, User
+from core.errors import DDSError
+from projects.errors import ProjectRuleError
 from projects.models import Project, ProjectMembership, ProjectStatusEvent
 from projects.selectors import user_is_project_staff
 from projects.services import (
-    ProjectRuleError,
     project_archive,
     project_create,
     project_release,
@@ -16,23 +24,33 @@ from projects.services import (
     project_update,
     unit_admin_check,
 )
+from transfers.annotations import with_project_storage
 
 
 class ProjectAddForm(forms.ModelForm):
     force = forms.BooleanField(
         required=False, label="Create even though the unit has fewer than three Unit Admins")
+    #: The staff member adding the project (set on a per-request subclass: add_form_for).
+    creator: ClassVar[User | None] = None
 
     class Meta:
         model = Project
         fields = ("title", "description", "pi", "non_sensitive")
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.creator is None or self.creator.unit is None:
+            raise forms.ValidationError("Only a unit's staff add its projects.")
         try:
-            unit_admin_check(unit=self.request_user.unit, force=data.get("force", False))
+            unit_admin_check(unit=self.creator.unit, force=data.get("force", False))
         except ProjectRuleError as exc:
             raise forms.ValidationError(str(exc)) from exc
         return data
+
+
+def add_form_for(user: User) -> type[ProjectAddForm]:
+    """The add form of ``user`` (the unit whose admins count is the creator's)."""
+    return type("ProjectAddForm", (ProjectAddForm,), {"creator": user})
 
 
 class MembershipInline(admin.TabularInline):
@@ -66,8 +84,6 @@ class ProjectAdmin(ScopedAdmin):
     list_select_related = ("unit",)
 
     def get_queryset(self, request):
-        from transfers.annotations import with_project_storage
-
         return with_project_storage(super().get_queryset(request))
 
     @admin.display(description="Stored", ordering="stored_bytes")
@@ -82,13 +98,14 @@ class ProjectAdmin(ScopedAdmin):
     readonly_fields = ("public_id", "unit", "status", "deadline", "released", "bucket",
                        "busy", "created_by", "created_at", "updated_at")
     inlines = [MembershipInline, StatusEventInline]
-    actions = ["release_projects", "retract_projects", "archive_projects"]
+    LIFECYCLE_ACTIONS = ("release_projects", "retract_projects", "archive_projects")
+    actions = LIFECYCLE_ACTIONS
 
     def get_actions(self, request):
         actions = super().get_actions(request)
         if request.user.role not in (Role.UNIT_ADMIN, Role.UNIT_PERSONNEL):
             # Lifecycle changes are the unit's decision, not the operator's.
-            for name in self.actions:
+            for name in self.LIFECYCLE_ACTIONS:
                 actions.pop(name, None)
         return actions
 
@@ -101,7 +118,7 @@ class ProjectAdmin(ScopedAdmin):
             try:
                 action(project)
                 done.append(project.public_id)
-            except ProjectRuleError as exc:
+            except DDSError as exc:  # refused (or busy): shown, the others go on
                 refused.append(f"{project.public_id}: {exc}")
         if done:
             self.message_user(request, f"{verb}: {', '.join(done)}", messages.SUCCESS)
@@ -125,7 +142,7 @@ class ProjectAdmin(ScopedAdmin):
                 **self.admin_site.each_context(request),
                 "title": "Archive projects?",
                 "projects": queryset,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 "opts": self.model._meta,
             })
         abort = request.POST.get("abort") == "on"
@@ -135,10 +152,8 @@ class ProjectAdmin(ScopedAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
-            kwargs["form"] = ProjectAddForm
-        form = super().get_form(request, obj, change=change, **kwargs)
-        form.request_user = request.user
-        return form
+            kwargs["form"] = add_form_for(request.user)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:

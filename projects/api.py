@@ -1,7 +1,8 @@
 """Project API: list/create, info, status history and transitions, members and access.
 
 One small view per operation; every rule is in projects.services / keys.services, every
-authorisation in projects.selectors.project_get_for_user.
+authorisation in projects.selectors.project_get_for_user. Storage totals (size, files)
+come from transfers.annotations, applied here.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import UNIT_ROLES, User
+from accounts.models import MAX_DAYS_AVAILABLE, User
+from accounts.sessions import request_kek
 from core.client_ip import client_ip
-from core.errors import error_body
+from core.errors import BadInput
 from core.throttling import throttle_check
 from projects import services
-from projects.models import ProjectMembership
+from projects.models import Project, ProjectMembership
 from projects.selectors import (
     Need,
     project_get_for_user,
@@ -25,13 +27,6 @@ from projects.selectors import (
     projects_list_for,
 )
 from transfers.annotations import with_file_totals
-
-
-def _kek(request) -> bytes:
-    from accounts.sessions import request_kek
-
-    return request_kek(request)
-
 
 # --------------------------------------------------------------------------- serializers
 
@@ -82,7 +77,7 @@ class InviteOut(serializers.Serializer):
 
 
 def _out(request, project):
-    project = with_file_totals(type(project).objects.filter(pk=project.pk)).select_related(
+    project = with_file_totals(Project.objects.filter(pk=project.pk)).select_related(
         "unit").get()
     return ProjectOut(project, context={"request": request}).data
 
@@ -104,26 +99,21 @@ class ProjectListCreate(APIView):
 
     @extend_schema(responses=ProjectOut(many=True), summary="Projects you can see")
     def get(self, request):
-        rows = projects_list_for(request.user, status=request.query_params.get("status"))
+        rows = with_file_totals(projects_list_for(request.user,
+                                                  status=request.query_params.get("status")))
         return Response(ProjectOut(rows, many=True, context={"request": request}).data)
 
     @extend_schema(request=ProjectCreateIn, responses={201: ProjectOut},
                    summary="Create a project (unit staff)")
     def post(self, request):
-        if request.user.role not in UNIT_ROLES:
-            return Response(error_body("Only unit staff can create projects.",
-                                       "permission_denied"),
-                            status=status.HTTP_403_FORBIDDEN)
         data = self.ProjectCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         researchers, unknown = _users_by_email(v["researchers"])
         owners, unknown_owners = _users_by_email(v["owners"])
         if unknown or unknown_owners:
-            return Response(error_body("These emails have no account yet; create the project "
-                                       "first, then add them to invite them: "
-                                       + ", ".join(unknown + unknown_owners), "invalid"),
-                            status=status.HTTP_400_BAD_REQUEST)
+            raise BadInput("These emails have no account yet; create the project first, "
+                           "then add them to invite them: " + ", ".join(unknown + unknown_owners))
         project = services.project_create(
             unit=request.user.unit, by=request.user, title=v["title"],
             description=v.get("description", ""), pi=v.get("pi", ""),
@@ -132,11 +122,15 @@ class ProjectListCreate(APIView):
         return Response(_out(request, project), status=status.HTTP_201_CREATED)
 
 
-def _users_by_email(emails):
-    found, unknown = [], []
+def _users_by_email(emails: list[str]) -> tuple[list[User], list[str]]:
+    found: list[User] = []
+    unknown: list[str] = []
     for email in emails:
         user = User.objects.filter(email__iexact=email, is_active=True).first()
-        (found.append(user) if user else unknown.append(email))
+        if user is None:
+            unknown.append(email)
+        else:
+            found.append(user)
     return found, unknown
 
 
@@ -195,13 +189,14 @@ class _Transition(APIView):
 
 
 class ProjectReleaseIn(serializers.Serializer):
-    deadline_days = serializers.IntegerField(required=False, min_value=1, max_value=90,
+    deadline_days = serializers.IntegerField(required=False, min_value=1,
+                                             max_value=MAX_DAYS_AVAILABLE,
                                              help_text="Days available (default: unit's).")
     notify = serializers.BooleanField(required=False, default=True)
 
 
 class ProjectExtendIn(serializers.Serializer):
-    days = serializers.IntegerField(min_value=1, max_value=90)
+    days = serializers.IntegerField(min_value=1, max_value=MAX_DAYS_AVAILABLE)
 
 
 class ProjectArchiveIn(serializers.Serializer):
@@ -264,10 +259,7 @@ class ProjectMembers(APIView):
     @extend_schema(responses=MembersOut, summary="Members and pending invites")
     def get(self, request, project_id):
         project = project_get_for_user(user=request.user, public_id=project_id)
-        members = list(project_members(project))
-        holders = set(project.user_keys.values_list("user_id", flat=True))
-        for m in members:
-            m.has_key = m.user_id in holders
+        members = project_members(project)  # with has_key
         invites = project.invites.order_by("email")
         return Response(MembersOut({"members": members, "invites": invites}).data)
 
@@ -281,11 +273,10 @@ class ProjectMembers(APIView):
         data = self.MemberAddIn(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.project_member_add(
-            project=project, by=request.user, kek=_kek(request),
+            project=project, by=request.user, kek=request_kek(request),
             email=data.validated_data["email"], owner=data.validated_data["owner"],
             ip=client_ip(request))
-        if isinstance(result, ProjectMembership):
-            result.has_key = True
+        if isinstance(result, ProjectMembership):  # an existing researcher, with has_key
             return Response(MemberOut(result).data, status=status.HTTP_200_OK)
         return Response(InviteOut(result).data, status=status.HTTP_201_CREATED)
 
@@ -301,8 +292,7 @@ class ProjectMember(APIView):
         data.is_valid(raise_exception=True)
         membership = services.project_member_set_owner(
             project=project, by=request.user, username=username,
-            owner=data.validated_data["owner"])
-        membership.has_key = project.user_keys.filter(user=membership.user).exists()
+            owner=data.validated_data["owner"])  # with has_key
         return Response(MemberOut(membership).data)
 
     @extend_schema(request=None, responses={204: None}, summary="Revoke a member's access")
@@ -323,7 +313,8 @@ class ProjectAccessFix(APIView):
         project = project_get_for_user(user=request.user, public_id=project_id, need=Need.OWNER)
         data = self.AccessFixIn(data=request.data)
         data.is_valid(raise_exception=True)
-        fixed = services.project_access_fix(project=project, by=request.user, kek=_kek(request),
+        fixed = services.project_access_fix(project=project, by=request.user,
+                                            kek=request_kek(request),
                                             username=data.validated_data["username"],
                                             ip=client_ip(request))
         return Response({"fixed": [p.public_id for p in fixed]})

@@ -1,30 +1,19 @@
-"""Thin Celery tasks: each calls the service the matching management command calls."""
+"""Thin Celery tasks: each calls the service the matching management command calls.
+
+The storage purge of deleted and archived projects is transfers.tasks'.
+"""
 
 from celery import shared_task
 
-from projects import services
-from projects.models import Project
+from projects.services.scheduling import projects_archive_due as _projects_archive_due
+from projects.services.scheduling import projects_expire_due as _projects_expire_due
 
 
-@shared_task
+@shared_task(name="projects.tasks.projects_expire_due")
 def projects_expire_due() -> list[str]:
-    return services.projects_expire_due()
+    return _projects_expire_due()
 
 
-@shared_task
+@shared_task(name="projects.tasks.projects_archive_due")
 def projects_archive_due() -> list[str]:
-    return services.projects_archive_due()
-
-
-@shared_task
-def projects_storage_cleanup_due() -> list[str]:
-    return services.projects_storage_cleanup_due()
-
-
-@shared_task(autoretry_for=(OSError, ConnectionError), retry_backoff=True, max_retries=10,
-             acks_late=True)
-def project_storage_cleanup(project_id: int) -> int:
-    project = Project.objects.filter(pk=project_id).first()
-    if project is None or project.storage_purged_at is not None:
-        return 0
-    return services.project_storage_cleanup(project=project)
+    return _projects_archive_due()

@@ -237,22 +237,23 @@ def test_session_rows_hold_no_kek_after_logout(researcher_keyed):
 def test_reinviting_to_a_second_project_keeps_the_first_grant(
         unit_a, django_capture_on_commit_callbacks):
     """Two projects invite the same new address: one invite carries both keys."""
-    from accounts.services import InviteConflict, invite_create
+    from accounts.errors import InviteConflict
+    from accounts.services import invite_create
     from keys.models import InviteProjectKey
     from keys.services import user_kek_derive
-    from projects.services import project_create
+    from projects.services import invite_to_project, project_create
 
     admin, pw = keyed_user(Role.UNIT_ADMIN, unit_a)
     keyed_user(Role.UNIT_ADMIN, unit_a)
     kek = user_kek_derive(user=admin, password=pw)
     first = project_create(unit=unit_a, by=admin, title="one", force=True)
     second = project_create(unit=unit_a, by=admin, title="two", force=True)
-    invite_create(email="new@example.org", role=Role.RESEARCHER, by=admin, by_kek=kek,
-                  project=first)
+    invite_to_project(email="new@example.org", role=Role.RESEARCHER, by=admin, by_kek=kek,
+                      project=first)
     token_mails = len(mail.outbox)
     with django_capture_on_commit_callbacks(execute=True):
-        invite_create(email="New@example.org", role=Role.RESEARCHER, by=admin, by_kek=kek,
-                      project=second, is_owner=True)
+        invite_to_project(email="New@example.org", role=Role.RESEARCHER, by=admin,
+                          by_kek=kek, project=second, is_owner=True)
     invite = Invite.objects.get()
     assert set(InviteProjectKey.objects.filter(invite=invite)
                .values_list("project__title", "is_owner")) == {("one", False), ("two", True)}
@@ -260,5 +261,5 @@ def test_reinviting_to_a_second_project_keeps_the_first_grant(
     assert len(mail.outbox) == token_mails + 1
     with pytest.raises(InviteConflict):
         invite_create(email="new@example.org", role=Role.UNIT_PERSONNEL, by=admin,
-                      by_kek=kek, unit=unit_a)
+                      unit=unit_a)
     assert Invite.objects.count() == 1

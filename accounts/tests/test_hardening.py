@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 from django.contrib.sessions.models import Session
 from django.core import mail
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.test import override_settings
 
 from accounts import services
+from accounts.errors import InvalidCode
 from accounts.models import AuthSession, EmailDevice, Role, TOTPDevice
 from accounts.sessions import PORTAL_KEY_COOKIE
 from accounts.tests.helpers import APIClient, PortalClient, keyed_user, last_code, last_link
@@ -68,8 +70,8 @@ def test_a_session_key_from_a_dump_opens_nothing(staffed):
 
 
 def test_invite_token_is_kept_out_of_the_session_store(staffed):
-    from accounts.services import invite_create
     from keys.services import user_kek_derive
+    from projects.services import invite_to_project as invite_create
 
     admin = staffed["admin"]
     with_capture = PortalClient()
@@ -300,7 +302,7 @@ def test_super_admin_resets_a_second_factor_from_the_admin(researcher_keyed, sup
     _portal_login(staff_client, staff, staff_pw)
     page = staff_client.get("/admin/accounts/user/").content.decode()
     assert "second_factor_reset" not in page
-    with pytest.raises(services.PermissionDenied):
+    with pytest.raises(PermissionDenied):
         services.user_second_factor_reset(user=user, by=staff)
 
 
@@ -343,7 +345,7 @@ def test_one_totp_code_is_accepted_once_by_parallel_logins():
             barrier.wait()
             services.login_verify(session=session, code=code)
             outcomes.append("ok")
-        except services.InvalidCode:
+        except InvalidCode:
             outcomes.append("refused")
         except Exception as exc:  # noqa: BLE001 - any other outcome fails the test below
             outcomes.append(type(exc).__name__)

@@ -14,6 +14,7 @@ from django_otp.oath import totp
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 
 from accounts import services
+from accounts.errors import LinkInvalid
 from accounts.models import AuthSession, LoginThrottle, TOTPDevice
 from accounts.sessions import kek_open, session_key_from_client
 from accounts.tests.helpers import APIClient, api_login, bearer, last_link, new_password
@@ -76,7 +77,7 @@ def test_totp_disable_needs_the_emailed_link(researcher_keyed, django_capture_on
     with django_capture_on_commit_callbacks(execute=True):
         services.totp_disable_request(user=user)
     token = last_link(user.email, "/accounts/totp/disable/").rstrip("/").rsplit("/", 1)[1]
-    with pytest.raises(services.LinkInvalid):
+    with pytest.raises(LinkInvalid):
         services.totp_disable(user=user, token=token + "x")
     services.totp_disable(user=user, token=token)
     assert not TOTPDevice.objects.filter(user=user).exists()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import secrets
 
+from cryptography.hazmat.primitives import serialization
+
 from accounts.models import Role
 from accounts.services import user_create
+from keys import primitives
 from keys.services import user_kek_derive
 
 
@@ -16,3 +19,16 @@ def keyed_user(role=Role.RESEARCHER, unit=None, username=None):
     user = user_create(username=username, email=f"{username}@example.org", name=username,
                        password=password, role=role, unit=unit)
     return user, password, user_kek_derive(user=user, password=password)
+
+
+def public_key_from_private(private_der: bytes) -> bytes:
+    """PEM public key of a DER RSA private key (to check a stored pair belongs together)."""
+    key = serialization.load_der_private_key(private_der, password=None)
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def rewrap_private_key(wrapped: bytes, old_kek: bytes, new_kek: bytes, username: str) -> bytes:
+    """What a password change does to the wrapped key: unwrap with the old KEK, wrap anew."""
+    return primitives.wrap_private_key(
+        primitives.unwrap_private_key(wrapped, old_kek, username), new_kek, username)

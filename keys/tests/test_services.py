@@ -4,12 +4,10 @@ import pytest
 
 import c4gh
 from accounts.models import Role
-from keys import primitives
 from keys.models import ProjectUserKey
 from keys.services import (
     KeyAccessError,
     headers_reencrypt,
-    project_access_fix,
     project_access_grant,
     project_access_revoke,
     project_keys_destroy,
@@ -19,9 +17,10 @@ from keys.services import (
     user_keys_rewrap,
     user_private_key,
 )
-from keys.tests.helpers import keyed_user
+from keys.tests.helpers import keyed_user, public_key_from_private
 from projects.models import ProjectMembership
 from projects.services import project_create
+from projects.services.access import access_fix_grants as project_access_fix
 
 
 @pytest.fixture
@@ -41,7 +40,7 @@ def test_user_key_is_wrapped_under_the_password(unit_world):
     user = unit_world["researcher"]
     assert user.private_key_encrypted and user.public_key and len(bytes(user.kdf_salt)) == 32
     der = user_private_key(user=user, kek=unit_world["researcher_kek"])
-    assert primitives.public_key_from_private(der) == bytes(user.public_key)
+    assert public_key_from_private(der) == bytes(user.public_key)
     wrong = user_kek_derive(user=user, password="Not-the-password1")
     with pytest.raises(KeyAccessError):
         user_private_key(user=user, kek=wrong)

@@ -153,7 +153,8 @@ def test_access_fix_after_a_password_reset(world):
 
 @pytest.mark.django_db
 def test_a_plain_member_cannot_fix_access_for_others(unit_a):
-    from keys.services import project_access_fix, user_keys_reset
+    from keys.services import user_keys_reset
+    from projects.services import access_fix_grants as project_access_fix
 
     world = make_world(unit_a, researcher_is_owner=False)
     colleague, _ = keyed_user()

@@ -5,8 +5,9 @@ from django.db import connection
 
 from accounts.models import Role
 from accounts.tests.factories import UnitFactory, UserFactory
+from projects.errors import NeedsForce, ProjectRuleError
 from projects.models import Project, ProjectStatus
-from projects.services import NeedsForce, ProjectRuleError, project_create
+from projects.services import project_create
 
 
 @pytest.mark.django_db

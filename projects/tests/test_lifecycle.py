@@ -10,12 +10,11 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from core.errors import ProjectBusy
 from keys.models import ProjectUserKey
+from projects.errors import ProjectRuleError, TransitionRefused
 from projects.models import Project, ProjectStatus, ProjectStatusEvent
 from projects.services import (
-    ProjectBusy,
-    ProjectRuleError,
-    TransitionRefused,
     project_archive,
     project_delete,
     project_expire,

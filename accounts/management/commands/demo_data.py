@@ -33,7 +33,7 @@ DEMO_PROJECT_TITLE = "Demo delivery"
 
 
 def _new_password() -> str:
-    # Meets the password policy: upper, lower, symbol, ≥10 characters.
+    # Meets the password policy (accounts.validators): upper, lower, symbol, long enough.
     return "Dds-" + secrets.token_urlsafe(15)
 
 
@@ -59,7 +59,10 @@ class Command(BaseCommand):
         with transaction.atomic():
             unit = Unit.objects.filter(internal_ref=DEMO_UNIT["internal_ref"]).first()
             if unit is None:
-                unit = unit_create(**DEMO_UNIT)
+                unit = unit_create(
+                    name=DEMO_UNIT["name"], display_name=DEMO_UNIT["display_name"],
+                    contact_email=DEMO_UNIT["contact_email"],
+                    internal_ref=DEMO_UNIT["internal_ref"])
                 storage_location_create_local(unit=unit, by=None)
             users = {}
             for username, name, role in DEMO_USERS:

@@ -1,6 +1,6 @@
 """Delete expired invites (the daily Celery beat job runs the same service)."""
 
-from accounts.services import invites_delete_expired
+from accounts.services.invites import invites_delete_expired
 from jobs.runner import ScheduledJobCommand
 
 

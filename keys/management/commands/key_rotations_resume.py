@@ -1,6 +1,6 @@
 from jobs.runner import ScheduledJobCommand
 from keys.models import KeyRotation, KeyRotationStatus
-from transfers.rotation import project_key_rotation_run
+from transfers.services.rotation import project_key_rotation_run
 
 
 class Command(ScheduledJobCommand):
@@ -11,6 +11,9 @@ class Command(ScheduledJobCommand):
                        .values_list("pk", flat=True))
         for rotation_id in running:
             rotation = project_key_rotation_run(rotation_id=rotation_id)
+            if rotation is None:  # its project was deleted meanwhile
+                self.stdout.write(f"rotation {rotation_id}: gone")
+                continue
             self.stdout.write(f"rotation {rotation_id} of project "
                               f"{rotation.project.public_id}: {rotation.status}")
         if not running:

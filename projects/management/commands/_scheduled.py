@@ -1,12 +1,15 @@
 """Shared body of the scheduled-work commands (run by operators and Kubernetes CronJobs)."""
 
+from collections.abc import Callable
+from typing import ClassVar
+
 from jobs.runner import ScheduledJobCommand
 
 
 class ScheduledCommand(ScheduledJobCommand):
     # A scheduled job: its outcome is recorded and a failure emails the operators.
-    #: service(dry_run=...) -> list of project ids
-    service = None
+    #: service(dry_run=...) -> the ids of the projects handled (or to handle)
+    service: ClassVar[Callable[..., list[str]]]
     verb = ""
 
     def add_arguments(self, parser):

@@ -1,5 +1,5 @@
 from projects.management.commands._scheduled import ScheduledCommand
-from projects.services import projects_archive_due
+from projects.services.scheduling import projects_archive_due
 
 
 class Command(ScheduledCommand):

@@ -1,5 +1,6 @@
+# The purge is transfers' (it empties storage); the command keeps its name and schedule.
 from projects.management.commands._scheduled import ScheduledCommand
-from projects.services import projects_storage_cleanup_due
+from transfers.services.purge import projects_storage_cleanup_due
 
 
 class Command(ScheduledCommand):

@@ -1,0 +1,62 @@
+"""Writes for projects: creation, the status lifecycle, scheduling, members, invites,
+access fixes — one sub-domain per module.
+
+Every rule lives here; views, admin actions, Celery tasks and management commands call
+these functions. This package names the public ones; code inside projects imports the
+submodules.
+"""
+
+from projects.errors import NeedsForce, ProjectRuleError, TransitionRefused
+from projects.selectors import (
+    projects_due_for_archival,
+    projects_due_for_cleanup,
+    projects_due_for_expiry,
+)
+from projects.services.access import access_fix_grants, project_access_fix, user_access_fix
+from projects.services.creation import (
+    RECOMMENDED_UNIT_ADMINS,
+    bucket_name_for,
+    project_create,
+    project_update,
+    unit_admin_check,
+)
+from projects.services.invites import invite_accepted_memberships, invite_to_project
+from projects.services.lifecycle import (
+    MAX_RERELEASES,
+    TRANSITIONS,
+    deadline_days_check,
+    project_archive,
+    project_delete,
+    project_expire,
+    project_extend,
+    project_lock,
+    project_release,
+    project_retract,
+)
+from projects.services.members import (
+    project_member_add,
+    project_member_revoke,
+    project_member_set_owner,
+)
+from projects.services.scheduling import (
+    projects_archive_due,
+    projects_expire_due,
+    run_each_project,
+)
+
+# Old import paths, still used by transfers.services.purge: the errors and the scheduled
+# selectors now live in projects.errors and projects.selectors, ``_run_each`` is
+# scheduling.run_each_project.
+_run_each = run_each_project
+
+__all__ = [
+    "NeedsForce", "ProjectRuleError", "TransitionRefused", "projects_due_for_archival",
+    "projects_due_for_cleanup", "projects_due_for_expiry",
+    "MAX_RERELEASES", "RECOMMENDED_UNIT_ADMINS", "TRANSITIONS", "access_fix_grants",
+    "bucket_name_for", "deadline_days_check", "invite_accepted_memberships",
+    "invite_to_project", "project_access_fix", "project_archive", "project_create",
+    "project_delete", "project_expire", "project_extend", "project_lock",
+    "project_member_add", "project_member_revoke", "project_member_set_owner",
+    "project_release", "project_retract", "project_update", "projects_archive_due",
+    "projects_expire_due", "run_each_project", "unit_admin_check", "user_access_fix",
+]
