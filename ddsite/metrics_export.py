@@ -59,7 +59,8 @@ class StateCollector:
                                     "Fraction of the quota at which the unit is warned.",
                                     labels=["unit"])
         # The same totals as the admin's unit list (one query for all units).
-        units = with_unit_storage(Unit.objects.all()).values_list(
+        # (the stubs cannot see fields added by annotate() through a generic helper)
+        units = with_unit_storage(Unit.objects.all()).values_list(  # type: ignore[misc]
             "internal_ref", "quota_bytes", "warning_level", "stored_bytes", "reserved_bytes")
         for ref, quota_bytes, level, used_bytes, reserved_bytes in units:
             used.add_metric([ref], used_bytes)
