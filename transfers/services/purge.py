@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record
+from projects.errors import ProjectRuleError
 from projects.models import FINAL_STATUSES, Project
-from projects.services import ProjectRuleError, projects_due_for_cleanup
-from projects.services import _run_each as run_each_project
+from projects.selectors import projects_due_for_cleanup
+from projects.services.scheduling import run_each_project
 from transfers.models import File, FileVersion, Folder, Upload, UploadStatus
 from transfers.storage import StorageBackend, storage_for_project
 
