@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict
 
-from django.db.models import Exists, OuterRef
+from django.db.models import QuerySet
 
 from accounts.models import Invite, User
-from keys.models import ProjectUserKey
 from projects.models import Project, ProjectMembership
 from projects.selectors import project_members, projects_list_for
+from transfers.annotations import with_file_totals
 from transfers.errors import BadInput
 from transfers.models import File
 from transfers.paths import path_normalise
 from transfers.selectors import FILE_LIST_FIELDS, files_under
 
-if TYPE_CHECKING:
-    from django_stubs_ext import WithAnnotations
-
-
-class _HasKey(TypedDict):
-    has_key: bool
-
 SEARCH_MAX_LENGTH = 255
 
 
 def project_list_rows(user: User) -> list[Project]:
-    """The projects the user sees, with size, file count and role (one query)."""
-    return projects_list_for(user)
+    """The projects the user sees, with role, size and file count (one query)."""
+    return list(with_file_totals(projects_list_for(user)))
 
 
 @dataclass
@@ -56,10 +48,7 @@ def files_search(*, project: Project, folder: str, query: str, offset: int = 0,
     return SearchPage(rows[:limit], offset, limit, len(rows) > limit)
 
 
-def project_people(project: Project
-                   ) -> tuple[list[WithAnnotations[ProjectMembership, _HasKey]], list[Invite]]:
-    """Members (annotated ``has_key``: whether they hold a copy of the project key) and
-    the pending invites of a project."""
-    members = list(project_members(project).annotate(has_key=Exists(
-        ProjectUserKey.objects.filter(project=project, user=OuterRef("user_id")))))
-    return members, list(project.invites.order_by("email"))
+def project_people(project: Project) -> tuple[QuerySet[ProjectMembership], list[Invite]]:
+    """Members (annotated ``has_key`` by projects.selectors) and the pending invites of a
+    project."""
+    return project_members(project), list(project.invites.order_by("email"))

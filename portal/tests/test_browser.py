@@ -30,12 +30,11 @@ except ImportError as exc:
                       "pip install -r requirements-dev.txt") from exc
 
 from accounts.models import Invite, Role
-from accounts.services import invite_create
 from accounts.tests.factories import UnitFactory
 from keys.tests.helpers import keyed_user
 from portal.tests.conftest import FILES
 from portal.tests.helpers import deliver
-from projects.services import project_create, project_release
+from projects.services import invite_to_project, project_create, project_release
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
@@ -119,8 +118,8 @@ def released(db, settings, tmp_path, live_server):
     deliver(project, staff, staff_kek, FILES)
     project = project_release(project=project, by=staff, deadline_days=30)
     seen = len(mail.outbox)
-    invite_create(email="ada@example.org", role=Role.RESEARCHER, by=staff, by_kek=staff_kek,
-                  project=project, is_owner=True)
+    invite_to_project(project=project, email="ada@example.org", by=staff, by_kek=staff_kek,
+                      role=Role.RESEARCHER, is_owner=True)
     link = _wait_for_mail("ada@example.org", r"(https?://\S+/accounts/register/\?t=\S+)",
                           seen)
     return project, link
