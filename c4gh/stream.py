@@ -11,12 +11,12 @@ Design notes (why it looks like this):
   thread — and the consumer encrypts (+ whatever the caller does with the chunks, e.g. an
   HTTP PUT). When compressing, zstd's own worker threads are used as well. Decryption
   mirrors it: read + authenticate into recycled buffers, (decompress,) hash, write.
-  ``cryptography``'s ChaCha20-Poly1305 ``encrypt_into`` (cryptography 50 on this project's
-  2-core VM, 2026-12-01) still holds the GIL — two encrypting threads take twice as long as
-  one — but at ~4 GB/s it is 3x faster than SHA-256, so the consumer mostly waits on its
-  queue (which releases the GIL) and no explicit hand-off is needed: without the old
-  ``time.sleep(0)`` every 4 segments the encrypt pipeline uses 1.15-1.2 CPU-s per GiB
-  instead of 1.3, at the same or better wall time.
+  ``cryptography``'s ChaCha20-Poly1305 ``encrypt_into`` and ``decrypt_into`` release the
+  GIL too (cryptography 50, 2-core VM, 2026-12-01: during one 256 MiB call of either,
+  another Python thread ran 1.4-4.0 million loop iterations; it could run none if the GIL
+  were held), so no explicit hand-off is needed between the stages: the old
+  ``time.sleep(0)`` every 4 segments is gone (with it, the encrypt pipeline used 1.3
+  CPU-s per GiB; without, 1.15-1.2 at the same or better wall time).
 * **Small inputs in-line.** Threads and MiB buffers cost more than encrypting a few KiB:
   :func:`encrypt_inline` does a small file in the caller's thread.
 * **Bounded memory.** Stages talk through small bounded queues, so peak memory is a few
@@ -229,7 +229,7 @@ def _read_blocks(src: BinaryIO, pool: queue.Queue[bytearray]
 
 
 class _BackgroundWriter(Generic[T]):
-    """Hand writes to a thread so disk I/O overlaps with the (GIL-holding) crypto."""
+    """Hand writes to a thread so disk I/O overlaps with the crypto and hashing."""
 
     def __init__(self, write: Callable[[T], object], depth: int = 2) -> None:
         self._write = write
