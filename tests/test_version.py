@@ -23,6 +23,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import connections
 
 import cli.version
+from cli.errors import Exit
 from cli.main import cli as dds
 from ddsite import version as server_version
 from ddsite.version import CLIENT_VERSION_HEADER, ClientVersionMiddleware, parse_version
@@ -224,7 +225,7 @@ def _dds_login(url: str, tmp_path: Path) -> subprocess.CompletedProcess:
 def test_dds_command_shows_the_upgrade_message(server, version_check, tmp_path):
     version_check.DDS_MIN_CLIENT_VERSION = "99.0"
     result = _dds_login(server, tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == Exit.REFUSED
     assert f"needs the dds client 99.0 or newer; you have {PYPROJECT}" in result.stderr
 
 
@@ -232,6 +233,6 @@ def test_dds_command_shows_the_upgrade_message(server, version_check, tmp_path):
 def test_dds_command_of_the_minimum_version_is_served(server, version_check, tmp_path):
     version_check.DDS_MIN_CLIENT_VERSION = PYPROJECT
     result = _dds_login(server, tmp_path)
-    assert result.returncode == 1  # wrong password: the server's answer, not ours
+    assert result.returncode == Exit.REFUSED  # wrong password: the server's answer
     assert "needs the dds client" not in result.stderr
     assert "password" in result.stderr.lower()

@@ -86,28 +86,17 @@ class StandaloneDDS(DDS):
     outside this checkout instead of `python -m cli` inside it."""
 
     bin_dir: Path | None = None
-    cwd: Path | None = None
 
     def env(self) -> dict[str, str]:
         assert self.bin_dir is not None
         return {**_clean_env(self.bin_dir), "DDS_CONFIG_DIR": str(self.config),
                 "DDS_URL": self.url, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
 
-    def popen(self, *args: str, **kw) -> subprocess.Popen:
-        return subprocess.Popen([str(self.bin_dir / "dds"), *args], cwd=self.cwd,
-                                env=self.env(), text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, **kw)
-
-    def __call__(self, *args: str, timeout: float = 300, cwd: Path | None = None) -> Result:
-        r = subprocess.run([str(self.bin_dir / "dds"), *args], cwd=cwd or self.cwd,
-                           env=self.env(), text=True, capture_output=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
-        return Result(r.returncode, r.stdout, r.stderr)
-
 
 def test_the_standalone_dds_delivers_a_file(e2e, standalone, tmp_path):  # noqa: F811
     staff, researcher = (StandaloneDDS(r.url, r.config, r.user, r.password,
-                                       bin_dir=standalone, cwd=tmp_path)
+                                       command=(str(standalone / "dds"),), cwd=tmp_path,
+                                       bin_dir=standalone)
                          for r in (e2e.staff, e2e.researcher))
     staff.login()
     researcher.login()

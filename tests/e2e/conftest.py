@@ -44,6 +44,9 @@ class DDS:
     password: str
     #: A server in its own process (tests.e2e.server): codes come from its mail files.
     server: object = None
+    #: How `dds` is started, and where (cli/tests/test_standalone.py runs another one).
+    command: tuple[str, ...] = (sys.executable, "-m", "cli")
+    cwd: Path = REPO
 
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DDS_")}
@@ -53,12 +56,12 @@ class DDS:
         return env
 
     def popen(self, *args: str, **kw) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=REPO, env=self.env(),
+        return subprocess.Popen([*self.command, *args], cwd=self.cwd, env=self.env(),
                                 text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 **kw)
 
     def __call__(self, *args: str, timeout: float = 300, cwd: Path | None = None) -> Result:
-        r = subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd or REPO,
+        r = subprocess.run([*self.command, *args], cwd=cwd or self.cwd,
                            env=self.env(), text=True,
                            capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
         return Result(r.returncode, r.stdout, r.stderr)

@@ -20,6 +20,7 @@ import pytest
 
 from accounts.models import Role
 from accounts.tests.factories import UnitFactory
+from cli.errors import Exit
 from keys.tests.helpers import keyed_user
 from tests.e2e.conftest import DDS
 from tests.e2e.journey import MiB, create_project, deliver_and_get_back, journey_folder, tree
@@ -88,7 +89,7 @@ def test_a_non_json_error_is_reported_by_status_not_pasted(tmp_path):
         _, stderr = proc.communicate("pw\n", timeout=60)
     finally:
         server.shutdown()
-    assert proc.returncode == 1
+    assert proc.returncode == Exit.REFUSED
     assert "HTTP 500 Internal Server Error" in stderr
     assert "<" not in stderr and "database is locked" not in stderr
 
@@ -105,7 +106,7 @@ def test_refusals_say_that_a_rerun_will_not_help(e2e, tmp_path):
     (tmp_path / "late-big.bin").write_bytes(os.urandom(2 * MiB))  # the one-file path
     r = staff("data", "put", "-p", project, "-s", str(tmp_path / "late.txt"),
               "-s", str(tmp_path / "late-big.bin"), "--silent")
-    assert r.code == 1
+    assert r.code == Exit.PARTIAL
     assert "In Progress" in r.err and "late.txt" in r.err and "late-big.bin" in r.err
     assert "To retry" not in r.err and "will not help" in r.err
 
@@ -117,7 +118,7 @@ def test_project_create_names_the_force_option(e2e, tmp_path):
     runner = DDS(e2e.url, tmp_path / "solo", admin, password)
     runner.login()
     r = runner("project", "create", "-t", "Solo")
-    assert r.code == 1 and "--force" in r.err and "Confirm (force)" not in r.err
+    assert r.code == Exit.REFUSED and "--force" in r.err and "Confirm (force)" not in r.err
     r = runner("project", "create", "-t", "Solo", "--force")
     assert r.code == 0, r.err
 
@@ -155,7 +156,7 @@ def test_break_on_fail_leaves_no_partial_file(e2e, tmp_path, moto_endpoint):
     out = tmp_path / "out"
     r = staff("data", "get", "-p", project, "--get-all", "-d", str(out), "--break-on-fail",
               "--num-threads", "2", "--silent")
-    assert r.code == 1 and "bad.bin" in r.err
+    assert r.code == Exit.PARTIAL and "bad.bin" in r.err
     left = [p.name for p in out.rglob("*") if p.is_file()] if out.exists() else []
     assert not [n for n in left if n.endswith(".dds-partial")], left
     assert left in ([], ["good.bin"])  # good.bin complete, or not at all
@@ -213,7 +214,7 @@ def test_public_key_and_put_already_encrypted(e2e, tmp_path):
 
     r = staff("data", "put", "-p", project, "--already-encrypted", "--silent",
               "-s", str(tmp_path / "wrong"))
-    assert r.code == 1
+    assert r.code == Exit.PARTIAL
     assert "wrong/foreign.dat: refused before upload" in r.err
     assert "not addressed to the key of" in r.err and "dds project public-key" in r.err
     assert "wrong/plain.txt: is not a Crypt4GH file" in r.err
