@@ -16,7 +16,6 @@ import io
 import qrcode
 import qrcode.image.svg
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.core.exceptions import ValidationError
@@ -237,9 +236,8 @@ def register_view(request):
         response = redirect("accounts:register")
         sealed = seal(request.GET["t"][:200].encode(), purpose=INVITE_COOKIE_PURPOSE)
         response.set_cookie(INVITE_COOKIE, base64.urlsafe_b64encode(sealed).decode(),
-                            max_age=60 * 60, path=reverse("accounts:register"),
-                            httponly=True, secure=settings.SESSION_COOKIE_SECURE,
-                            samesite="Lax")
+                            **{**portal_cookie_kwargs(), "max_age": 60 * 60,
+                               "path": reverse("accounts:register")})
         return response
     token = _invite_token_from_cookie(request)
     invite = invite_get_by_token(token)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.models import User
-from accounts.services.links import confirmation_check, confirmation_token, site_link
+from accounts.services.links import confirmation_check, confirmation_email
 from accounts.services.users import unit_admins_keep_check
 from audit.actions import AuditAction
 from audit.services import audit_record
-from mail.services import mail_send_template
 
 _DELETE = "delete"  # the confirmation link's action
 
@@ -18,11 +17,10 @@ _DELETE = "delete"  # the confirmation link's action
 def user_self_delete_request(*, user: User, ip: str | None = None) -> None:
     """Email a one-hour link that deletes the account (a unit's last admins may not)."""
     unit_admins_keep_check(user)
-    token = confirmation_token(user=user, action=_DELETE)
     audit_record(action=AuditAction.USER_SELF_DELETE_REQUEST, actor=user,
                  target=user.username, ip=ip)
-    mail_send_template(template="accounts/delete_confirm", to=[user.email],
-                       context={"link": site_link(f"/accounts/delete/{token}/")})
+    confirmation_email(user=user, action=_DELETE, template="accounts/delete_confirm",
+                       path="/accounts/delete/")
 
 
 @transaction.atomic

@@ -7,6 +7,7 @@ from django.core import signing
 
 from accounts.errors import LinkInvalid
 from accounts.models import User
+from mail.services import mail_send_template
 
 _CONFIRM_SALT = "accounts.confirm"
 #: Confirmation links (turn off the authenticator app, delete the account) last an hour.
@@ -22,6 +23,13 @@ def confirmation_token(*, user: User, action: str) -> str:
     # Bound to the session generation: a password change or logout voids pending links.
     return signing.dumps({"u": user.pk, "a": action, "g": user.session_generation},
                          salt=_CONFIRM_SALT)
+
+
+def confirmation_email(*, user: User, action: str, template: str, path: str) -> None:
+    """Email ``user`` a one-hour link ``path<token>/`` that confirms ``action``."""
+    token = confirmation_token(user=user, action=action)
+    mail_send_template(template=template, to=[user.email],
+                       context={"link": site_link(f"{path}{token}/")})
 
 
 def confirmation_check(*, user: User, action: str, token: str) -> None:

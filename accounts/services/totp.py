@@ -7,7 +7,7 @@ from django.db import transaction
 
 from accounts.models import TOTP_DIGITS, EmailDevice, Role, TOTPDevice, User
 from accounts.services.auth import auth_sessions_end, code_clean
-from accounts.services.links import confirmation_check, confirmation_token, site_link
+from accounts.services.links import confirmation_check, confirmation_email
 from accounts.services.lockout import login_failure_refuse, login_lock_check
 from audit.actions import AuditAction
 from audit.services import audit_record
@@ -55,11 +55,10 @@ def totp_disable_request(*, user: User, ip: str | None = None) -> None:
     """Email a one-hour link that turns the authenticator app off."""
     if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
         raise ValidationError("No authenticator app is set up.")
-    token = confirmation_token(user=user, action=_DISABLE)
     audit_record(action=AuditAction.AUTH_TOTP_DISABLE_REQUEST, actor=user,
                  target=user.username, ip=ip)
-    mail_send_template(template="accounts/totp_disable", to=[user.email],
-                       context={"link": site_link(f"/accounts/totp/disable/{token}/")})
+    confirmation_email(user=user, action=_DISABLE, template="accounts/totp_disable",
+                       path="/accounts/totp/disable/")
 
 
 @transaction.atomic
