@@ -64,9 +64,10 @@ POLICY = {
 
 @pytest.fixture
 def admin_world():
-    from accounts.services import invite_create, user_create
+    from accounts.services import user_create
     from audit.models import AuditEvent
     from projects.models import ProjectStatusEvent
+    from projects.services import invite_to_project
     from transfers.models import FileVersion, StorageLocation, Upload, Usage
     from transfers.services import storage_location_save
     from transfers.tests.factories import FileFactory
@@ -75,8 +76,8 @@ def admin_world():
     project = world.project
     ua = world.users[UA]
     kek = user_kek_derive(user=ua, password=world.password)
-    invite = invite_create(email="invitee@example.org", role=Role.RESEARCHER, by=ua,
-                           by_kek=kek, project=project).invite
+    invite = invite_to_project(email="invitee@example.org", role=Role.RESEARCHER, by=ua,
+                               by_kek=kek, project=project).invite
     location = storage_location_save(
         location=StorageLocation(unit=world.unit_a, name="s3", region="se",
                                  endpoint="https://s3.example.se"),
