@@ -213,6 +213,3 @@ def request_kek(request) -> bytes:
 def portal_cookie_kwargs() -> dict[str, Any]:
     return {"httponly": True, "secure": settings.SESSION_COOKIE_SECURE, "samesite": "Lax",
             "max_age": int(session_max_age(AuthSessionKind.PORTAL).total_seconds())}
-
-
-__all__ = ["AuthSessionKind", "request_kek", "request_key_session"]

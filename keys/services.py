@@ -1,8 +1,12 @@
 """Key management services: user keys, project keys, access grants, header re-encryption.
 
+keys sits below accounts and projects: it works on the user, invite and project objects
+it is handed and imports neither app (their types only). Which projects a user should
+hold keys for is the projects app's rule (projects.services.access).
+
 The server holds no usable secret on its own. Every operation that needs a private key
 takes the caller's key-encryption key (KEK) explicitly; the KEK comes from the password at
-login and lives only in the caller's sealed session (accounts issue). The rules:
+login and lives only in the caller's sealed key session (accounts.sessions). The rules:
 
 - a user's RSA private key is stored AES-256-GCM-wrapped under the user's KEK;
 - a project's X25519 private key is stored once per holder, RSA-OAEP-wrapped to the
