@@ -18,7 +18,7 @@ from django.db import connections
 
 import c4gh
 from accounts.models import LoginThrottle, Role
-from accounts.services import _throttle_keys
+from accounts.services.lockout import throttle_keys
 from accounts.tests.helpers import APIClient, api_login, bearer, last_code
 from audit.models import AuditEvent
 from audit.services import audit_verify
@@ -139,7 +139,7 @@ def test_one_right_and_three_wrong_codes_in_parallel(db, settings):
         assert AuditEvent.objects.filter(action="auth.failure").count() == \
             failures_before + counted
         ip_row = LoginThrottle.objects.filter(
-            key=_throttle_keys(user.username, "127.0.0.1")[1][0]).first()
+            key=throttle_keys(user.username, "127.0.0.1")[1][0]).first()
         assert (ip_row.failures if ip_row else 0) == counted_total
     assert counted_total > 0  # the race really ran
     assert AuditEvent.objects.filter(action="auth.login", actor=user).count() == 4

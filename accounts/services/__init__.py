@@ -61,9 +61,6 @@ from accounts.services.users import (
     user_reactivate,
 )
 
-# The old private name, still read by tests/test_concurrency.py.
-_throttle_keys = throttle_keys
-
 __all__ = [
     "MIN_UNIT_ADMINS", "InviteResult", "LoginChallenge", "ProjectGrant", "Refreshed",
     "auth_logout", "auth_session_end", "auth_session_refresh", "auth_sessions_end",

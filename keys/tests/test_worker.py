@@ -20,7 +20,7 @@ from keys.services import project_private_key
 from keys.tests.helpers import keyed_user
 from projects.services import project_create
 from transfers.models import File
-from transfers.rotation import project_key_rotation_start
+from transfers.services.rotation import project_key_rotation_start
 from transfers.tasks import rotate_project_key
 from transfers.tests.factories import FileFactory
 

@@ -6,12 +6,6 @@ these functions. This package names the public ones; code inside projects import
 submodules.
 """
 
-from projects.errors import NeedsForce, ProjectRuleError, TransitionRefused
-from projects.selectors import (
-    projects_due_for_archival,
-    projects_due_for_cleanup,
-    projects_due_for_expiry,
-)
 from projects.services.access import access_fix_grants, project_access_fix, user_access_fix
 from projects.services.creation import (
     RECOMMENDED_UNIT_ADMINS,
@@ -44,14 +38,7 @@ from projects.services.scheduling import (
     run_each_project,
 )
 
-# Old import paths, still used by transfers.services.purge: the errors and the scheduled
-# selectors now live in projects.errors and projects.selectors, ``_run_each`` is
-# scheduling.run_each_project.
-_run_each = run_each_project
-
 __all__ = [
-    "NeedsForce", "ProjectRuleError", "TransitionRefused", "projects_due_for_archival",
-    "projects_due_for_cleanup", "projects_due_for_expiry",
     "MAX_RERELEASES", "RECOMMENDED_UNIT_ADMINS", "TRANSITIONS", "access_fix_grants",
     "bucket_name_for", "deadline_days_check", "invite_accepted_memberships",
     "invite_to_project", "project_access_fix", "project_archive", "project_create",
