@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from django.db.models import QuerySet
 
+from core.errors import ProjectBusy
 from projects.errors import ProjectRuleError
 from projects.models import Project
 from projects.selectors import projects_due_for_archival, projects_due_for_expiry
@@ -35,7 +36,7 @@ def run_each_project(projects: QuerySet[Project], action: Callable[[Project], ob
         try:
             action(project)
             done.append(project.public_id)
-        except ProjectRuleError as exc:
+        except (ProjectRuleError, ProjectBusy) as exc:  # refused or busy now: next run
             logger.info("scheduler skipped %s: %s", project.public_id, exc)
         except Exception:
             logger.exception("scheduler failed on %s; the next run retries it",

@@ -1,6 +1,7 @@
 """Every allowed and refused transition, the scheduler, and concurrent releases."""
 
 import datetime as dt
+import logging
 import threading
 
 import pytest
@@ -290,3 +291,19 @@ def test_two_simultaneous_releases_leave_one_event(unit_a):
     assert sorted(outcomes) == ["cannot release: project is Available", "ok"]
     assert ProjectStatusEvent.objects.filter(project=w.project,
                                              status=S.AVAILABLE).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_scheduler_skips_a_busy_project_without_reporting_a_failure(unit_a, caplog):
+    """A project that became busy (a key rotation) between selection and lock is skipped
+    and left for the next run, not reported as a failure."""
+    from projects.services.scheduling import run_each_project
+
+    w = make_world(unit_a)
+    project_release(project=w.project, by=w.staff, deadline_days=3)
+    Project.objects.filter(pk=w.project.pk).update(busy=True)
+    with time_machine.travel(timezone.now() + dt.timedelta(days=4), tick=False):
+        done = run_each_project(Project.objects.filter(pk=w.project.pk),
+                                lambda p: project_expire(project=p), dry_run=False)
+    assert done == [] and _status(w.project) == S.AVAILABLE
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
