@@ -133,3 +133,16 @@ def test_only_the_rotation_id_goes_to_the_broker(rotating, monkeypatch,
         rot = project_key_rotation_start(project=rotating["project"], by=rotating["admin"],
                                          kek=rotating["admin_kek"])
     assert sent == [((rot.pk,), {})]
+
+
+@pytest.mark.django_db
+def test_a_rotation_queued_under_the_old_task_name_still_runs(rotating):
+    """A message queued by the release before the task moved (keys.tasks) finds a worker."""
+    from celery import current_app
+
+    current_app.loader.import_default_modules()
+    rot = project_key_rotation_start(project=rotating["project"], by=rotating["admin"],
+                                     kek=rotating["admin_kek"])  # on_commit: not queued
+    current_app.tasks["keys.tasks.rotate_project_key"].apply(args=[rot.pk]).get()
+    rot.refresh_from_db()
+    assert rot.status == KeyRotationStatus.DONE
