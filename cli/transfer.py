@@ -36,15 +36,15 @@ except ImportError:  # pragma: no cover - depends on the installed httpcore
 OWN_BAR_MIN = 8 * 1024 * 1024
 
 
-class Outcome(Enum):
+class _Recorded(Enum):
     #: Returned by a ``run_files`` work function that recorded its items' outcomes itself.
     RECORDED = "recorded"
 
 
-RECORDED = Outcome.RECORDED
+RECORDED = _Recorded.RECORDED
 #: What a ``run_files`` work function returns: None (done), a reason it was skipped, or
 #: RECORDED.
-Result = str | Outcome | None
+Result = str | _Recorded | None
 
 Item = TypeVar("Item")
 

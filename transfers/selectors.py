@@ -20,10 +20,8 @@ from core.errors import DDSError
 from projects.models import Project, ProjectStatus
 from projects.selectors import Need, project_get_for_user, user_is_project_staff
 from transfers.annotations import (
-    project_file_count,
-    project_stored_bytes,
-    unit_reserved_bytes,
-    unit_stored_bytes,
+    with_file_totals,
+    with_unit_storage,
 )
 from transfers.errors import BadInput, NotAllowed, NotFound, ProjectBusy
 from transfers.models import File, Folder, Upload
@@ -236,9 +234,8 @@ def _upload_mine(upload: Upload | None, *, project: Project, user: User,
 
 def unit_bytes_used(*, unit_id: int) -> tuple[int, int]:
     """(stored bytes of live versions, bytes reserved by uploads in progress) of a unit."""
-    row = (Unit.objects.filter(pk=unit_id)
-           .annotate(stored=unit_stored_bytes(), reserved=unit_reserved_bytes())
-           .values_list("stored", "reserved").first())
+    row = (with_unit_storage(Unit.objects.filter(pk=unit_id))  # type: ignore[misc]
+           .values_list("stored_bytes", "reserved_bytes").first())
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
@@ -250,7 +247,6 @@ class ProjectTotals:
 
 def project_totals(*, project: Project) -> ProjectTotals:
     """Files and stored bytes of one project (transfers.annotations counts them)."""
-    row = (Project.objects.filter(pk=project.pk)
-           .annotate(live_files=project_file_count(), stored=project_stored_bytes())
-           .values_list("live_files", "stored").first())
+    row = (with_file_totals(Project.objects.filter(pk=project.pk))  # type: ignore[misc]
+           .values_list("file_count", "size").first())
     return ProjectTotals(int(row[0]), int(row[1])) if row else ProjectTotals(0, 0)
