@@ -60,6 +60,16 @@ class Unit(models.Model):
     warning_level = models.FloatField(
         default=0.8, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Fraction of the quota at which staff are warned.")
+    #: When the unit last crossed its warning level and was warned; None while below it
+    #: (the next crossing warns again).
+    quota_warned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    billing_email = models.EmailField(
+        blank=True, help_text="Where the monthly usage report goes (empty: the contact email).")
+    price_per_gb_month = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Price of storing one GB for one month, in the site's currency "
+                  "(DDS_CURRENCY), for invoices. Empty: usage is reported without cost.")
     project_counter = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

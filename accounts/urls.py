@@ -3,6 +3,7 @@
 from django.urls import path
 
 from accounts import api
+from accounts.api import announcements, support, twofactor
 
 urlpatterns = [
     path("auth/login", api.LoginApi.as_view(), name="auth-login"),
@@ -28,3 +29,6 @@ urlpatterns = [
          name="user-reactivate"),
     path("users/<str:username>", api.UserDeleteApi.as_view(), name="user-delete"),
 ]
+
+# Each API module of accounts.api beyond the core one keeps its own routes.
+urlpatterns += announcements.urlpatterns + support.urlpatterns + twofactor.urlpatterns

@@ -54,7 +54,11 @@ class Ctx:
     @functools.cached_property
     def api(self) -> Api:
         """The API client with the stored login (refuses when there is none)."""
-        return self.client(authenticated=True)
+        from cli import announce  # noqa: PLC0415 - start-up time (cli/app.py)
+
+        api = self.client(authenticated=True)
+        announce.show_new(self, api)
+        return api
 
     def client(self, *, authenticated: bool) -> Api:
         from cli.client import Api  # noqa: PLC0415 - start-up time (cli/app.py)

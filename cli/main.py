@@ -12,7 +12,10 @@ import click
 from cli.app import DdsGroup
 from cli.commands.auth import auth
 from cli.commands.data import data, data_ls
+from cli.commands.maintenance import maintenance
+from cli.commands.motd import motd
 from cli.commands.project import project
+from cli.commands.stats import stats
 from cli.commands.unit import unit
 from cli.commands.user import user
 from cli.version import __version__
@@ -24,7 +27,7 @@ def cli() -> None:
     """DDS: deliver research data, encrypted end to end."""
 
 
-for _group in (auth, user, unit, project, data):
+for _group in (auth, user, unit, project, data, motd, maintenance, stats):
     cli.add_command(_group)
 # `dds ls` is a shortcut for `dds data ls` (your projects without -p).
 cli.add_command(data_ls, "ls")

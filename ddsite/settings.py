@@ -129,6 +129,7 @@ INSTALLED_APPS = [
     "keys",
     "projects",
     "transfers",
+    "reports",
     "portal",
     "ddsite.apps.DDSiteConfig",
 ]
@@ -425,5 +426,7 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
 DDS_METRICS_PORT = env.int("DDS_METRICS_PORT", default=0)
 # Who is emailed when a scheduled job fails or a unit crosses its quota warning level.
 DDS_OPERATOR_EMAILS = env.list("DDS_OPERATOR_EMAILS", default=[])
+# Currency of the per-unit storage price (Unit.price_per_gb_month) on usage reports.
+DDS_CURRENCY = env.str("DDS_CURRENCY", default="SEK")
 # Task outcomes/durations, task ids in logs, the worker's metrics port (ddsite.celery_observe).
 CELERY_IMPORTS = ("ddsite.celery_observe",)

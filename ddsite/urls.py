@@ -11,6 +11,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("projects.urls")),
     path("", include("transfers.urls")),
     path("", include("keys.urls")),
+    path("", include("reports.urls")),
     path("schema", SpectacularAPIView.as_view(), name="api-schema"),
 ]
 

@@ -2,7 +2,8 @@
 
 Every URL pattern under /api/v1/ (read from the URL conf) must have exactly one row, or
 ``tests/test_permission_matrix.py`` fails and lists the missing names. Rows live per app
-in ``<app>/tests/permission_rows.py``, as a module-level dict ``ROWS``::
+in ``<app>/tests/permission_rows.py`` (or any ``permission_rows_<topic>.py`` beside it),
+as a module-level dict ``ROWS``::
 
     from tests.permission_matrix import ALLOWED, Row, expect
 
@@ -46,6 +47,7 @@ import importlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.apps import apps
@@ -111,16 +113,13 @@ def all_rows() -> dict[str, Row]:
     for config in apps.get_app_configs():
         if not str(config.path).startswith(base):
             continue
-        try:
-            module = importlib.import_module(f"{config.name}.tests.permission_rows")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(f"{config.name}.tests"):
-                continue
-            raise
-        for name, row in module.ROWS.items():
-            if name in rows:
-                raise AssertionError(f"two permission rows for {name!r}")
-            rows[name] = row
+        tests_dir = Path(config.path) / "tests"
+        for path in sorted(tests_dir.glob("permission_rows*.py")):
+            module = importlib.import_module(f"{config.name}.tests.{path.stem}")
+            for name, row in module.ROWS.items():
+                if name in rows:
+                    raise AssertionError(f"two permission rows for {name!r}")
+                rows[name] = row
     return rows
 
 

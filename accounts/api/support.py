@@ -1,0 +1,7 @@
+"""API views: support (mounted by accounts/urls.py under /api/v1/)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
