@@ -41,6 +41,14 @@ class AuditAction(models.TextChoices):
     INVITE_CREATE = "invite.create", "Invite sent"
     INVITE_ADD_PROJECT = "invite.add_project", "Project added to a pending invite"
     INVITE_EXPIRE = "invite.expire", "Expired invites deleted"
+    INVITE_CANCEL = "invite.cancel", "Pending invite cancelled"
+    AGREEMENT_ACCEPT = "agreement.accept", "User agreement accepted"
+    # Announcements and maintenance.
+    MOTD_ADD = "motd.add", "Message of the day added"
+    MOTD_DEACTIVATE = "motd.deactivate", "Message of the day deactivated"
+    MOTD_SEND = "motd.send", "Message of the day emailed"
+    MAINTENANCE_ON = "maintenance.on", "Maintenance mode switched on"
+    MAINTENANCE_OFF = "maintenance.off", "Maintenance mode switched off"
     # Projects.
     PROJECT_CREATE = "project.create", "Project created"
     PROJECT_UPDATE = "project.update", "Project updated"
@@ -67,3 +75,9 @@ class AuditAction(models.TextChoices):
     FILE_REMOVE = "file.remove", "File removed"
     FOLDER_REMOVE = "folder.remove", "Folder removed"
     USAGE_RECORD = "usage.record", "Monthly usage recorded"
+    QUOTA_WARNING = "quota.warning", "Unit warned about its quota"
+    STORAGE_RECONCILE = "storage.reconcile", "Storage reconciled with the catalogue"
+    FILE_LOST = "file.lost", "File found missing from storage"
+    # Reports.
+    USAGE_REPORT = "usage.report", "Usage report sent"
+    STATS_SNAPSHOT = "stats.snapshot", "Statistics snapshot taken"
