@@ -36,6 +36,7 @@ from core.throttling import throttle
 from projects.models import Project
 from projects.selectors import project_get_for_user
 from projects.services import invite_to_project, user_access_fix
+from transfers.annotations import with_unit_storage
 
 DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
 
@@ -455,6 +456,11 @@ class UnitOut(serializers.Serializer):
     days_in_available = serializers.IntegerField()
     days_in_expired = serializers.IntegerField()
     quota_bytes = serializers.IntegerField()
+    warning_level = serializers.FloatField(help_text="Share of the quota at which the "
+                                           "unit's admins are warned.")
+    stored_bytes = serializers.IntegerField(help_text="Stored bytes of live file versions.")
+    reserved_bytes = serializers.IntegerField(help_text="Bytes reserved by uploads in "
+                                              "progress (the quota counts them too).")
 
 
 class UnitListApi(APIView):
@@ -463,4 +469,5 @@ class UnitListApi(APIView):
     @extend_schema(responses={200: UnitOut(many=True), 403: DETAIL},
                    summary="Units: all for a Super Admin, your own for unit staff")
     def get(self, request):
-        return Response(UnitOut(units_visible_to(request.user), many=True).data)
+        units = with_unit_storage(units_visible_to(request.user))
+        return Response(UnitOut(units, many=True).data)

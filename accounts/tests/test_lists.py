@@ -29,6 +29,10 @@ def test_unit_admin_lists_own_staff_and_project_members(people, unit_a):
     assert people["outsider"].username not in names
     units = client.get("/api/v1/units").json()
     assert [u["name"] for u in units] == [unit_a.name]
+    # Usage against quota: nothing stored yet in a new unit.
+    assert (units[0]["stored_bytes"], units[0]["reserved_bytes"]) == (0, 0)
+    assert units[0]["quota_bytes"] == unit_a.quota_bytes
+    assert units[0]["warning_level"] == unit_a.warning_level
 
 
 @pytest.mark.django_db
