@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+from dataclasses import dataclass
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
@@ -14,6 +17,28 @@ from audit.services import audit_record
 from mail.services import mail_send_template
 
 _DISABLE = "totp_disable"  # the confirmation link's action
+
+
+@dataclass(frozen=True)
+class TotpProvisioning:
+    """What an authenticator app needs, shown once at set-up: the otpauth:// URI (the QR
+    code's content) and the same secret in base32 for typing in by hand."""
+
+    uri: str
+    secret: str
+    digits: int
+    period: int
+
+    def __repr__(self) -> str:  # never the secret in a log line or a traceback
+        return f"TotpProvisioning(digits={self.digits}, period={self.period})"
+
+
+def totp_provisioning(*, device: TOTPDevice) -> TotpProvisioning:
+    """The provisioning data of an unconfirmed device (the portal's page and the API's
+    set-up answer show the same)."""
+    return TotpProvisioning(uri=device.config_url,
+                            secret=base64.b32encode(device.bin_key).decode(),
+                            digits=device.digits, period=device.step)
 
 
 @transaction.atomic
