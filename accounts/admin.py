@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
@@ -7,6 +8,7 @@ from accounts import services
 from accounts.admin_base import ScopedAdmin, SuperAdminOnly
 from accounts.models import MOTD, Invite, Maintenance, Role, Unit, User
 from accounts.selectors import users_visible_to
+from accounts.services import announcements
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.client_ip import client_ip
@@ -139,11 +141,74 @@ class InviteAdmin(ScopedAdmin):
         return Q(unit_id=user.unit_id) | Q(project__unit_id=user.unit_id)
 
 
+class MOTDForm(forms.ModelForm):
+    class Meta:
+        model = MOTD
+        fields = ("message", "is_active")
+
+    def clean_message(self):
+        try:
+            return announcements.motd_message_clean(self.cleaned_data.get("message"))
+        except DDSError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
 @admin.register(MOTD)
 class MOTDAdmin(SuperAdminOnly):
+    """Adding, editing and deactivating go through accounts.services.announcements (the
+    same validation and audit as ``dds motd``)."""
+
+    form = MOTDForm
     list_display = ("message", "is_active", "created_at")
+    list_filter = ("is_active",)
+    readonly_fields = ("created_at",)
+    actions = ("deactivate", "send_to_everyone")
+
+    def save_model(self, request, obj, form, change):
+        saved = announcements.motd_save(by=request.user, motd=obj, ip=client_ip(request))
+        obj.pk, obj.message, obj.is_active = saved.pk, saved.message, saved.is_active
+        obj.created_at = saved.created_at
+
+    @admin.action(description="Deactivate (stop showing them)")
+    def deactivate(self, request, queryset):
+        for motd in queryset:
+            announcements.motd_deactivate(by=request.user, motd_id=motd.pk,
+                                          ip=client_ip(request))
+        self.message_user(request, f"Deactivated {len(queryset)} message(s).")
+
+    @admin.action(description="Email to every active user (one email each)")
+    def send_to_everyone(self, request, queryset):
+        for motd in queryset:
+            count = announcements.motd_send(by=request.user, motd_id=motd.pk,
+                                            ip=client_ip(request))
+            self.message_user(request, f"Message {motd.pk}: {count} email(s) queued.")
+
+
+class MaintenanceForm(forms.ModelForm):
+    class Meta:
+        model = Maintenance
+        fields = ("is_active", "message")
+
+    def clean_message(self):
+        try:
+            return announcements.maintenance_message_clean(self.cleaned_data.get("message"))
+        except DDSError as exc:
+            raise ValidationError(str(exc)) from exc
 
 
 @admin.register(Maintenance)
 class MaintenanceAdmin(SuperAdminOnly):
+    """Saving the row switches maintenance mode through the service: audited, and the
+    middleware's cached flag is refreshed at once."""
+
+    form = MaintenanceForm
     list_display = ("__str__", "is_active", "changed_at")
+    readonly_fields = ("changed_at",)
+
+    def save_model(self, request, obj, form, change):
+        state = announcements.maintenance_set(by=request.user, on=obj.is_active,
+                                              message=obj.message or None,
+                                              ip=client_ip(request))
+        # One row (id 1), whether this form added or changed it.
+        obj.pk, obj.is_active, obj.changed_at = 1, state.active, state.changed_at
+        obj.message = Maintenance.objects.values_list("message", flat=True).get(pk=1)

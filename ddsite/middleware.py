@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import logging
 
-from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, AuthenticationFailed
 
 from accounts.authentication import SessionJWTAuthentication
-from accounts.models import Maintenance, Role
+from accounts.models import Role
+from accounts.services.announcements import (
+    MAINTENANCE_CACHE_KEY,
+    MAINTENANCE_CACHE_SECONDS,
+    maintenance_message,
+)
 from core.errors import domain_error_status
 
 log = logging.getLogger(__name__)
@@ -25,15 +29,18 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; object-src
                            "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
-MAINTENANCE_CACHE_KEY = "dds:maintenance"
-# The flag is read on every request, so it is cached; saving the Maintenance row updates
-# the cache at once (portal.apps), the timeout only bounds staleness across processes
-# that do not share a cache.
-MAINTENANCE_CACHE_SECONDS = 30
+# The flag is read on every request, so it is cached (accounts.services.announcements):
+# switching it (API, CLI, admin) writes the new state to the cache once committed, and
+# saving the row otherwise drops the cached copy (ddsite.apps); the timeout only bounds
+# staleness across processes that do not share a cache.
+__all__ = ["MAINTENANCE_CACHE_KEY", "MAINTENANCE_CACHE_SECONDS", "maintenance_message"]
 # Reachable during maintenance: the login pages (so that a Super Admin can log in and
 # turn it off), the admin, static files, health probes and the API's auth endpoints.
 MAINTENANCE_OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/admin/", "/static/",
                              "/healthz", "/readyz", "/version", "/api/v1/auth/")
+#: Read-only API paths anyone signed in may reach during maintenance (the views still
+#: authenticate): ``dds maintenance status`` tells a researcher what is going on.
+MAINTENANCE_OPEN_READS = frozenset({"/api/v1/maintenance"})
 
 
 class SecurityHeadersMiddleware:
@@ -49,21 +56,10 @@ class SecurityHeadersMiddleware:
         return response
 
 
-def maintenance_message() -> str | None:
-    """The maintenance message while maintenance mode is on, else None (cached)."""
-    try:
-        cached = cache.get(MAINTENANCE_CACHE_KEY)
-    except Exception:  # noqa: BLE001 - a cache outage must not fail every request
-        log.warning("cache unavailable: reading the maintenance flag from the database")
-        cached = None
-    if cached is None:
-        row = Maintenance.objects.filter(pk=1, is_active=True).only("message").first()
-        cached = {"on": row is not None, "message": row.message if row else ""}
-        try:
-            cache.set(MAINTENANCE_CACHE_KEY, cached, MAINTENANCE_CACHE_SECONDS)
-        except Exception:  # noqa: BLE001 - see above
-            log.debug("cache unavailable: maintenance flag not cached")
-    return (cached["message"] or "The system is under maintenance.") if cached["on"] else None
+class _BadToken(Exception):
+    def __init__(self, response: JsonResponse) -> None:
+        super().__init__("bad token")
+        self.response = response
 
 
 def _is_super_admin(request) -> bool:
@@ -75,10 +71,28 @@ def _is_super_admin(request) -> bool:
         # let the operator through.
         try:
             found = SessionJWTAuthentication().authenticate(request)
-        except Exception:  # noqa: BLE001 - any bad token is simply "not the operator"
+        except AuthenticationFailed as exc:
+            # An expired or ended token: answer 401 as the view would, so that a client
+            # refreshes its token (the auth endpoints are open) and, if it is the
+            # operator's, gets through on the next try rather than being locked out by
+            # a 503 until maintenance ends.
+            raise _BadToken(_unauthenticated(exc)) from exc
+        except Exception:  # noqa: BLE001 - any other bad token is simply "not the operator"
             return False
         return bool(found) and found[0].role == Role.SUPER_ADMIN
     return False
+
+
+def _unauthenticated(exc: AuthenticationFailed) -> JsonResponse:
+    detail = exc.detail
+    if isinstance(detail, dict):
+        message, code = str(detail.get("detail", "")), str(detail.get("code", ""))
+    else:
+        message, code = str(detail), str(getattr(detail, "code", "") or "")
+    response = JsonResponse({"detail": message or "Authentication failed.",
+                             "code": code or "authentication_failed"}, status=401)
+    response["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
 
 
 class MaintenanceMiddleware:
@@ -93,8 +107,15 @@ class MaintenanceMiddleware:
         if request.path.startswith(MAINTENANCE_OPEN_PREFIXES):
             return self.get_response(request)
         message = maintenance_message()
-        if message is None or _is_super_admin(request):
+        if message is None:
             return self.get_response(request)
+        if request.method in ("GET", "HEAD") and request.path in MAINTENANCE_OPEN_READS:
+            return self.get_response(request)
+        try:
+            if _is_super_admin(request):
+                return self.get_response(request)
+        except _BadToken as bad:
+            return bad.response
         response: HttpResponse
         if request.path.startswith("/api/"):
             response = JsonResponse({"detail": message, "code": "maintenance"}, status=503)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from accounts.models import MOTD
+from accounts.services.announcements import maintenance_message, may_announce, motd_list
+
+#: Messages in the banner at the top of every page (the newest first).
+BANNER_MOTDS = 3
 
 
 def motd(request) -> dict:
     # Lazy: evaluated only by templates that show the banner (one query per page).
-    return {"motds": lambda: list(MOTD.objects.filter(is_active=True)
-                                  .order_by("-created_at").values_list("message", flat=True)[:3])}
+    # ``maintenance_notice``: while maintenance mode is on, the Super Admin (the only one
+    # who still gets pages) is reminded that everyone else is being turned away.
+    return {
+        "motds": lambda: list(motd_list(active_only=True)
+                              .values_list("message", flat=True)[:BANNER_MOTDS]),
+        "maintenance_notice": lambda: (maintenance_message()
+                                       if may_announce(getattr(request, "user", None))
+                                       else None),
+    }
