@@ -4,6 +4,14 @@ An invite to a *project* is the projects app's (projects.services.invites): it c
 that the inviter manages the project, adds an existing researcher directly, and hands
 the rest here with a :class:`ProjectGrant` — the project key wrapped to the invite. This
 module never looks into projects; it stores the grant and names the project in the email.
+
+Without email (``notify=False``, where a facility informs people itself) an invite is
+made *held*: it keeps its grants, but no link is sent and none is known to anyone. Its
+token is derived from the invite row under the server key (:func:`_held_token`), so a
+database dump alone still cannot accept it, and the server can send that same link
+later: inviting the address again with email on (``dds user add`` / ``dds project access
+grant`` without ``--no-mail``) re-sends the invitation with its link and keeps every
+grant it carries. An API never returns the link.
 """
 
 from __future__ import annotations
@@ -23,7 +31,13 @@ from accounts.models import UNIT_ROLES, Invite, Role, Unit, User
 from accounts.services.links import site_link
 from audit.actions import AuditAction
 from audit.services import audit_record
-from keys.services import invite_access_grant, invite_keys_create, user_keypair_new
+from core.sealing import keyed_hash
+from keys.services import (
+    invite_access_grant,
+    invite_keys_create,
+    invite_token_matches,
+    user_keypair_new,
+)
 from mail.services import mail_send_template
 
 if TYPE_CHECKING:  # projects sits above accounts: the type only
@@ -97,50 +111,74 @@ def _staff_invite_scope(*, by: User, role: str, unit: Unit | None,
 
 
 def invite_create(*, email: str, role: str, by: User, unit: Unit | None = None,
-                  is_owner: bool = False, ip: str | None = None) -> InviteResult:
+                  is_owner: bool = False, ip: str | None = None,
+                  notify: bool = True) -> InviteResult:
     """Invite someone to register without a project: unit staff, or a Super Admin's invite.
 
     ``is_owner`` is only refused here (owners are of a project). The email is queued in
-    the same transaction (mail.services): sent only if the invite commits.
+    the same transaction (mail.services): sent only if the invite commits. With
+    ``notify=False`` the invite is held: no email (see the module's docstring).
     """
     email = (email or "").strip()
     unit = invite_scope(by=by, role=role, unit=unit, to_project=False, is_owner=is_owner)
     if User.objects.filter(email__iexact=email).exists():
         raise ValidationError({"email": "An account with this email address already exists."})
-    return invite_issue(email=email, role=role, by=by, unit=unit, ip=ip)
+    return invite_issue(email=email, role=role, by=by, unit=unit, ip=ip, notify=notify)
 
 
 def invite_issue(*, email: str, role: str, by: User, unit: Unit | None,
-                 grant: ProjectGrant | None = None, ip: str | None = None) -> InviteResult:
+                 grant: ProjectGrant | None = None, ip: str | None = None,
+                 notify: bool = True) -> InviteResult:
     """Send an invite to an address that has no account yet (the caller checked who may).
 
     A live invite that already carries keys of other projects is extended with
     ``grant`` rather than replaced: replacing it would destroy those grants (only the
-    invitee's token opens its key).
+    invitee's token opens its key). Without email (``notify=False``) any live invite is
+    extended, never replaced, so a link already sent keeps working; a new one is held.
     """
     project = grant.project if grant else None
-    pending = _invite_pending_elsewhere(email=email, project=project)
+    pending = _invite_pending_elsewhere(email=email, project=project, any_live=not notify)
     if pending is not None:
-        return _invite_extend(invite=pending, role=role, by=by, grant=grant, ip=ip)
+        return _invite_extend(invite=pending, role=role, by=by, grant=grant, ip=ip,
+                              notify=notify)
     keypair = user_keypair_new()  # RSA before the transaction: no lock held across it
     with transaction.atomic():
         invite, token = _invite_new(email=email, role=role, by=by, unit=unit, grant=grant,
-                                    keypair=keypair)
+                                    keypair=keypair, held=not notify)
         is_owner = bool(grant and grant.is_owner)
         audit_record(action=AuditAction.INVITE_CREATE, actor=by, project=project, target=email,
                      ip=ip, details={"role": role, "unit": unit.name if unit else None,
-                                     "is_owner": is_owner})
-        mail_send_template(template="accounts/invite", to=[email], context={
-            "by": by, "project": project, "days": invite_days(),
-            "role_label": "Project Owner" if is_owner else Role(role).label,
-            "link": site_link("/accounts/register/?t=" + token)})
+                                     "is_owner": is_owner, "notify": notify})
+        if notify:
+            _invite_mail(invite=invite, token=token, by=by, project=project)
     return InviteResult(kind="invited", email=email, invite=invite)
 
 
+def _invite_mail(*, invite: Invite, token: str, by: User, project: Project | None) -> None:
+    mail_send_template(template="accounts/invite", to=[invite.email], context={
+        "by": by, "project": project, "days": invite_days(),
+        "role_label": "Project Owner" if invite.is_owner else Role(invite.role).label,
+        "link": site_link("/accounts/register/?t=" + token)})
+
+
+def _held_token(invite: Invite) -> str:
+    """The link token of an invite made without email: derived from the row under the
+    server key, so the server can send it later and a database dump cannot derive it."""
+    value = f"{invite.pk}:{invite.email.lower()}:{invite.created_at.isoformat()}"
+    return keyed_hash(value.encode(), purpose="invite-held-link")
+
+
+def invite_is_held(*, invite: Invite) -> bool:
+    """Whether ``invite`` was made without email and its link was never re-sent by
+    re-inviting (a re-sent held invite keeps its link, so it still counts as held)."""
+    return invite_token_matches(invite=invite, token=_held_token(invite))
+
+
 def _invite_new(*, email: str, role: str, by: User, unit: Unit | None,
-                grant: ProjectGrant | None,
-                keypair: tuple[bytes, bytes]) -> tuple[Invite, str]:
-    """The invite row with its key pair (and the grant); returns it and the emailed token."""
+                grant: ProjectGrant | None, keypair: tuple[bytes, bytes],
+                held: bool = False) -> tuple[Invite, str]:
+    """The invite row with its key pair (and the grant); returns it and its link token
+    (random and known only to the email, or for a held invite :func:`_held_token`)."""
     # Re-inviting replaces an expired invite, or one that only carries this project.
     Invite.objects.filter(email__iexact=email).delete()
     invite = Invite(email=email, role=role, unit=unit,
@@ -149,7 +187,7 @@ def _invite_new(*, email: str, role: str, by: User, unit: Unit | None,
                     expires_at=timezone.now() + timedelta(days=invite_days()))
     invite.full_clean(exclude=["token_hash"])
     invite.save()
-    token = secrets.token_urlsafe(32)
+    token = _held_token(invite) if held else secrets.token_urlsafe(32)
     invite_keys_create(invite=invite, token=token, keypair=keypair)
     if grant is not None:
         invite_access_grant(invite=invite, project=grant.project, granter=by,
@@ -157,11 +195,13 @@ def _invite_new(*, email: str, role: str, by: User, unit: Unit | None,
     return invite, token
 
 
-def _invite_pending_elsewhere(*, email: str, project: Project | None) -> Invite | None:
-    """A live invite for ``email`` that holds keys of projects other than ``project``."""
+def _invite_pending_elsewhere(*, email: str, project: Project | None,
+                              any_live: bool = False) -> Invite | None:
+    """A live invite for ``email`` that holds keys of projects other than ``project``
+    (with ``any_live``, any live invite)."""
     invite = Invite.objects.filter(email__iexact=email, expires_at__gt=timezone.now()).first()
-    if invite is None:
-        return None
+    if invite is None or any_live:
+        return invite
     others = invite.project_keys.exclude(project=project) if project else invite.project_keys
     return invite if others.exists() else None
 
@@ -172,18 +212,28 @@ def _day(moment: datetime) -> str:
 
 @transaction.atomic
 def _invite_extend(*, invite: Invite, role: str, by: User, grant: ProjectGrant | None,
-                   ip: str | None) -> InviteResult:
-    if grant is None or role != invite.role:
+                   ip: str | None, notify: bool = True) -> InviteResult:
+    """Add ``grant`` to a live invite; with ``notify``, a held invite's link is sent now
+    (the invitee never had it), any other invite gets the short "one more project" email."""
+    held = invite_is_held(invite=invite)
+    if role != invite.role or (grant is None and not (notify and held)):
         raise InviteConflict(
             f"{invite.email} already has a pending invitation (as "
             f"{Role(invite.role).label}, valid until {_day(invite.expires_at)}); it must "
             "be used or expire before a different one can be sent.")
-    invite_access_grant(invite=invite, project=grant.project, granter=by,
-                        granter_kek=grant.by_kek, is_owner=grant.is_owner)
-    audit_record(action=AuditAction.INVITE_ADD_PROJECT, actor=by, project=grant.project,
-                 target=invite.email, ip=ip, details={"is_owner": grant.is_owner})
-    mail_send_template(template="accounts/invite_extended", to=[invite.email], context={
-        "by": by, "project": grant.project, "valid_until": _day(invite.expires_at)})
+    project = grant.project if grant else None
+    if grant is not None:
+        invite_access_grant(invite=invite, project=grant.project, granter=by,
+                            granter_kek=grant.by_kek, is_owner=grant.is_owner)
+        audit_record(action=AuditAction.INVITE_ADD_PROJECT, actor=by, project=project,
+                     target=invite.email, ip=ip,
+                     details={"is_owner": grant.is_owner, "notify": notify})
+    if notify and held:
+        _invite_mail(invite=invite, token=_held_token(invite), by=by,
+                     project=project or invite.project)
+    elif notify and grant is not None:
+        mail_send_template(template="accounts/invite_extended", to=[invite.email], context={
+            "by": by, "project": grant.project, "valid_until": _day(invite.expires_at)})
     return InviteResult(kind="invited", email=invite.email, invite=invite)
 
 

@@ -27,10 +27,13 @@ from projects.selectors import Need, project_get_for_user
 
 def invite_to_project(*, project: Project, email: str, by: User, by_kek: bytes | None,
                       role: str = Role.RESEARCHER, unit: Unit | None = None,
-                      is_owner: bool = False, ip: str | None = None) -> InviteResult:
+                      is_owner: bool = False, ip: str | None = None,
+                      notify: bool = True) -> InviteResult:
     """Invite someone to ``project`` (as owner with ``is_owner``), or add an existing
     researcher directly (``kind="added"``). ``role`` and ``unit`` are what was asked for,
-    so that inviting staff to a project is refused with the reason."""
+    so that inviting staff to a project is refused with the reason. ``notify=False``
+    sends no email: no "member added" for an existing researcher, and a held invite
+    (accounts.services.invites) for a new address."""
     email = (email or "").strip()
     invite_scope(by=by, role=role, unit=unit, to_project=True, is_owner=is_owner)
     # Staff of the project's unit, or the project's owners (Need.OWNER covers both).
@@ -40,14 +43,14 @@ def invite_to_project(*, project: Project, email: str, by: User, by_kek: bytes |
     existing = User.objects.filter(email__iexact=email).first()
     if existing is not None:
         return _member_add_existing(user=existing, project=project, by=by, by_kek=by_kek,
-                                    is_owner=is_owner, ip=ip)
-    return invite_issue(email=email, role=role, by=by, unit=None, ip=ip,
+                                    is_owner=is_owner, ip=ip, notify=notify)
+    return invite_issue(email=email, role=role, by=by, unit=None, ip=ip, notify=notify,
                         grant=ProjectGrant(project=project, by_kek=by_kek, is_owner=is_owner))
 
 
 @transaction.atomic
 def _member_add_existing(*, user: User, project: Project, by: User, by_kek: bytes,
-                         is_owner: bool, ip: str | None) -> InviteResult:
+                         is_owner: bool, ip: str | None, notify: bool = True) -> InviteResult:
     """An address with an account: a researcher becomes a member (with a key) at once."""
     if user.role != Role.RESEARCHER:
         raise ValidationError({"email": "This account is unit staff or an operator, not a "
@@ -60,9 +63,10 @@ def _member_add_existing(*, user: User, project: Project, by: User, by_kek: byte
     project_access_grant(project=project, grantee=user, granter=by, granter_kek=by_kek)
     audit_record(action=AuditAction.PROJECT_MEMBER_ADD, actor=by, project=project,
                  target=user.username, ip=ip,
-                 details={"is_owner": membership.is_owner, "new": created})
-    mail_send_template(template="projects/member_added", to=[user.email],
-                       context={"by": by, "project": project})
+                 details={"is_owner": membership.is_owner, "new": created, "notify": notify})
+    if notify:
+        mail_send_template(template="projects/member_added", to=[user.email],
+                           context={"by": by, "project": project})
     return InviteResult(kind="added", email=user.email, user=user)
 
 

@@ -29,13 +29,14 @@ def _membership(project: Project, username: str) -> ProjectMembership:
 
 
 def project_member_add(*, project: Project, by: User, kek: bytes, email: str,
-                       owner: bool = False,
-                       ip: str | None = None) -> ProjectMembership | Invite:
+                       owner: bool = False, ip: str | None = None,
+                       notify: bool = True) -> ProjectMembership | Invite:
     """Add a researcher: an existing account gets membership and a key (the membership is
-    returned, with ``has_key``); a new email an invite carrying the key (returned)."""
+    returned, with ``has_key``); a new email an invite carrying the key (returned).
+    ``notify=False``: no email to either (the invite is held until re-sent)."""
     _open_for_members(project)
     result = invite_to_project(project=project, email=email, by=by, by_kek=kek,
-                               is_owner=owner, ip=ip)
+                               is_owner=owner, ip=ip, notify=notify)
     if result.user is not None:
         return _membership(project, result.user.username)
     if result.invite is None:  # invite_to_project returns one or the other
