@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMultiAlternatives, send_mail
 from django.db import transaction
 from django.template.exceptions import TemplateDoesNotExist
 from django.template.loader import render_to_string
@@ -40,9 +40,14 @@ class MailDeliveryError(Exception):
 
 MAIL_TASK = "mail.tasks.mail_send"
 
+#: A text attachment: (file name, content, MIME type), e.g. a monthly usage CSV. It is
+#: sealed with the rest of the email.
+Attachment = tuple[str, str, str]
+
 
 def mail_queue(*, subject: str, body: str, to: Iterable[str],
-               html: str | None = None) -> OutboundEmail | None:
+               html: str | None = None,
+               attachments: Sequence[Attachment] = ()) -> OutboundEmail | None:
     """Queue one email (to every address in ``to``); it is sent after the commit.
     Prefer :func:`mail_send_template`: the words of an email live in its templates."""
     recipients = sorted({address for address in to if address})
@@ -51,6 +56,9 @@ def mail_queue(*, subject: str, body: str, to: Iterable[str],
     message: dict[str, Any] = {"subject": subject, "body": body, "to": recipients}
     if html:
         message["html"] = html
+    if attachments:
+        message["attachments"] = [[name, content, mimetype]
+                                  for name, content, mimetype in attachments]
     row = OutboundEmail.objects.create(
         payload_sealed=seal(json.dumps(message).encode(), purpose=_PURPOSE))
     # robust: with the broker down the row stays and mail_flush queues it again.
@@ -73,10 +81,26 @@ def mail_render(template: str, context: Mapping[str, Any]) -> tuple[str, str, st
 
 
 def mail_send_template(*, template: str, context: Mapping[str, Any],
-                       to: Iterable[str]) -> OutboundEmail | None:
+                       to: Iterable[str],
+                       attachments: Sequence[Attachment] = ()) -> OutboundEmail | None:
     """Render ``mail/<template>`` (see :func:`mail_render`) and queue it to ``to``."""
     subject, body, html = mail_render(template, context)
-    return mail_queue(subject=subject, body=body, html=html, to=to)
+    return mail_queue(subject=subject, body=body, html=html, to=to,
+                      attachments=attachments)
+
+
+def _send(payload: dict[str, Any]) -> None:
+    if not payload.get("attachments"):
+        send_mail(payload["subject"], payload["body"], None, payload["to"],
+                  html_message=payload.get("html"))
+        return
+    message = EmailMultiAlternatives(payload["subject"], payload["body"], None,
+                                     payload["to"])
+    if payload.get("html"):
+        message.attach_alternative(payload["html"], "text/html")
+    for name, content, mimetype in payload["attachments"]:
+        message.attach(name, content, mimetype)
+    message.send()
 
 
 def mail_deliver(*, email_id: int) -> bool:
@@ -93,8 +117,7 @@ def mail_deliver(*, email_id: int) -> bool:
             return False
         payload = json.loads(unseal(bytes(row.payload_sealed), purpose=_PURPOSE))
         try:
-            send_mail(payload["subject"], payload["body"], None, payload["to"],
-                      html_message=payload.get("html"))
+            _send(payload)
         except Exception as exc:  # noqa: BLE001 - any transport failure: keep it queued
             failure = exc
             row.attempts += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Collection
 from decimal import Decimal
 
 from django.db import transaction
@@ -20,27 +21,38 @@ def _hours(delta: dt.timedelta) -> Decimal:
     return Decimal(max(delta.total_seconds(), 0)) / Decimal(3600)
 
 
-def usage_record(*, period_start: dt.datetime, period_end: dt.datetime) -> int:
-    """Byte-hours of every project over [start, end), from each FileVersion's lifetime.
-
-    Idempotent: re-running a period replaces its rows. Returns the number of projects.
-    """
+def usage_compute(*, period_start: dt.datetime, period_end: dt.datetime,
+                  project_ids: Collection[int] | None = None) -> dict[int, Decimal]:
+    """Byte-hours of every project (pk -> byte-hours, to 0.01) over [start, end), from each
+    FileVersion's lifetime. Reads only: the recorder below stores it, and the usage report
+    computes a month not recorded yet (the current one) with it."""
     if period_end <= period_start:
         raise BadInput("The period must end after it starts.")
     totals: dict[int, Decimal] = defaultdict(Decimal)
     versions = (FileVersion.objects.filter(uploaded_at__lt=period_end)
-                .filter(Q(deleted_at__isnull=True) | Q(deleted_at__gt=period_start))
-                .values_list("project_id", "size_stored", "uploaded_at", "deleted_at"))
-    for project_id, size, start, end in versions.iterator(chunk_size=5000):
+                .filter(Q(deleted_at__isnull=True) | Q(deleted_at__gt=period_start)))
+    if project_ids is not None:
+        versions = versions.filter(project_id__in=list(project_ids))
+    rows = versions.values_list("project_id", "size_stored", "uploaded_at", "deleted_at")
+    for project_id, size, start, end in rows.iterator(chunk_size=5000):
         lo = max(start, period_start)
         hi = min(end or period_end, period_end)
         totals[project_id] += size * _hours(hi - lo)
+    return {pk: total.quantize(Decimal("0.01")) for pk, total in totals.items()}
+
+
+def usage_record(*, period_start: dt.datetime, period_end: dt.datetime) -> int:
+    """Byte-hours of every project over [start, end) (:func:`usage_compute`), stored.
+
+    Idempotent: re-running a period replaces its rows. Returns the number of projects.
+    """
+    totals = usage_compute(period_start=period_start, period_end=period_end)
     with transaction.atomic():
         for project_id, byte_hours in totals.items():
             Usage.objects.update_or_create(
                 project_id=project_id, period_start=period_start,
                 defaults={"period_end": period_end,
-                          "byte_hours": byte_hours.quantize(Decimal("0.01"))})
+                          "byte_hours": byte_hours})
         audit_record(action=AuditAction.USAGE_RECORD, target=f"{period_start:%Y-%m-%d}",
                      details={"projects": len(totals), "period_end": period_end})
     return len(totals)

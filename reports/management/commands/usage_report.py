@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.models import Unit
+from core.errors import DDSError
+from reports.management.commands._month import month_option
+from reports.services.usage import usage_report, usage_report_csv
+
+
+class Command(BaseCommand):
+    help = ("Storage usage per unit and project in GB-months and cost, for invoicing: "
+            "last month by default. Prints a table, or writes the CSV with --csv.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--month", help="YYYY-MM (default: last month)")
+        parser.add_argument("--to", help="YYYY-MM: a range from --month to this month")
+        parser.add_argument("--unit", help="Only this unit (name or internal ref)")
+        parser.add_argument("--csv", metavar="FILE",
+                            help="Write the CSV to FILE ('-' for standard output)")
+
+    def handle(self, *args, month=None, to=None, unit=None, csv=None, **options):
+        first = month_option(month)
+        last = month_option(to) if to else first
+        units = Unit.objects.all()
+        if unit:
+            units = units.filter(name=unit) | units.filter(internal_ref=unit)
+            if not units.exists():
+                raise CommandError(f"No such unit: {unit}")
+        try:
+            report = usage_report(first=first, last=last, units=units)
+        except DDSError as exc:
+            raise CommandError(exc.message) from None
+        if csv:
+            text = usage_report_csv(report)
+            if csv == "-":
+                self.stdout.write(text, ending="")
+            else:
+                Path(csv).write_text(text, encoding="utf-8", newline="")
+                self.stderr.write(f"wrote {csv}")
+            return
+        span = f"{first:%Y-%m}" + ("" if last == first else f" to {last:%Y-%m}")
+        self.stdout.write(f"Usage {span} ({report.currency})"
+                          + ("" if report.recorded else " — not all months recorded yet: "
+                             "computed from the stored files"))
+        for u in report.units:
+            cost = "no price" if u.cost is None else f"{u.cost} {report.currency}"
+            self.stdout.write(f"{u.name} ({u.internal_ref}): {u.gb_months} GB-months, {cost}")
+            for p in u.projects:
+                pcost = "" if p.cost is None else f"  {p.cost}"
+                self.stdout.write(f"  {p.project_id}  {p.gb_months}{pcost}  {p.title}")
+        total = "" if report.cost is None else f", {report.cost} {report.currency}"
+        self.stdout.write(f"Total: {report.gb_months} GB-months{total}")

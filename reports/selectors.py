@@ -1,0 +1,31 @@
+"""Who may see which report: unit staff their own unit's usage, the Super Admin all;
+statistics only the Super Admin."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import UNIT_ROLES, Role, Unit, User
+from core.errors import NotAllowed, NotFound
+
+
+def usage_units_for(*, actor: User, unit: str | None = None) -> QuerySet[Unit]:
+    """The units whose usage ``actor`` asked for: ``unit`` (a name or internal ref) or
+    every unit they may see. Researchers are refused (403); a unit the actor may not see
+    is "no such unit" (404), so another unit's existence is not confirmed."""
+    if actor.role == Role.SUPER_ADMIN:
+        units = Unit.objects.all()
+    elif actor.role in UNIT_ROLES and actor.unit_id is not None:
+        units = Unit.objects.filter(pk=actor.unit_id)
+    else:
+        raise NotAllowed("Only unit staff and operators can see storage usage.")
+    if unit:
+        units = units.filter(Q(name=unit) | Q(internal_ref=unit))
+        if not units.exists():
+            raise NotFound(f"No such unit: {unit!r:.60}.")
+    return units.order_by("name")
+
+
+def stats_allowed(*, actor: User) -> None:
+    if actor.role != Role.SUPER_ADMIN:
+        raise NotAllowed("Only operators (Super Admin) can see the system statistics.")
