@@ -1,8 +1,8 @@
 """The frame every ``dds`` command runs in.
 
-* Global options (``--url``, ``--json``) are accepted before or after any subcommand:
-  every group and command of the tree carries them (:class:`DdsGroup`, :class:`DdsCommand`)
-  and they all set the one :class:`Ctx`.
+* Global options (``--url``, ``--json``, ``--token-path``, ``--log-file``, ``-v``) are
+  accepted before or after any subcommand: every group and command of the tree carries
+  them (:class:`DdsGroup`, :class:`DdsCommand`) and they all set the one :class:`Ctx`.
 * :meth:`DdsGroup.main` is the one place where a failure becomes a message (or, with
   ``--json``, ``{"error": ...}`` on stdout) and the exit status of its kind
   (:class:`cli.errors.Exit`). Commands raise, or return an :class:`Exit`; they never exit.
@@ -21,14 +21,16 @@ these are the only imports inside functions in ``cli``, each marked with a point
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from cli import config
 from cli.errors import Cancelled, CliError, Exit, UsageError
-from cli.output import err, error_json, show_error
+from cli.output import err, error_json, logging_start, logging_stop, show_error
 
 if TYPE_CHECKING:
     from cli.client import Api
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 #: A command's outcome: None (success) or the exit status it chose (e.g. PARTIAL).
 Outcome = Exit | None
+log = logging.getLogger(__name__)
 
 
 class Ctx:
@@ -44,6 +47,13 @@ class Ctx:
     def __init__(self) -> None:
         self.url_option: str | None = None
         self.json = False
+        self.log_file: str | None = None
+        self.verbose = False
+        #: The command line (for the log's first lines).
+        self.argv: list[str] = []
+
+    def start_logging(self) -> None:
+        logging_start(log_file=self.log_file, verbose=self.verbose, argv=self.argv)
 
     @functools.cached_property
     def url(self) -> str:
@@ -82,6 +92,27 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         ctx.ensure_object(Ctx).json = True
 
 
+def _set_log_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        state = ctx.ensure_object(Ctx)
+        if state.log_file != value:
+            state.log_file = value
+            state.start_logging()
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        state = ctx.ensure_object(Ctx)
+        if not state.verbose:
+            state.verbose = True
+            state.start_logging()
+
+
+def _set_token_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        config.use_token_path(value)
+
+
 def _global_options() -> list[click.Parameter]:
     return [
         click.Option(["--url"], metavar="URL", expose_value=False, callback=_set_url,
@@ -89,6 +120,16 @@ def _global_options() -> list[click.Parameter]:
                           "the server you logged in to)."),
         click.Option(["--json"], is_flag=True, expose_value=False, callback=_set_json,
                      help="Print JSON: the result, or the error."),
+        click.Option(["--token-path"], metavar="FILE", expose_value=False,
+                     callback=_set_token_path,
+                     help="Where the login token is kept (or DDS_TOKEN_PATH; default: "
+                          "token.json in the config directory)."),
+        click.Option(["--log-file"], metavar="FILE", expose_value=False,
+                     callback=_set_log_file,
+                     help="Append a detailed log of this run to FILE (for support; "
+                          "secrets are masked)."),
+        click.Option(["-v", "--verbose"], is_flag=True, expose_value=False,
+                     callback=_set_verbose, help="Print the debug log on stderr."),
     ]
 
 
@@ -117,12 +158,31 @@ class DdsGroup(click.Group):
         # ``standalone_mode`` is click's and always True here: ``dds`` always exits.
         argv = list(sys.argv[1:] if args is None else args)
         state = extra.setdefault("obj", Ctx())
+        state.argv = argv
+        config.use_token_path(None)  # this run's --token-path (or none), not a previous one's
         try:
-            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
-            status = Exit(rv) if isinstance(rv, int) else Exit.OK
-        except BaseException as exc:  # noqa: BLE001 - every outcome gets its exit status
-            status = _report(exc, state.json or _json_asked(argv))
+            try:
+                rv = super().main(argv, prog_name, complete_var, standalone_mode=False,
+                                  **extra)
+                status = Exit(rv) if isinstance(rv, int) else Exit.OK
+            except BaseException as exc:  # noqa: BLE001 - every outcome gets its exit status
+                _log_failure(exc)
+                status = _report(exc, state.json or _json_asked(argv))
+            log.debug("exit status %d (%s)", int(status), status.name)
+        finally:
+            logging_stop()
         sys.exit(int(status))
+
+
+def _log_failure(exc: BaseException) -> None:
+    """The failure in the debug log, with its traceback (support reads it there)."""
+    if isinstance(exc, SystemExit) and not exc.code:
+        return
+    if isinstance(exc, CliError):
+        log.debug("failed: %s: %s (status %s, code %s)", type(exc).__name__, exc.message,
+                  exc.status, exc.code, exc_info=exc)
+    else:
+        log.debug("failed: %r", exc, exc_info=exc)
 
 
 def _json_asked(argv: list[str]) -> bool:

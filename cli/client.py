@@ -3,20 +3,27 @@
 Every rule lives on the server; this module only carries requests and turns answers
 into :class:`~cli.errors.Refused` with the server's ``detail`` so the user reads the real
 reason; no answer at all is :class:`~cli.errors.Unreachable`.
+
+The debug log (``--log-file``, ``-v``) gets one line per request: method, path, status,
+duration and the server's request id (``X-Request-ID``), never a header or a body.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from typing import Any
 
 import httpx
 
 from cli import config
 from cli.errors import LoginRequired, Refused, Unreachable, UsageError
+from cli.output import secret
 from cli.version import CLIENT_VERSION_HEADER, __version__
 
+log = logging.getLogger(__name__)
 API = "/api/v1/"
 LOGIN_HINT = "Your DDS session has expired or ended: run `dds auth login`."
 
@@ -58,6 +65,23 @@ def error_from(response: httpx.Response) -> Refused:
                    body=body if isinstance(body, dict) else None)
 
 
+def _log_answer(method: str, response: httpx.Response, started: float) -> None:
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    url = response.request.url
+    where = url.path.removeprefix(API) + (f"?{url.query.decode()}" if url.query else "")
+    log.debug("%s %s -> %d %s in %.0f ms (request id %s)", method, where,
+              response.status_code, response.reason_phrase,
+              (time.monotonic() - started) * 1000, response.headers.get("X-Request-ID", "-"))
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):  # the error's message and code, never anything else
+            log.debug("  the server said: %s (code %s)", _message(body), body.get("code"))
+
+
 def server_url(explicit: str | None) -> str:
     url = explicit or os.environ.get("DDS_URL")
     if not url:
@@ -83,6 +107,8 @@ class Api:
                 raise LoginRequired(f"Your login is for {token.get('url')}, not {self.url}: "
                                     "run `dds auth login` for this server.")
             self._token = token
+            for key in ("access", "refresh"):
+                secret(str(token.get(key) or ""))
         self.http = httpx.Client(base_url=self.url + API, timeout=timeout,
                                  limits=httpx.Limits(max_connections=64,
                                                      max_keepalive_connections=32),
@@ -107,13 +133,19 @@ class Api:
             refresh = self._token.get("refresh")
             if not refresh:
                 raise LoginRequired(LOGIN_HINT)
+            log.debug("the access token was refused (401): refreshing it")
+            started = time.monotonic()
             try:
                 r = self.http.post("auth/refresh", json={"refresh": refresh})
             except httpx.HTTPError as exc:
+                log.debug("POST auth/refresh: no answer: %r", exc)
                 raise Unreachable(f"Cannot reach {self.url}: {exc}")
+            _log_answer("POST", r, started)
             if r.status_code != 200:
                 raise LoginRequired(LOGIN_HINT)
             self._token = {**self._token, **r.json()}
+            for key in ("access", "refresh"):
+                secret(str(self._token.get(key) or ""))
             config.save_token(self._token)
 
     # ---------------------------------------------------------------- requests
@@ -122,14 +154,19 @@ class Api:
                 headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
         for attempt in range(2):
             used = self._token["access"] if self._token else None
+            started = time.monotonic()
             try:
                 r = self.http.request(method, path,
                                       headers={**self._auth_headers(), **(headers or {})},
                                       **kwargs)
-            except httpx.TimeoutException:
+            except httpx.TimeoutException as exc:
+                log.debug("%s %s: no answer in time after %.0f ms: %r", method, path,
+                          (time.monotonic() - started) * 1000, exc)
                 raise Unreachable(f"{self.url} did not answer in time ({method} {path}).")
             except httpx.HTTPError as exc:
+                log.debug("%s %s: no answer: %r", method, path, exc)
                 raise Unreachable(f"Cannot reach {self.url}: {exc}")
+            _log_answer(method, r, started)
             if r.status_code == 401 and self._token and attempt == 0:
                 self._refresh(used)
                 continue

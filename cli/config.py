@@ -9,6 +9,11 @@ in the platform's state directory (platformdirs: ``$XDG_STATE_HOME/dds``, else
 whole setup (a test, a container) in one place. Both directories are 0700; secret files are
 created 0600 and *refused* when group or others can read them, because a readable token is
 a stolen login.
+
+The token file is ``<config dir>/token.json`` unless ``--token-path FILE`` or
+``$DDS_TOKEN_PATH`` names another one (a shared machine, one login per project...): it
+is read, refreshed, written (0600, its folder made 0700 if missing) and, at logout,
+removed there.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ from cli.errors import CliError
 APP = "dds"
 #: Journals of dds versions that kept them in the config directory (moved on first use).
 OLD_JOURNALS = "journal"
+TOKEN_PATH_ENV = "DDS_TOKEN_PATH"  # noqa: S105 - a variable name, not a secret
+
+#: ``--token-path`` of the running command (:func:`use_token_path`); None: the default.
+_token_path_option: Path | None = None
 
 
 def _private_dir(path: Path) -> Path:
@@ -130,7 +139,19 @@ def read_private(path: Path) -> bytes | None:
         return fh.read()
 
 
+def use_token_path(path: str | None) -> None:
+    """Keep the login token in ``path`` (``--token-path``) for this run; None: the default
+    (``$DDS_TOKEN_PATH``, else the config directory's token.json)."""
+    global _token_path_option
+    _token_path_option = Path(path).expanduser() if path else None
+
+
 def token_path() -> Path:
+    if _token_path_option is not None:
+        return _token_path_option
+    explicit = os.environ.get(TOKEN_PATH_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
     return config_dir() / "token.json"
 
 
@@ -157,7 +178,11 @@ def tokens_to_store(url: str, username: str, tokens: dict[str, Any]) -> dict[str
 
 
 def save_token(data: dict[str, Any]) -> None:
-    write_private(token_path(), json.dumps(data, indent=1).encode())
+    path = token_path()
+    try:
+        write_private(path, json.dumps(data, indent=1).encode())
+    except OSError as exc:
+        raise CliError(f"cannot write the token file {path}: {exc.strerror or exc}") from None
 
 
 def delete_token() -> bool:

@@ -8,12 +8,21 @@
   columns (a header line, values padded with spaces, nothing wrapped or folded), for
   ``grep``, ``cut`` and ``awk``.
 * Times are shown in this machine's time zone, the same way everywhere.
+* The debug log (``--log-file FILE``, ``-v``): the stdlib ``logging`` module, a logger per
+  module under ``cli``; every line passes :class:`Redact`, so that no password, token,
+  code, key or presigned URL signature reaches a log, even inside a traceback.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
+import platform
+import re
+import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.errors import CliError
+from cli.version import __version__
 
 
 class _Messages(Console):
@@ -125,6 +135,32 @@ def plain(lines: list[list[str]]) -> None:
         out.print(text, markup=False, emoji=False, crop=False, overflow="ignore")
 
 
+def qr_lines(text: str) -> list[str]:
+    """``text`` as a QR code in Unicode half blocks (two modules per character cell, top
+    and bottom; ``█`` both dark, ``▀`` top, ``▄`` bottom), quiet zone included. Printed in
+    black on white (:func:`show_qr`), it scans whatever the terminal's colours."""
+    import qrcode  # noqa: PLC0415 - start-up time (cli/app.py)
+
+    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_L)
+    code.add_data(text)
+    code.make(fit=True)
+    matrix: list[list[bool]] = code.get_matrix()
+    if len(matrix) % 2:
+        matrix.append([False] * len(matrix[0]))
+    glyph = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
+    return ["".join(glyph[(top, bottom)] for top, bottom in zip(upper, lower, strict=True))
+            for upper, lower in zip(matrix[::2], matrix[1::2], strict=True)]
+
+
+def show_qr(text: str, console: Console) -> None:
+    """Draw ``text`` as a QR code on ``console``: black modules on white on a terminal,
+    the same characters unstyled elsewhere (a redirected stream has no colours)."""
+    style = "black on white" if console.is_terminal else None
+    for line in qr_lines(text):
+        console.print(line, style=style, markup=False, highlight=False, emoji=False,
+                      crop=False, overflow="ignore", soft_wrap=True)
+
+
 def when(value: Any) -> str:
     """An API timestamp in this machine's time zone, the same way everywhere (the API
     answers some in UTC and some in the server's zone)."""
@@ -147,3 +183,143 @@ def human(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return str(n)
+
+
+# ------------------------------------------------------------------------- debug log
+
+#: The client's loggers are ``cli.*``; nothing is shown unless --log-file or -v asks
+#: (a NullHandler keeps Python's last-resort handler from printing warnings).
+LOGGER = "cli"
+logging.getLogger(LOGGER).addHandler(logging.NullHandler())
+log = logging.getLogger(__name__)
+MASK = "***"
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+#: Option values that are secrets on a command line (``--code 123456``, ``--password=x``).
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(password|passphrase|secret|code|token)$")
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # An Authorization header, a bearer token anywhere.
+    (re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]+"), r"\1 " + MASK),
+    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\",}\s]+"), r"\1" + MASK),
+    # JWTs (access, refresh and pending tokens).
+    (re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*"), MASK),
+    # The query of any full URL: presigned storage URLs carry their signature there.
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"]*)\?[^\s'\"]*", re.IGNORECASE),
+     r"\1?" + MASK),
+    # Private keys in PEM/Crypt4GH armour.
+    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE "
+                r"KEY-----|$)", re.DOTALL), MASK),
+    # "password": "...", secret=..., code: ... (JSON bodies, reprs, query-like text).
+    (re.compile(r"(?i)(['\"]?\b(?:password|passphrase|current_password|new_password|secret|"
+                r"code|token|access|refresh|pending_token|session_key|private_key)['\"]?"
+                r"\s*[:=]\s*)(['\"])(?:(?!\2).)*\2"), r"\1\2" + MASK + r"\2"),
+    (re.compile(r"(?i)(\b(?:password|passphrase|secret|code|token|access|refresh)=)"
+                r"[^\s&'\",]+"), r"\1" + MASK),
+]
+
+
+def secret(value: str) -> str:
+    """Remember a secret this run holds (a password, a code, a TOTP secret...): it is
+    replaced by *** wherever it would appear in the log. Returns ``value``."""
+    if value and len(value) >= 4:
+        with _secrets_lock:
+            _secrets.add(value)
+    return value
+
+
+def redact(text: str) -> str:
+    """``text`` without the secrets this run knows of, nor anything that looks like one."""
+    with _secrets_lock:
+        known = sorted(_secrets, key=len, reverse=True)
+    for value in known:
+        text = text.replace(value, MASK)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def masked_argv(argv: Sequence[str]) -> list[str]:
+    """The command line with the values of secret options masked."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            shown.append(MASK)
+            hide_next = False
+        elif arg.startswith("-") and "=" in arg and _SECRET_OPTION.match(arg.split("=")[0]):
+            shown.append(arg.split("=")[0] + "=" + MASK)
+        else:
+            shown.append(arg)
+            hide_next = bool(_SECRET_OPTION.match(arg))
+    return shown
+
+
+class Redact(logging.Filter):
+    """Every record, its arguments and its traceback, through :func:`redact`, before any
+    handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class _DdsHandler:
+    """Marks the handlers :func:`logging_start` added (removed by the next start)."""
+
+
+class _FileHandler(logging.FileHandler, _DdsHandler):
+    def _open(self):  # type: ignore[no-untyped-def]  # typeshed: private, untyped
+        # A log holds file names and project IDs: only its owner reads it.
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding or "utf-8")
+
+
+class _StderrHandler(logging.StreamHandler, _DdsHandler):  # type: ignore[type-arg]
+    pass
+
+
+def logging_stop() -> None:
+    """Remove (and close) the handlers of an earlier :func:`logging_start`."""
+    logger = logging.getLogger(LOGGER)
+    for handler in list(logger.handlers):
+        if isinstance(handler, _DdsHandler):
+            logger.removeHandler(handler)
+            handler.close()
+    logger.setLevel(logging.NOTSET)
+
+
+def logging_start(*, log_file: str | None, verbose: bool, argv: Sequence[str]) -> None:
+    """Send the debug log to ``log_file`` (appended) and/or stderr (``verbose``), starting
+    with what support needs first: the version and the (masked) command line."""
+    logging_stop()
+    if not log_file and not verbose:
+        return
+    logger = logging.getLogger(LOGGER)
+    logger.setLevel(logging.DEBUG)
+    redactor = Redact()
+    handlers: list[logging.Handler] = []
+    if log_file:
+        try:
+            handlers.append(_FileHandler(os.path.expanduser(log_file), encoding="utf-8"))
+        except OSError as exc:
+            raise CliError(f"cannot write the log file {log_file}: "
+                           f"{exc.strerror or exc}") from None
+        handlers[-1].setFormatter(logging.Formatter(
+            "%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s "
+            "[%(threadName)s]: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    if verbose:
+        handlers.append(_StderrHandler(sys.stderr))
+        handlers[-1].setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+    for handler in handlers:
+        handler.addFilter(redactor)
+        logger.addHandler(handler)
+    log.debug("dds %s, Python %s, %s", __version__, platform.python_version(),
+              platform.platform(terse=True))
+    log.debug("command line: %s", " ".join(["dds", *masked_argv(argv)]))

@@ -12,6 +12,7 @@ thread and buffers cost more than sealing a few KiB.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import stat
 import threading
@@ -39,6 +40,8 @@ from cli.transfer import (
     run_files,
     storage_client,
 )
+
+log = logging.getLogger(__name__)
 
 #: zstd's multi-threaded output is identical for any worker count >= 1, but not equal to
 #: the single-threaded output: a fixed count keeps a resumed file's compressed stream the
@@ -702,11 +705,13 @@ class Uploader:
                                   headers={"Content-Length": str(len(chunk))})
             except httpx.TransportError as exc:
                 last = f"network error: {exc}"
+                log.debug("part %d: %s", number, last)
                 backoff(attempt)
                 continue
             if r.status_code == 200 and r.headers.get("ETag"):
                 return r.headers["ETag"].strip('"')
             last = f"HTTP {r.status_code}: {r.text.strip()[:200]}"
+            log.debug("part %d: storage answered %s", number, last)
             if r.status_code < 500 and r.status_code not in (403, 408, 429):
                 break
             backoff(attempt)

@@ -1,7 +1,13 @@
-"""What uploads and downloads share: the storage HTTP client, progress and the summary."""
+"""What uploads and downloads share: the storage HTTP client, progress and the summary.
+
+The debug log (``--log-file``, ``-v``) gets a line per storage request (method, host and
+path, status, duration; never the presigned URL's query, which holds its signature) and
+one per file outcome.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +31,7 @@ from rich.progress import (
 
 from cli.errors import Cancelled, LoginRequired
 
+log = logging.getLogger(__name__)
 _HTTP11: type[Any] | None
 try:  # httpcore's private class: another layout keeps its default read size
     from httpcore._sync.http11 import HTTP11Connection as _HTTP11
@@ -52,9 +59,34 @@ Item = TypeVar("Item")
 def storage_client(threads: int) -> httpx.Client:
     # Presigned URLs carry their own authorisation: this client never sends the API token.
     _larger_reads()
+    hooks: dict[str, list[Callable[[Any], None]]] = {}
+    if log.isEnabledFor(logging.DEBUG):
+        hooks = {"request": [_request_started], "response": [_response_logged]}
     return httpx.Client(timeout=httpx.Timeout(120, connect=15),
                         limits=httpx.Limits(max_connections=threads * 4 + 8,
-                                            max_keepalive_connections=threads * 4 + 8))
+                                            max_keepalive_connections=threads * 4 + 8),
+                        event_hooks=hooks)
+
+
+_STARTED = "dds_started"  # our key in a request's extensions: when it was sent
+
+
+def _storage_where(request: httpx.Request) -> str:
+    """Where a storage request goes, without the query (a presigned URL's signature)."""
+    return f"{request.url.scheme}://{request.url.netloc.decode()}{request.url.path}"
+
+
+def _request_started(request: httpx.Request) -> None:
+    request.extensions[_STARTED] = time.monotonic()
+
+
+def _response_logged(response: httpx.Response) -> None:
+    request = response.request
+    started = request.extensions.get(_STARTED)
+    took = f" in {(time.monotonic() - started) * 1000:.0f} ms" if started else ""
+    log.debug("storage %s %s -> %d%s (request id %s)", request.method,
+              _storage_where(request), response.status_code, took,
+              response.headers.get("x-amz-request-id", "-"))
 
 
 def _larger_reads() -> None:
@@ -69,7 +101,9 @@ READ_BYTES = 1024 * 1024
 
 
 def backoff(attempt: int) -> None:
-    time.sleep(min(0.5 * 2 ** attempt, 8))
+    pause = min(0.5 * 2 ** attempt, 8)
+    log.debug("retrying in %.1f s (attempt %d failed)", pause, attempt + 1)
+    time.sleep(pause)
 
 
 #: 4xx answers that can pass on their own (busy, throttled, timed out): worth a rerun.
@@ -94,14 +128,17 @@ class Summary:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ok(self, name: str) -> None:
+        log.debug("done: %s", name)
         with self.lock:
             self.done.append(name)
 
     def skip(self, name: str, why: str) -> None:
+        log.debug("skipped: %s: %s", name, why)
         with self.lock:
             self.skipped.append((name, why))
 
     def fail(self, name: str, why: str, *, status: int | None = None) -> None:
+        log.debug("failed: %s: %s (status %s)", name, why, status)
         with self.lock:
             self.failed.append((name, why))
             if permanent(status):

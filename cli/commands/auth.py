@@ -7,11 +7,12 @@ import sys
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from cli import config
 from cli.app import Ctx, DdsGroup, pass_ctx
-from cli.errors import CliError, UsageError
-from cli.output import done, emit, err, fields, table
+from cli.errors import CliError, Refused, UsageError
+from cli.output import done, emit, err, fields, secret, show_qr, table
 
 
 @click.group(cls=DdsGroup)
@@ -19,18 +20,19 @@ def auth() -> None:
     """Log in and out."""
 
 
-def _read_secret(prompt: str, env: str, hide: bool = True) -> str:
-    value = os.environ.get(env)
+def _read_secret(prompt: str, env: str | None, hide: bool = True) -> str:
+    value = os.environ.get(env) if env else None
     if value:
-        return value
+        return secret(value)
     if sys.stdin.isatty():
         answer: str = click.prompt(prompt, hide_input=hide, err=True)
-        return answer
+        return secret(answer)
     # Scripts and tests feed answers on stdin, one per line.
     line = sys.stdin.readline()
     if not line:
-        raise UsageError(f"{prompt}: nothing on standard input (or set {env}).")
-    return line.rstrip("\r\n")
+        where = f" (or set {env})" if env else ""
+        raise UsageError(f"{prompt}: nothing on standard input{where}.")
+    return secret(line.rstrip("\r\n"))
 
 
 @auth.command("login")
@@ -44,9 +46,12 @@ def auth_login(ctx: Ctx, username: str | None, code: str | None) -> None:
     password = _read_secret("Password", "DDS_PASSWORD")
     first = api.post("auth/login", {"username": username, "password": password})
     err.print(first.get("detail", "Enter your code."))
-    code = code or _read_secret("Code", "DDS_2FA_CODE", hide=False)
+    secret(str(first.get("pending_token") or ""))
+    code = secret(code) if code else _read_secret("Code", "DDS_2FA_CODE", hide=False)
     tokens = api.post("auth/2fa", {"code": code.strip()},
                       headers={"Authorization": f"Bearer {first['pending_token']}"})
+    for key in ("access", "refresh"):
+        secret(str(tokens.get(key) or ""))
     config.save_token(config.tokens_to_store(ctx.url, username, tokens))
     done(ctx.json, {"url": ctx.url, "username": username,
                     "token_file": str(config.token_path())},
@@ -96,14 +101,65 @@ def twofactor() -> None:
     """Second factor (email code or authenticator app)."""
 
 
+#: Tries of the first code on a terminal before giving up (the server counts failures).
+CODE_TRIES = 3
+
+
+def _grouped(value: str) -> str:
+    return " ".join(value[i:i + 4] for i in range(0, len(value), 4))
+
+
+def _app_setup(ctx: Ctx, current: str | None) -> None:
+    """Start the set-up, show the QR code and the secret, confirm with the first code."""
+    if current == "totp":
+        err.print("You already use an authenticator app: the new one replaces it once "
+                  "you confirm it with its first code.", markup=False)
+    got = ctx.api.post("me/totp/setup")
+    key = secret(str(got["secret"]))
+    secret(str(got["uri"]))
+    err.print("Scan this QR code with your authenticator app (e.g. FreeOTP, Google "
+              "Authenticator, Microsoft Authenticator):", markup=False)
+    show_qr(str(got["uri"]), err)
+    err.print(f"Or enter the secret by hand: {_grouped(key)}  (time-based, "
+              f"{got.get('digits', 6)} digits, every {got.get('period', 30)} s)",
+              markup=False)
+    err.print(f"Secret (no spaces): {key}", markup=False)
+    for attempt in range(1, CODE_TRIES + 1):
+        code = _read_secret("Code from the app", None, hide=False).strip().replace(" ", "")
+        try:
+            answer = ctx.api.post("me/totp/confirm", {"code": code})
+            break
+        except Refused as exc:
+            if exc.status != 400 or attempt == CODE_TRIES or not sys.stdin.isatty():
+                raise
+            err.print(f"[red]{escape(exc.message)}[/] Try again.")
+    done(ctx.json, {"second_factor": answer.get("second_factor", "totp"), "changed": True},
+         "[green]Authenticator app enabled.[/] From now on, `dds auth login` and the "
+         "portal ask for the app's code.")
+
+
+def _email_back(ctx: Ctx, current: str | None) -> None:
+    """Back to emailed codes: the server emails a link that turns the app off."""
+    if current == "email":
+        done(ctx.json, {"second_factor": "email", "changed": False},
+             "Your second factor is already a code sent by email.")
+        return
+    answer = ctx.api.delete("me/totp") or {}
+    done(ctx.json, {"second_factor": current, "changed": False, "email_sent": True,
+                    "detail": answer.get("detail")},
+         escape(answer.get("detail") or "Check your email to confirm."))
+
+
 @twofactor.command("configure")
+@click.option("--method", type=click.Choice(["app", "email"]), default="app",
+              show_default=True,
+              help="app: set up an authenticator app (QR code in the terminal, confirmed "
+                   "with its first code); email: go back to codes sent by email.")
 @pass_ctx
-def twofactor_configure(ctx: Ctx) -> None:
-    """Switch between email codes and an authenticator app."""
+def twofactor_configure(ctx: Ctx, method: str) -> None:
+    """Set up an authenticator app, or go back to email codes."""
     current = me(ctx).get("second_factor")
-    # The server offers setting up an authenticator app (QR code) in the portal only.
-    setup, account = f"{ctx.url}/accounts/totp/setup/", f"{ctx.url}/accounts/"
-    emit(ctx.json, {"second_factor": current, "setup_url": setup, "account_url": account},
-         lambda _: err.print(f"Your second factor is: {current}.\n"
-                             f"Set up or remove an authenticator app at {setup} "
-                             f"(the account page: {account}).", markup=False))
+    if method == "app":
+        _app_setup(ctx, current)
+    else:
+        _email_back(ctx, current)

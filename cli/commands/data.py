@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +14,9 @@ from rich.table import Table
 from rich.tree import Tree
 
 from cli.app import Ctx, DdsGroup, Outcome, confirm, pass_ctx, project_option, yes_option
-from cli.commands.project import show_projects
-from cli.errors import Cancelled, Exit, UsageError
-from cli.output import done, emit, err, human, out, plain, print_json
+from cli.commands.project import PROJECT_COLUMNS, show_projects
+from cli.errors import Cancelled, Exit, Refused, UsageError
+from cli.output import done, emit, err, human, out, plain, print_json, table, when
 
 if TYPE_CHECKING:
     from cli.transfer import Bars, Summary
@@ -44,6 +45,21 @@ def _finish(summary: Summary, verb: str, hint: str, ctx: Ctx) -> Outcome:
 # --------------------------------------------------------------------------- put
 
 
+def read_source_path_file(name: str | None) -> list[str]:
+    """The paths a ``--source-path-file`` lists: one per line, surrounding spaces removed;
+    blank lines and lines starting with ``#`` are skipped. A file that cannot be read is a
+    usage error."""
+    if not name:
+        return []
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise UsageError(f"cannot read the source path file {name}: {reason}") from None
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
 @data.command("put")
 @project_option
 @click.option("-s", "--source", "sources", multiple=True, help="File or folder to upload.")
@@ -66,13 +82,7 @@ def data_put(ctx: Ctx, project: str, sources: tuple[str, ...], source_path_file:
     from cli.put import collect_sources, run_put  # noqa: PLC0415 - start-up time (cli/app.py)
     from cli.transfer import Summary  # noqa: PLC0415 - start-up time (cli/app.py)
 
-    paths = list(sources)
-    if source_path_file:
-        try:
-            paths += [line.strip() for line in Path(source_path_file).read_text().splitlines()
-                      if line.strip()]
-        except OSError as exc:
-            raise UsageError(f"cannot read {source_path_file}: {exc.strerror or exc}") from None
+    paths = list(sources) + read_source_path_file(source_path_file)
     if not paths:
         raise UsageError("Nothing to upload: give --source or --source-path-file.")
     summary = Summary()
@@ -95,6 +105,8 @@ def data_put(ctx: Ctx, project: str, sources: tuple[str, ...], source_path_file:
 @data.command("get")
 @project_option
 @click.option("-s", "--source", "sources", multiple=True, help="File or folder to download.")
+@click.option("-spf", "--source-path-file", type=click.Path(dir_okay=False),
+              help="File listing project paths to download, one per line (# comments).")
 @click.option("-a", "--get-all", is_flag=True, help="Download everything.")
 @click.option("-d", "--destination", type=click.Path(file_okay=False), default=None,
               help="Local folder (default: DDS_<project>_<date> in the current folder).")
@@ -106,16 +118,21 @@ def data_put(ctx: Ctx, project: str, sources: tuple[str, ...], source_path_file:
               help="With --keep-encrypted: Crypt4GH public key file to address them to.")
 @click.option("--silent", is_flag=True, help="No progress bars.")
 @pass_ctx
-def data_get(ctx: Ctx, project: str, sources: tuple[str, ...], get_all: bool,
-             destination: str | None, num_threads: int, break_on_fail: bool,
-             keep_encrypted: bool, recipient_pk: str | None, silent: bool) -> Outcome:
+def data_get(ctx: Ctx, project: str, sources: tuple[str, ...],
+             source_path_file: str | None, get_all: bool, destination: str | None,
+             num_threads: int, break_on_fail: bool, keep_encrypted: bool,
+             recipient_pk: str | None, silent: bool) -> Outcome:
     """Download and decrypt files (verified by SHA-256 before they appear)."""
     import c4gh  # noqa: PLC0415 - start-up time (cli/app.py)
     from cli.get import Downloader, local_keypair  # noqa: PLC0415 - start-up time (cli/app.py)
     from cli.transfer import Summary  # noqa: PLC0415 - start-up time (cli/app.py)
 
-    if bool(sources) == get_all:
-        raise UsageError("Give either --source (one or more) or --get-all.")
+    wanted = list(sources) + read_source_path_file(source_path_file)
+    if source_path_file and not wanted and not get_all:
+        raise UsageError(f"{source_path_file} lists no path to download.")
+    if bool(wanted) == get_all:
+        raise UsageError("Give either --source / --source-path-file (one or more paths) "
+                         "or --get-all.")
     if recipient_pk and not keep_encrypted:
         raise UsageError("--recipient-pk only makes sense with --keep-encrypted.")
     pk = None
@@ -139,7 +156,7 @@ def data_get(ctx: Ctx, project: str, sources: tuple[str, ...], get_all: bool,
                       bars_factory=_bars(ctx, silent, "Downloading"), summary=summary,
                       break_on_fail=break_on_fail, keep_encrypted=keep_encrypted,
                       recipient_pk=pk)
-    items = down.resolve(None if get_all else list(sources))
+    items = down.resolve(None if get_all else wanted)
     try:
         down.run(items)
     except Cancelled:
@@ -226,17 +243,86 @@ def _show_listing(size: bool) -> Callable[[dict[str, Any]], None]:
     return render
 
 
+#: ``dds ls --sort KEY``: the key in GET /projects' rows, for each choice.
+SORT_KEYS = {"id": "id", "title": "title", "pi": "pi", "unit": "unit", "status": "status",
+             "deadline": "deadline", "role": "role", "files": "files", "size": "size_bytes",
+             "created": "created_at"}
+#: Members are fetched per project (GET /projects/ID/members), this many at once.
+MEMBER_FETCHES = 8
+
+
+def _sorted_projects(rows: list[dict[str, Any]], key: str, reverse: bool
+                     ) -> list[dict[str, Any]]:
+    """Rows by one column; projects without a value (no deadline...) last either way."""
+    field = SORT_KEYS[key]
+
+    def value(row: dict[str, Any]) -> Any:
+        v = row.get(field)
+        return v.casefold() if isinstance(v, str) else v
+
+    present = [r for r in rows if r.get(field) is not None]
+    missing = [r for r in rows if r.get(field) is None]
+    return sorted(present, key=value, reverse=reverse) + missing
+
+
+def _with_members(ctx: Ctx, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each project with ``users``: its members (username, name, email, owner), or None
+    when the server would not list them to you."""
+    api = ctx.api
+
+    def members(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+        try:
+            got: list[dict[str, Any]] = api.get(f"projects/{row['id']}/members")["members"]
+        except Refused:
+            return None
+        return got
+
+    with ThreadPoolExecutor(max_workers=MEMBER_FETCHES) as pool:
+        found = list(pool.map(members, rows))
+    return [{**row, "users": users} for row, users in zip(rows, found, strict=True)]
+
+
+def _users_cell(users: list[dict[str, Any]] | None) -> str | None:
+    if users is None:
+        return None
+    return ", ".join(u["username"] + (" (owner)" if u.get("owner") else "")
+                     for u in users) or "none"
+
+
+def _show_projects_with_users(rows: list[dict[str, Any]]) -> None:
+    table([{**r, "size": human(r.get("size_bytes", 0)),
+            "deadline": when(r.get("deadline")) if r.get("deadline") else None,
+            "users": _users_cell(r.get("users"))} for r in rows],
+          [*PROJECT_COLUMNS, ("users", "Users")])
+
+
 @data.command("ls")
 @click.option("-p", "--project", help="Project ID (none: list your projects).")
 @click.argument("folder", default="")
 @click.option("--tree", is_flag=True, help="Every file under the folder, as a tree.")
 @click.option("--size", is_flag=True, help="Show sizes.")
+@click.option("--sort", "sort_key", type=click.Choice(list(SORT_KEYS)),
+              help="Your projects (no -p): sort by this column.")
+@click.option("--reverse", is_flag=True, help="With --sort: descending.")
+@click.option("--users", is_flag=True,
+              help="Your projects (no -p): add each project's members (owners marked).")
 @pass_ctx
-def data_ls(ctx: Ctx, project: str | None, folder: str, tree: bool, size: bool) -> None:
+def data_ls(ctx: Ctx, project: str | None, folder: str, tree: bool, size: bool,
+            sort_key: str | None, reverse: bool, users: bool) -> None:
     """List a project's files (or your projects)."""
     if project is None:
-        emit(ctx.json, ctx.api.get("projects"), show_projects)
+        rows: list[dict[str, Any]] = ctx.api.get("projects")
+        if sort_key:
+            rows = _sorted_projects(rows, sort_key, reverse)
+        elif reverse:
+            rows = rows[::-1]
+        if users:
+            rows = _with_members(ctx, rows)
+        emit(ctx.json, rows, _show_projects_with_users if users else show_projects)
         return
+    if sort_key or reverse or users:
+        raise UsageError("--sort, --reverse and --users list your projects: use them "
+                         "without -p.")
     folder = folder.strip("/")
     if tree:
         emit(ctx.json, _tree(ctx, project, folder), _show_tree(project, folder, size))
