@@ -39,6 +39,15 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def user_agreement_version() -> str:
+    """The version of the user agreement in force (``DDS_USER_AGREEMENT_VERSION``).
+
+    The one accessor of the setting: the default of :attr:`User.agreement_version` and the
+    rules of accounts.services.agreement read it here.
+    """
+    return str(getattr(settings, "DDS_USER_AGREEMENT_VERSION", "1"))
+
+
 class Unit(models.Model):
     """A facility that delivers data (e.g. a sequencing platform)."""
 
@@ -135,6 +144,12 @@ class User(AbstractBaseUser):  # type: ignore[django-manager-missing]
     # Bumped to end every session of the user at once (logout everywhere, password
     # change/reset, deactivation).
     session_generation = models.PositiveIntegerField(default=0, editable=False)
+    # The user agreement version this account is held to: the one last accepted (at
+    # registration or on the portal's acceptance page; AgreementAcceptance keeps the
+    # history). An account made outside registration (the admin, createsuperuser) starts
+    # at the version in force, so it is asked again only when the version changes.
+    agreement_version = models.CharField(max_length=32, default=user_agreement_version,
+                                         editable=False)
 
     objects = UserManager()
 
@@ -208,6 +223,25 @@ class User(AbstractBaseUser):  # type: ignore[django-manager-missing]
         key_salt = "accounts.User.get_session_auth_hash"
         return salted_hmac(key_salt, f"{self.password}:{self.session_generation}",
                            secret=secret, algorithm="sha256").hexdigest()
+
+
+class AgreementAcceptance(models.Model):
+    """One acceptance of the user agreement by a user: which version, and when."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE,
+                             related_name="agreement_acceptances")
+    version = models.CharField(max_length=32)
+    accepted_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-accepted_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "version"],
+                                    name="agreement_accepted_once_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} accepted version {self.version}"
 
 
 class Invite(models.Model):

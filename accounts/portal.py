@@ -37,6 +37,7 @@ from accounts.models import (
     TOTPDevice,
 )
 from accounts.selectors import invite_get_by_token, user_projects_summary, user_sessions_live
+from accounts.services.agreement import agreement_accept, agreement_required, agreement_version
 from accounts.sessions import (
     PORTAL_KEY_COOKIE,
     PORTAL_SESSION_KEY,
@@ -151,7 +152,9 @@ def login_view(request):
             **portal_cookie_kwargs())
         return response
     return _page(request, "Log in", form, submit="Continue",
-                 links=[(reverse("accounts:password-reset"), "Forgot your password?")])
+                 links=[(reverse("accounts:password-reset"), "Forgot your password?"),
+                        (reverse("portal:troubleshooting"), "Trouble logging in?"),
+                        (reverse("portal:technical"), "How your data is protected")])
 
 
 @require_http_methods(["GET", "POST"])
@@ -197,10 +200,64 @@ def logout_view(request):
     return response
 
 
+# --------------------------------------------------------------------------- agreement
+
+
+class AgreementFields(forms.Form):
+    """The explicit acceptance of the user agreement, and the version the page showed (a
+    version changed between showing and posting is refused, not silently accepted)."""
+
+    accept_agreement = forms.BooleanField(required=True, label="I accept the user agreement",
+                                          error_messages={"required": (
+                                              "Accept the user agreement to continue.")})
+    agreement_version = forms.CharField(max_length=32, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        version = agreement_version()
+        self.fields["agreement_version"].initial = version
+        self.fields["accept_agreement"].label = (
+            f"I have read and accept the user agreement (version {version})")
+
+
+def _safe_next(request, default: str) -> str:
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if next_url and url_has_allowed_host_and_scheme(next_url, {request.get_host()},
+                                                    require_https=request.is_secure()):
+        return next_url
+    return default
+
+
+@portal_login_required
+@require_http_methods(["GET", "POST"])
+def agreement_view(request):
+    """Accept the user agreement in force (the portal sends here while it is not)."""
+    next_url = _safe_next(request, reverse("portal:projects"))
+    if not agreement_required(request.user):
+        return HttpResponseRedirect(next_url)
+    form = AgreementFields(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                agreement_accept(user=request.user,
+                                 version=form.cleaned_data["agreement_version"],
+                                 ip=client_ip(request))
+            except SHOWN_ERRORS as exc:
+                _form_error(form, exc)
+            else:
+                messages.success(request, "Thank you: the user agreement is accepted.")
+                return HttpResponseRedirect(next_url)
+        status = 400
+    return render(request, "accounts/agreement.html", {
+        "title": "The user agreement has changed", "form": form, "next": next_url,
+        "agreement_version": agreement_version()}, status=status)
+
+
 # --------------------------------------------------------------------------- registration
 
 
-class RegisterForm(forms.Form):
+class RegisterForm(AgreementFields):
     username = forms.CharField(min_length=3, max_length=30, help_text=(
         "3–30 characters: letters, digits, dot, underscore or hyphen."))
     name = forms.CharField(max_length=255)
@@ -210,6 +267,8 @@ class RegisterForm(forms.Form):
     password_again = forms.CharField(max_length=MAX_LENGTH, strip=False,
                                      widget=forms.PasswordInput(
                                          attrs={"autocomplete": "new-password"}))
+    field_order = ["username", "name", "password", "password_again", "accept_agreement",
+                   "agreement_version"]
 
     def clean(self):
         data = super().clean() or {}
@@ -250,20 +309,27 @@ def register_view(request):
         throttle_check(request, "register")
     form = RegisterForm(request.POST or None)
     intro = f"Register as {invite.get_role_display()} with {invite.email}."
+    links = [(reverse("portal:terms"), "Read the user agreement"),
+             (reverse("portal:privacy"), "Privacy policy")]
     if request.method == "POST" and form.is_valid():
         try:
             services.user_register(token=token, username=form.cleaned_data["username"],
                                    name=form.cleaned_data["name"],
                                    password=form.cleaned_data["password"],
+                                   agreement_version=form.cleaned_data["agreement_version"],
                                    ip=client_ip(request))
         except SHOWN_ERRORS as exc:
             _form_error(form, exc)
-            return _page(request, "Register", form, submit="Register", intro=intro, status=400)
+            return _page(request, "Register", form, submit="Register", intro=intro, status=400,
+                         links=links)
         messages.success(request, "Your account is ready: log in.")
         response = redirect("accounts:login")
         response.delete_cookie(INVITE_COOKIE, path=reverse("accounts:register"))
         return response
-    return _page(request, "Register", form, submit="Register", intro=intro)
+    if request.method == "POST":  # the form's own errors (e.g. the unticked agreement)
+        return _page(request, "Register", form, submit="Register", intro=intro, status=400,
+                     links=links)
+    return _page(request, "Register", form, submit="Register", intro=intro, links=links)
 
 
 # --------------------------------------------------------------------------- passwords

@@ -16,6 +16,7 @@ urlpatterns = [
          name="password-reset-confirm"),
     path("password/change/", portal.password_change_view, name="password-change"),
     path("", portal.account_view, name="account"),
+    path("agreement/", portal.agreement_view, name="agreement"),
     path("totp/setup/", portal.totp_setup_view, name="totp-setup"),
     path("totp/confirm/", portal.totp_confirm_view, name="totp-confirm"),
     path("totp/disable/", portal.totp_disable_request_view, name="totp-disable-request"),

@@ -123,6 +123,8 @@ INSTALLED_APPS = [
     # supplies the device base, the session plumbing and the TOTP arithmetic.
     "django_otp",
     "drf_spectacular",
+    # Swagger UI's and ReDoc's files, served by us (whitenoise): no CDN (/api/docs/).
+    "drf_spectacular_sidecar",
     "mail",
     "audit",
     "accounts",
@@ -157,6 +159,9 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "ddsite.middleware.MaintenanceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A logged-in user who has not accepted the user agreement in force is sent to the
+    # acceptance page first (the API refuses new tokens instead; docs/portal.md).
+    "portal.middleware.AgreementMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "ddsite.middleware.PortalErrorMiddleware",
 ]
@@ -165,10 +170,14 @@ ROOT_URLCONF = "ddsite.urls"
 WSGI_APPLICATION = "ddsite.wsgi.application"
 ASGI_APPLICATION = "ddsite.asgi.application"
 
+# A facility's own versions of the public pages (and of any other template): a directory
+# searched before the built-in templates (docs/portal.md, "Customising the public pages").
+DDS_TEMPLATES_DIR = env.str("DDS_TEMPLATES_DIR", default="")
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [*([Path(DDS_TEMPLATES_DIR)] if DDS_TEMPLATES_DIR else []),
+                 BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -224,6 +233,9 @@ DDS_LOCKOUT_FAILURES = env.int("DDS_LOCKOUT_FAILURES", default=5)
 DDS_LOCKOUT_IP_FAILURES = env.int("DDS_LOCKOUT_IP_FAILURES", default=20)
 DDS_LOCKOUT_MINUTES = env.int("DDS_LOCKOUT_MINUTES", default=15)
 DDS_EMAIL_CODE_MINUTES = 15
+# The user agreement's version (its text: templates/portal/public/_terms_text.html).
+# Changing it asks every user to accept the new one (accounts.services.agreement).
+DDS_USER_AGREEMENT_VERSION = env.str("DDS_USER_AGREEMENT_VERSION", default="1")
 DDS_PORTAL_SESSION_MAX_AGE = env.int("DDS_PORTAL_SESSION_MAX_AGE", default=12 * 60 * 60)
 PASSWORD_RESET_TIMEOUT = 60 * 60
 # Our own per-account/per-IP lockout (not per-device delays) guards passwords and codes.
@@ -357,6 +369,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Data Delivery System: encrypted delivery of research data.",
     "VERSION": DDS_VERSION,  # the package's (pyproject)
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI (/api/docs/) from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- security -------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from ddsite import version
 
@@ -27,6 +27,11 @@ urlpatterns = [
          name="admin-login-redirect"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    # Swagger UI over /api/v1/schema, from the sidecar's static files (no CDN). The split
+    # view serves its init script as a separate file (?script), so the strict CSP holds.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(
+        url_name="api-schema", template_name="api_docs/swagger_ui.html",
+        title="DDS API"), name="api-docs"),
     path("accounts/", include("accounts.portal_urls")),
     # The local storage backend's signed, expiring object URLs (not part of the API).
     path("storage/", include("transfers.storage_urls")),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from portal import views
+from portal import public, views
 
 app_name = "portal"
 
@@ -22,4 +22,9 @@ urlpatterns = [
          views.member_access_fix, name="member-access-fix"),
     path("account/sessions/end-others", views.sessions_end_others,
          name="sessions-end-others"),
+    # Public pages (no login; portal.public). Keep portal.middleware.PUBLIC_PREFIXES in step.
+    path("privacy/", public.privacy, name="privacy"),
+    path("troubleshooting/", public.troubleshooting, name="troubleshooting"),
+    path("technical/", public.technical, name="technical"),
+    path("terms/", public.terms, name="terms"),
 ]

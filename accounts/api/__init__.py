@@ -16,12 +16,21 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.authentication import PendingTokenAuthentication
 from accounts.errors import TokenInvalid
-from accounts.models import AuthSessionKind, AuthSessionState, Role, Unit
+from accounts.models import AuthSessionKind, AuthSessionState, Role, Unit, User
 from accounts.selectors import (
+    invites_pending,
+    unit_get_for_actor,
     units_visible_to,
     user_get_for_actor,
     user_projects_summary,
+    users_find,
     users_visible_to,
+    with_second_factor,
+)
+from accounts.services.agreement import (
+    AGREEMENT_TEXT_PATH,
+    agreement_token_check,
+    agreement_version,
 )
 from accounts.sessions import (
     api_tokens_issue,
@@ -49,7 +58,9 @@ class TokensOut(serializers.Serializer):
     refresh_expires_at = serializers.DateTimeField()
 
 
-def _tokens_response(session, carried_key: str) -> Response:
+def _tokens_response(session, carried_key: str, ip: str | None) -> Response:
+    # No tokens while the user agreement in force is not accepted (403 agreement_required).
+    agreement_token_check(session=session, ip=ip)
     issued = api_tokens_issue(session=session, carried_key=carried_key)
     return Response(TokensOut({"access": issued.access, "refresh": issued.refresh,
                                "token_type": "Bearer",
@@ -123,7 +134,7 @@ class TwoFactorApi(APIView):
         ks = request_key_session_pending(request)
         session = services.login_verify(session=ks[0], code=data.validated_data["code"],
                                          ip=client_ip(request))
-        return _tokens_response(session, ks[1])
+        return _tokens_response(session, ks[1], client_ip(request))
 
 
 class CodeResendApi(APIView):
@@ -151,7 +162,7 @@ class RefreshApi(PublicView):
         data.is_valid(raise_exception=True)
         refreshed = services.auth_session_refresh(raw_refresh=data.validated_data["refresh"],
                                                   ip=client_ip(request))
-        return _tokens_response(refreshed.session, refreshed.carried_key)
+        return _tokens_response(refreshed.session, refreshed.carried_key, client_ip(request))
 
 
 class LogoutApi(APIView):
@@ -173,6 +184,20 @@ class RegisterApi(PublicView):
         username = serializers.CharField(max_length=30)
         name = serializers.CharField(max_length=255)
         password = serializers.CharField(max_length=MAX_LENGTH * 4, trim_whitespace=False)
+        accept_agreement = serializers.BooleanField(
+            required=True, help_text=f"Must be true: you accept the user agreement "
+                                     f"({AGREEMENT_TEXT_PATH} on the portal).")
+        agreement_version = serializers.CharField(
+            max_length=32, required=False,
+            help_text="The version of the agreement you read (refused if it is no longer "
+                      "the one in force). Default: the one in force.")
+
+        def validate_accept_agreement(self, value: bool) -> bool:
+            if not value:
+                raise serializers.ValidationError(
+                    f"Accept the user agreement (read it at {AGREEMENT_TEXT_PATH}) to "
+                    "register.")
+            return value
 
     class RegisterOut(serializers.Serializer):
         username = serializers.CharField()
@@ -180,11 +205,15 @@ class RegisterApi(PublicView):
         projects = serializers.ListField(child=serializers.CharField())
 
     @extend_schema(request=RegisterIn, responses={201: RegisterOut, 400: DETAIL, 429: DETAIL},
-                   summary="Register from an invite")
+                   summary="Register from an invite",
+                   description="Requires accepting the user agreement (accept_agreement).")
     def post(self, request):
         data = self.RegisterIn(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_register(ip=client_ip(request), **data.validated_data)
+        v = dict(data.validated_data)
+        del v["accept_agreement"]  # validated true above
+        v["agreement_version"] = v.get("agreement_version") or agreement_version()
+        user = services.user_register(ip=client_ip(request), **v)
         return Response(self.RegisterOut({"username": user.username, "role": user.role,
                                   "projects": [m["project"] for m in
                                                user_projects_summary(user)]}).data,
@@ -307,8 +336,36 @@ class SelfDeleteApi(APIView):
 # --------------------------------------------------------------------------- invites, users
 
 
+class PendingInviteOut(serializers.Serializer):
+    email = serializers.EmailField()
+    role = serializers.CharField()
+    unit = serializers.CharField(allow_null=True, help_text="The unit of a staff invite.")
+    projects = serializers.ListField(child=serializers.CharField(),
+                                     help_text="Projects the invite gives access to (for "
+                                               "unit staff, those of their unit).")
+    invited_by = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    is_expired = serializers.BooleanField(help_text="Expired invites are removed by the "
+                                                    "nightly clean-up.")
+
+
 class InviteCreateApi(APIView):
+    # POST sends an invite, GET lists the pending ones: one route for the path "invites".
     throttle_classes = [throttle("invite", by="user")]
+
+    def get_throttles(self):
+        # The rate limits sending invites (emails), not reading the list.
+        return [] if self.request.method == "GET" else super().get_throttles()
+
+    @extend_schema(responses={200: PendingInviteOut(many=True), 403: DETAIL},
+                   summary="Pending invites: your unit's (all for a Super Admin)",
+                   description="Invites to your unit and invites to your unit's projects, "
+                               "newest first, expired ones included until the clean-up "
+                               "removes them. Researchers get 403 (a project's pending "
+                               "invites are listed with its members).")
+    def get(self, request):
+        return Response(PendingInviteOut(invites_pending(request.user), many=True).data)
 
     class InviteCreateIn(serializers.Serializer):
         email = serializers.EmailField(max_length=254)
@@ -317,6 +374,9 @@ class InviteCreateApi(APIView):
         unit = serializers.CharField(max_length=255, required=False,
                                      help_text="Unit name (Super Admin inviting staff).")
         is_owner = serializers.BooleanField(default=False)
+        notify = serializers.BooleanField(default=True, help_text=(
+            "False: send no email (the facility tells the person itself). A new invite is "
+            "then held: inviting the address again with notify on emails its link."))
 
     class InviteCreateOut(serializers.Serializer):
         kind = serializers.ChoiceField(choices=["invited", "added"])
@@ -344,11 +404,12 @@ class InviteCreateApi(APIView):
         if project is not None:  # the projects app decides who may invite to it
             result = invite_to_project(project=project, email=v["email"], role=v["role"],
                                        unit=unit, by=request.user, by_kek=kek,
-                                       is_owner=v["is_owner"], ip=client_ip(request))
+                                       is_owner=v["is_owner"], ip=client_ip(request),
+                                       notify=v["notify"])
         else:
             result = services.invite_create(email=v["email"], role=v["role"], by=request.user,
                                             unit=unit, is_owner=v["is_owner"],
-                                            ip=client_ip(request))
+                                            ip=client_ip(request), notify=v["notify"])
         return Response(self.InviteCreateOut({
             "kind": result.kind, "email": result.email,
             "expires_at": result.invite.expires_at if result.invite else None}).data,
@@ -435,17 +496,48 @@ class UserListOut(serializers.Serializer):
     role = serializers.CharField()
     unit = serializers.CharField(source="unit.name", default=None, allow_null=True)
     is_active = serializers.BooleanField()
+    second_factor = serializers.SerializerMethodField(
+        help_text='"totp" (an authenticator app) or "email" (emailed codes).')
+    date_joined = serializers.DateTimeField()
+    last_login = serializers.DateTimeField(allow_null=True)
+
+    def get_second_factor(self, user: User) -> str:
+        return "totp" if getattr(user, "has_totp", False) else "email"
 
 
 class UserListApi(APIView):
     permission_classes = [IsAuthenticated, UserListers]
 
-    @extend_schema(responses={200: UserListOut(many=True), 403: DETAIL},
+    class UserListQuery(serializers.Serializer):
+        q = serializers.CharField(max_length=254, required=False, help_text=(
+            "Find: users whose username or email is this (case-insensitive), then those "
+            "whose username starts with it; at most 50."))
+        unit = serializers.CharField(max_length=255, required=False, help_text=(
+            "Only this unit's staff (unit name). Unit staff may name their own unit; 404 "
+            "for any other."))
+
+    @extend_schema(parameters=[UserListQuery],
+                   responses={200: UserListOut(many=True), 400: DETAIL, 403: DETAIL,
+                              404: DETAIL},
                    summary="Users you manage: your unit's staff and its projects' members "
-                           "(everyone for a Super Admin)")
+                           "(everyone for a Super Admin)",
+                   description="With q, a search among them (an address you may not see "
+                               "gives the same empty list as one nobody has); with unit, "
+                               "that unit's staff.")
     def get(self, request):
-        users = users_visible_to(request.user).order_by("username")
-        return Response(UserListOut(users, many=True).data)
+        query = self.UserListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        v = query.validated_data
+        if "q" in v:
+            users = users_find(actor=request.user, query=v["q"])
+            if "unit" in v:
+                unit = unit_get_for_actor(actor=request.user, name=v["unit"])
+                users = [u for u in users if u.unit_id == unit.pk]
+            return Response(UserListOut(users, many=True).data)
+        qs = with_second_factor(users_visible_to(request.user))
+        if "unit" in v:
+            qs = qs.filter(unit=unit_get_for_actor(actor=request.user, name=v["unit"]))
+        return Response(UserListOut(qs.order_by("username"), many=True).data)
 
 
 class UnitOut(serializers.Serializer):

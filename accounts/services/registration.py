@@ -1,4 +1,5 @@
-"""Registration from an invite: the account, its key pair, and the invite's project keys."""
+"""Registration from an invite: the account, its key pair, the invite's project keys, and
+the acceptance of the user agreement (accounts.services.agreement)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.db import transaction
 from accounts.errors import LinkInvalid
 from accounts.models import USERNAME_VALIDATOR, EmailDevice, Invite, User
 from accounts.selectors import invite_get_by_token
+from accounts.services.agreement import agreement_accept, agreement_version_check
 from accounts.services.users import user_create
 from accounts.signals import invite_accepted
 from audit.actions import AuditAction
@@ -32,13 +34,19 @@ def username_check(username: str) -> None:
 
 
 def user_register(*, token: str, username: str, name: str, password: str,
-                  ip: str | None = None) -> User:
-    """Create the invited account, its key pair, and move the invite's project keys to it."""
+                  agreement_version: str | None, ip: str | None = None) -> User:
+    """Create the invited account, its key pair, and move the invite's project keys to it.
+
+    ``agreement_version`` is the version of the user agreement the person accepted (None:
+    not accepted); it must be the one in force, and is recorded with the account.
+    """
     if invite_get_by_token(token) is None:  # cheap refusal before the slow key pair
         raise LinkInvalid(_INVITE_INVALID)
+    agreement_version_check(agreement_version)
     # RSA before the transaction, so the invite's row lock is not held across it.
     return _user_register(token=token, username=username, name=name, password=password,
-                          ip=ip, keypair=user_keypair_new())
+                          agreement_version=agreement_version, ip=ip,
+                          keypair=user_keypair_new())
 
 
 def _registration_check(*, invite: Invite, username: str, name: str, password: str) -> None:
@@ -60,7 +68,8 @@ def _registration_check(*, invite: Invite, username: str, name: str, password: s
 
 @transaction.atomic
 def _user_register(*, token: str, username: str, name: str, password: str,
-                   ip: str | None, keypair: tuple[bytes, bytes]) -> User:
+                   agreement_version: str | None, ip: str | None,
+                   keypair: tuple[bytes, bytes]) -> User:
     invite = invite_get_by_token(token, for_update=True)
     if invite is None:
         raise LinkInvalid(_INVITE_INVALID)
@@ -78,5 +87,6 @@ def _user_register(*, token: str, username: str, name: str, password: str,
                  details={"role": user.role, "projects": [p.public_id for p in projects],
                           "invited_by": invite.created_by.username if invite.created_by
                           else None})
+    agreement_accept(user=user, version=agreement_version, ip=ip, at_registration=True)
     invite.delete()
     return user
