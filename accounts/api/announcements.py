@@ -77,7 +77,7 @@ class MotdListApi(APIView):
                     "lists the deactivated ones.")
     def get(self, request):
         every = _flag(request.query_params.get("all"))
-        if every and not request.user.is_authenticated:
+        if every and not getattr(request.user, "is_authenticated", False):
             raise NotAuthenticated()
         if every and not may_announce(request.user):
             raise NotAllowed("Only a Super Admin can list deactivated messages.")

@@ -177,12 +177,8 @@ def motd_recipients(*, unit: Unit | None = None) -> QuerySet[User]:
 
 
 def _addresses(qs: QuerySet[User]) -> Iterator[str]:
-    seen: set[str] = set()
-    for email in qs.values_list("email", flat=True).iterator(chunk_size=SEND_CHUNK):
-        key = email.strip().lower()
-        if key and key not in seen:  # two accounts with one address get one email
-            seen.add(key)
-            yield email
+    # Addresses are unique (case-insensitively, user_email_unique_ci): one email each.
+    yield from qs.values_list("email", flat=True).iterator(chunk_size=SEND_CHUNK)
 
 
 @transaction.atomic
