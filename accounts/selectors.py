@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TypedDict
 
-from django.db.models import Q, QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import (
+    Case,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.http import Http404
 from django.utils import timezone
 
@@ -14,9 +27,12 @@ from accounts.models import (
     AuthSessionState,
     Invite,
     Role,
+    TOTPDevice,
     Unit,
     User,
 )
+from core.errors import BadInput, NotFound
+from keys.models import InviteProjectKey
 from keys.services import invite_token_hash
 
 
@@ -32,6 +48,46 @@ def users_visible_to(actor: User) -> QuerySet[User]:
     return qs.filter(Q(pk=actor.pk) | Q(memberships__project__memberships__user=actor)).distinct()
 
 
+def with_second_factor(users: QuerySet[User]) -> QuerySet[User]:
+    """Annotate ``has_totp``: a confirmed authenticator app (else logins use email codes)."""
+    return users.annotate(has_totp=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"),
+                                                                    confirmed=True)))
+
+
+#: The most users one search answers (a support look-up, not an export).
+USER_FIND_LIMIT = 50
+
+
+def users_find(*, actor: User, query: str) -> list[User]:
+    """Users the actor may see whose username or email is ``query`` (case-insensitive),
+    then those whose username starts with it; at most :data:`USER_FIND_LIMIT`.
+
+    Only users the actor may already see are searched (:func:`users_visible_to`): for an
+    address outside that, the answer is the same empty list as for one nobody has.
+    """
+    query = (query or "").strip()
+    if not query:
+        raise BadInput("Give a username or an email address to look for.")
+    if len(query) > 254:
+        raise BadInput("That is longer than any username or email address.")
+    exact = Q(username__iexact=query) | Q(email__iexact=query)
+    match = exact if "@" in query else exact | Q(username__istartswith=query)
+    rows = (with_second_factor(users_visible_to(actor)).filter(match)
+            .annotate(rank=Case(When(exact, then=Value(0)), default=Value(1),
+                                output_field=IntegerField()))
+            .order_by("rank", "username"))
+    return list(rows[:USER_FIND_LIMIT])
+
+
+def unit_get_for_actor(*, actor: User, name: str) -> Unit:
+    """A unit the actor may see (:func:`units_visible_to`) by name, else 404 — the same
+    answer for another unit as for one that does not exist."""
+    unit = units_visible_to(actor).filter(name=name).first()
+    if unit is None:
+        raise NotFound(f"No unit named {name!r} that you can see.")
+    return unit
+
+
 def units_visible_to(actor: User) -> QuerySet[Unit]:
     """Units the actor may list: all for a Super Admin, their own for unit staff."""
     if actor.role == Role.SUPER_ADMIN:
@@ -45,6 +101,62 @@ def user_get_for_actor(*, actor: User, username: str) -> User:
     if user is None:
         raise Http404("No such user.")
     return user
+
+
+@dataclass(frozen=True)
+class PendingInvite:
+    """An invite not yet used, as support staff see it (only the projects they may see)."""
+
+    email: str
+    role: str
+    unit: str | None
+    projects: list[str]
+    invited_by: str | None
+    created_at: datetime
+    expires_at: datetime
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+
+def invites_visible_q(actor: User) -> Q:
+    """Which invites the actor may list and cancel: every one for a Super Admin; for unit
+    staff, invites to their unit and invites carrying one of its projects."""
+    if actor.role == Role.SUPER_ADMIN:
+        return Q()
+    if actor.role in UNIT_ROLES and actor.unit_id:
+        return (Q(unit_id=actor.unit_id) | Q(project__unit_id=actor.unit_id)
+                | Q(project_keys__project__unit_id=actor.unit_id))
+    raise PermissionDenied("Only unit staff and operators can list invites; a project's "
+                           "pending invites are among its members (dds user ls -p).")
+
+
+def invites_pending(actor: User) -> list[PendingInvite]:
+    """The invites the actor may see (:func:`invites_visible_q`), newest first, with the
+    projects each carries (for unit staff, only their unit's projects)."""
+    visible = invites_visible_q(actor)
+    keys = InviteProjectKey.objects.select_related("project").order_by("project__public_id")
+    if actor.role != Role.SUPER_ADMIN:
+        keys = keys.filter(project__unit=actor.unit)
+    ids = Invite.objects.filter(visible).values("pk")
+    invites = (Invite.objects.filter(pk__in=ids)
+               .select_related("unit", "created_by", "project")
+               .prefetch_related(Prefetch("project_keys", queryset=keys))
+               .order_by("-created_at", "email"))
+    rows = []
+    for invite in invites:
+        projects = [key.project.public_id for key in invite.project_keys.all()]
+        if (invite.project is not None and invite.project.public_id not in projects
+                and (actor.role == Role.SUPER_ADMIN
+                     or invite.project.unit_id == actor.unit_id)):
+            projects.insert(0, invite.project.public_id)
+        rows.append(PendingInvite(
+            email=invite.email, role=invite.role,
+            unit=invite.unit.name if invite.unit else None, projects=projects,
+            invited_by=invite.created_by.username if invite.created_by else None,
+            created_at=invite.created_at, expires_at=invite.expires_at))
+    return rows
 
 
 class ProjectSummary(TypedDict):

@@ -1,14 +1,19 @@
-"""``dds user``: invite, list, (de)activate and delete users."""
+"""``dds user``: invite, find, list, (de)activate and delete users; pending invites; a
+unit's addresses; resetting a user's second factor (support for staff and operators)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 
-from cli.app import Ctx, DdsGroup, confirm, pass_ctx, yes_option
+from cli.app import Ctx, DdsGroup, Outcome, confirm, pass_ctx, yes_option
 from cli.commands.auth import auth_info
-from cli.output import done, emit, table
+from cli.errors import CliError, Exit, UsageError
+from cli.output import done, emit, err, table, when
 
 
 @click.group(cls=DdsGroup)
@@ -40,15 +45,83 @@ def _show_users(rows: list[dict[str, Any]]) -> None:
         ("is_active", "Active")])
 
 
+def _show_found(rows: list[dict[str, Any]]) -> None:
+    table([{**row, "last_login": when(row.get("last_login"))} for row in rows], [
+        ("username", "Username"), ("name", "Name"), ("email", "Email"), ("role", "Role"),
+        ("unit", "Unit"), ("is_active", "Active"), ("second_factor", "Second factor"),
+        ("last_login", "Last login")])
+
+
+def _show_invites(rows: list[dict[str, Any]]) -> None:
+    table([{**row, "projects": ", ".join(row["projects"]) or None,
+            "expires_at": when(row["expires_at"]) + (" (expired)" if row["is_expired"] else "")}
+           for row in rows],
+          [("email", "Email"), ("role", "Role"), ("unit", "Unit"), ("projects", "Projects"),
+           ("invited_by", "Invited by"), ("expires_at", "Expires")])
+
+
+def _save_emails(path: str, unit: str, rows: list[dict[str, Any]]) -> list[str]:
+    """Write the active accounts' addresses, one a line; readable by the owner only
+    (they are personal data)."""
+    emails = sorted({row["email"] for row in rows if row.get("is_active", True)},
+                    key=str.lower)
+    target = Path(path).expanduser()
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("".join(f"{e}\n" for e in emails))
+    except OSError as exc:
+        raise CliError(f"Cannot write {target}: {exc.strerror or exc}.") from exc
+    return emails
+
+
 @user.command("ls")
 @click.option("-p", "--project", help="List the members of this project.")
+@click.option("--invites", is_flag=True,
+              help="List the pending invites (of your unit; all for a Super Admin).")
+@click.option("--unit", help="List this unit's staff (Super Admin: any unit; unit staff: "
+                             "their own).")
+@click.option("--save-emails", "save_emails", metavar="FILE",
+              help="With --unit: write the addresses of the unit's active staff to FILE, "
+                   "one a line.")
 @pass_ctx
-def user_ls(ctx: Ctx, project: str | None) -> None:
-    """List users (of your unit, or of one project)."""
+def user_ls(ctx: Ctx, project: str | None, invites: bool, unit: str | None,
+            save_emails: str | None) -> None:
+    """List users (of your unit, of one project or unit), or the pending invites."""
+    if sum(map(bool, (project, invites, unit))) > 1:
+        raise UsageError("Choose one of --project, --invites and --unit.")
+    if save_emails and not unit:
+        raise UsageError("--save-emails needs --unit: the unit whose addresses to save.")
     if project:
         emit(ctx.json, ctx.api.get(f"projects/{project}/members"), show_members)
+    elif invites:
+        emit(ctx.json, ctx.api.get("invites"), _show_invites)
+    elif unit:
+        rows = ctx.api.get("users", params={"unit": unit})
+        if save_emails:
+            emails = _save_emails(save_emails, unit, rows)
+            done(ctx.json, {"unit": unit, "file": save_emails, "emails": emails},
+                 f"Saved {len(emails)} address{'es' if len(emails) != 1 else ''} of "
+                 f"{unit}'s active staff to {save_emails}.")
+        else:
+            emit(ctx.json, rows, _show_users)
     else:
         emit(ctx.json, ctx.api.get("users"), _show_users)
+
+
+@user.command("find")
+@click.argument("term")
+@pass_ctx
+def user_find(ctx: Ctx, term: str) -> Outcome:
+    """Find a user by username or email (exact, any case; or the start of a username).
+
+    Only users you may see are searched: your unit's staff and your unit's projects'
+    members (everyone for a Super Admin). Exit status 1 when nobody matches.
+    """
+    rows = ctx.api.get("users", params={"q": term})
+    emit(ctx.json, rows, _show_found if rows else lambda _rows: err.print(
+        f"No user matches {term!r} among the users you can see.", markup=False))
+    return None if rows else Exit.ERROR
 
 
 @user.command("add")
@@ -58,31 +131,72 @@ def user_ls(ctx: Ctx, project: str | None) -> None:
 @click.option("-p", "--project", help="Give access to this project.")
 @click.option("--owner", is_flag=True, help="Make the researcher a project owner.")
 @click.option("--unit", help="Unit name (Super Admin inviting unit staff).")
+@click.option("--no-mail", "no_mail", is_flag=True,
+              help="Send no email about it (where the facility tells people itself).")
 @pass_ctx
 def user_add(ctx: Ctx, email: str, role: str, project: str | None, owner: bool,
-             unit: str | None) -> None:
+             unit: str | None, no_mail: bool) -> None:
     """Invite a user by email (or add an existing researcher to a project)."""
-    body: dict[str, Any] = {"email": email, "role": _role(role), "is_owner": owner}
+    body: dict[str, Any] = {"email": email, "role": _role(role), "is_owner": owner,
+                            "notify": not no_mail}
     if project:
         body["project"] = project
     if unit:
         body["unit"] = unit
     got = ctx.api.post("invites", body)
+    quiet = (" (no email was sent; invite them again without --no-mail to email them the "
+             "link)") if no_mail and got["kind"] == "invited" else (
+        " (no email was sent)" if no_mail else "")
     done(ctx.json, got,
-         f"Invitation sent to {got['email']} (valid until {got['expires_at']})."
+         f"Invitation{' created' if no_mail else ' sent'} for {got['email']} (valid until "
+         f"{got['expires_at']}){quiet}."
          if got["kind"] == "invited"
-         else f"{got['email']} already has an account and was given access.")
+         else f"{got['email']} already has an account and was given access{quiet}.")
 
 
 @user.command("delete")
+@click.argument("username", required=False)
+@click.option("--invite", "invite", metavar="EMAIL",
+              help="Cancel the pending invite of this address instead.")
+@click.option("--self", "myself", is_flag=True,
+              help="Delete your own account (confirmed by a link emailed to you).")
+@yes_option
+@pass_ctx
+def user_delete(ctx: Ctx, username: str | None, invite: str | None, myself: bool,
+                yes: bool) -> None:
+    """Delete a user account (USERNAME), cancel an invite (--invite) or delete your own
+    account (--self)."""
+    if sum(map(bool, (username, invite, myself))) != 1:
+        raise UsageError("Give exactly one of USERNAME, --invite EMAIL and --self.")
+    if invite:
+        confirm(f"Cancel the invite of {invite}? Its link stops working.", yes=yes)
+        got = ctx.api.delete(f"invites/{quote(invite, safe='@')}")
+        kept = "" if got["deleted"] else (" (it stays valid for another unit's projects)")
+        done(ctx.json, got, f"Cancelled the invite of {got['email']}{kept}.")
+    elif myself:
+        confirm("Delete your own account? You lose access to every project.", yes=yes)
+        got = ctx.api.post("me/delete-request")
+        done(ctx.json, {"requested": True, "detail": got["detail"]},
+             "An email with a link to confirm the deletion was sent to you; the link is "
+             "valid for one hour. Nothing is deleted until you open it.")
+    else:
+        confirm(f"Delete the account {username}?", yes=yes)
+        ctx.api.delete(f"users/{username}")
+        done(ctx.json, {"username": username, "deleted": True}, f"Deleted {username}.")
+
+
+@user.command("reset-second-factor")
 @click.argument("username")
 @yes_option
 @pass_ctx
-def user_delete(ctx: Ctx, username: str, yes: bool) -> None:
-    """Delete a user account."""
-    confirm(f"Delete the account {username}?", yes=yes)
-    ctx.api.delete(f"users/{username}")
-    done(ctx.json, {"username": username, "deleted": True}, f"Deleted {username}.")
+def user_reset_second_factor(ctx: Ctx, username: str, yes: bool) -> None:
+    """Reset a user's second factor (Super Admin): for a user who lost their
+    authenticator app. Logins use emailed codes again, their sessions end, they are
+    emailed."""
+    confirm(f"Reset the second factor of {username}? Their authenticator app is removed "
+            "and their sessions end.", yes=yes)
+    got = ctx.api.post(f"users/{username}/second-factor-reset")
+    done(ctx.json, got, got["detail"])
 
 
 def _set_active(ctx: Ctx, username: str, active: bool) -> None:
