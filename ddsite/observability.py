@@ -39,8 +39,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from core import logging_json, metrics
 from core.client_ip import client_ip
 from ddsite import metrics_export
-from ddsite.quota_warning import quota_check_after_upload
 from transfers.models import File
+from transfers.services.quota import quota_check_after_upload
 
 logger = logging.getLogger(__name__)
 

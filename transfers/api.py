@@ -109,6 +109,9 @@ class FileOut(serializers.Serializer):
     checksum = serializers.CharField()
     uploaded_at = serializers.DateTimeField()
     last_downloaded_at = serializers.DateTimeField(allow_null=True)
+    lost = serializers.BooleanField(
+        default=False, help_text="Storage reconciliation found its object missing: it "
+                                 "cannot be downloaded until restored or uploaded again.")
 
 
 class FolderOut(serializers.Serializer):
@@ -513,6 +516,8 @@ class FilesDownloadApi(TransferView):
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         v = self.valid(self.FilesDownloadIn, request.data)
+        selectors.download_lost_check(project=project, paths=v.get("paths"),
+                                      folder=v.get("folder"))
         result = files_download_prepare(
             project=project, user=request.user, kek=request_kek(request), ip=client_ip(request),
             recipient_public_key=v["public_key"], paths=v.get("paths"),

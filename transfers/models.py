@@ -114,6 +114,10 @@ class FileVersion(models.Model):
     uploaded_at = models.DateTimeField(default=timezone.now)
     deleted_at = models.DateTimeField(null=True, blank=True)
     invoiced_until = models.DateTimeField(null=True, blank=True)
+    #: Set by storage reconciliation when the object of this live version is not in
+    #: storage (transfers.services.reconcile); downloads of it are refused until the
+    #: object is back (cleared by the next run) or the file is uploaded again.
+    lost_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         indexes = [

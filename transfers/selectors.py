@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import Role, Unit, User
 from core.errors import DDSError
@@ -23,8 +23,8 @@ from transfers.annotations import (
     with_file_totals,
     with_unit_storage,
 )
-from transfers.errors import BadInput, NotAllowed, NotFound, ProjectBusy
-from transfers.models import File, Folder, Upload
+from transfers.errors import BadInput, Conflict, NotAllowed, NotFound, ProjectBusy
+from transfers.models import File, FileVersion, Folder, Upload
 from transfers.paths import path_normalise
 
 
@@ -122,6 +122,43 @@ FILE_LIST_FIELDS = ("id", "path", "name", "folder", "size_original", "size_store
                     "compressed", "checksum", "uploaded_at", "last_downloaded_at")
 
 
+def _lost_versions() -> QuerySet[FileVersion]:
+    return FileVersion.objects.filter(deleted_at__isnull=True, lost_at__isnull=False)
+
+
+def with_lost(files: QuerySet[File]) -> QuerySet[File]:
+    """Annotate ``lost``: storage reconciliation found the file's object missing
+    (its live version's ``lost_at``); downloads of it are refused."""
+    return files.annotate(lost=Exists(_lost_versions().filter(file=OuterRef("pk"))))
+
+
+#: Lost paths named in a refused download (the count is always given).
+LOST_NAMED_MAX = 20
+
+
+def download_lost_check(*, project: Project, paths: Sequence[str] | None = None,
+                        folder: str | None = None) -> None:
+    """Refuse (409, ``lost``) a download that includes a file whose object storage lost:
+    a clear answer instead of a storage error on the GET. One query."""
+    lost = _lost_versions().filter(project=project, file__isnull=False)
+    if paths is not None:
+        lost = lost.filter(file__path__in={path_normalise(p) for p in paths})
+    elif folder:
+        folder = path_normalise(folder, allow_root=True)
+        if folder:
+            lost = lost.filter(Q(file__folder=folder) | Q(file__folder__startswith=folder + "/"))
+    named = list(lost.order_by("file__path").values_list("file__path", flat=True)
+                 [:LOST_NAMED_MAX + 1])
+    if not named:
+        return
+    shown = ", ".join(named[:LOST_NAMED_MAX]) + (", ..." if len(named) > LOST_NAMED_MAX else "")
+    which = "A file of this download is" if len(named) == 1 else "Files of this download are"
+    raise Conflict(
+        f"{which} lost in storage and cannot be downloaded: {shown}. The facility's operators "
+        "have been told; download the other files by path, or ask the unit to upload "
+        "the lost ones again.", lost=named[:LOST_NAMED_MAX])
+
+
 def folder_list(*, project: Project, folder: str = "", offset: int = 0,
                 limit: int = 100) -> FolderPage:
     """One page of a folder: sub-folders first (by name), then files (by name).
@@ -141,7 +178,7 @@ def folder_list(*, project: Project, folder: str = "", offset: int = 0,
     room = limit - len(folders)
     if room > 0:
         start = max(offset - n_folders, 0)
-        files = list(File.objects.filter(project=project, folder=folder)
+        files = list(with_lost(File.objects.filter(project=project, folder=folder))
                      .order_by("name").only(*FILE_LIST_FIELDS)[start:start + room])
     n_files = File.objects.filter(project=project, folder=folder).count()
     return FolderPage(row, folders, files, n_folders, n_files, offset, limit)
@@ -151,8 +188,8 @@ def folder_tree(*, project: Project, folder: str = "", after: str = "",
                 limit: int = 1000) -> tuple[list[File], str | None]:
     """Every file under ``folder`` (recursively), by path, keyset-paginated on ``after``."""
     folder = path_normalise(folder, allow_root=True)
-    return files_page(files_under(project=project, folder=folder).only(*FILE_LIST_FIELDS),
-                      after=after, limit=limit)
+    return files_page(with_lost(files_under(project=project, folder=folder))
+                      .only(*FILE_LIST_FIELDS), after=after, limit=limit)
 
 
 def files_page(files: QuerySet[File], *, after: str,
@@ -187,7 +224,7 @@ def files_match(*, project: Project, paths: Sequence[str]) -> list[str]:
 
 def file_get(*, project: Project, path: str) -> File:
     path = path_normalise(path)
-    f = File.objects.filter(project=project, path=path).first()
+    f = with_lost(File.objects.filter(project=project, path=path)).first()
     if f is None:
         raise NotFound(f"No file {path!r} in {project.public_id}.")
     return f

@@ -9,6 +9,9 @@
 - ``purge``: emptying the storage of deleted and archived projects
 - ``rotation``: project key rotation (it rewrites every file header)
 - ``headers``: Crypt4GH header checks under the project key (uploads, downloads)
+- ``quota``: quota warnings, one email per crossing of a unit's warning level
+- ``reconcile``: the catalogue against storage (orphan and missing objects, stale and
+  missing buckets; lost files flagged)
 
 Storage calls happen inside the transaction *before* the rows that depend on them are
 written, so a storage failure (``StorageUnavailable``, 503) rolls everything back and the
@@ -42,6 +45,8 @@ from transfers.services.purge import (
     project_storage_purge,
     projects_storage_cleanup_due,
 )
+from transfers.services.quota import quota_check, quota_check_after_upload, quota_check_all
+from transfers.services.reconcile import storage_reconcile, storage_reconcile_report_send
 from transfers.services.rotation import project_key_rotation_run, project_key_rotation_start
 from transfers.services.uploads import (
     MAX_OBJECT_BYTES,
@@ -67,8 +72,10 @@ __all__ = [
     "files_remove", "folder_remove", "folder_remove_batches", "folders_rebuild",
     "multipart_etag", "objects_delete", "part_size_for", "project_key_rotation_run",
     "project_key_rotation_start", "project_storage_cleanup", "project_storage_purge",
-    "projects_storage_cleanup_due", "storage_location_create_local", "storage_location_save",
-    "storage_location_validate_jurisdiction", "upload_abort", "upload_complete",
+    "projects_storage_cleanup_due", "quota_check", "quota_check_after_upload",
+    "quota_check_all", "storage_location_create_local", "storage_location_save",
+    "storage_location_validate_jurisdiction", "storage_reconcile",
+    "storage_reconcile_report_send", "upload_abort", "upload_complete",
     "upload_header_check", "upload_part_urls", "upload_parts_list", "upload_start",
     "uploads_abort_stale", "uploads_complete", "uploads_first_part_urls", "uploads_start",
     "usage_record", "usage_record_last_month",

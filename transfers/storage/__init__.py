@@ -10,10 +10,21 @@ The backends take where to connect and with which keys from their caller
 (import-linter contract ``storage``).
 """
 
-from transfers.storage.base import StorageBackend, StoredPart, etag_bare
-from transfers.storage.choice import storage_for_project, storage_for_unit
+from transfers.storage.base import (
+    StorageBackend,
+    StoredMultipart,
+    StoredObject,
+    StoredPart,
+    etag_bare,
+)
+from transfers.storage.choice import (
+    storage_for_project,
+    storage_for_unit,
+    storage_identity_for_unit,
+)
 from transfers.storage.local import LocalBackend
 from transfers.storage.s3 import S3Backend
 
-__all__ = ["LocalBackend", "S3Backend", "StorageBackend", "StoredPart", "etag_bare",
-           "storage_for_project", "storage_for_unit"]
+__all__ = ["LocalBackend", "S3Backend", "StorageBackend", "StoredMultipart", "StoredObject",
+           "StoredPart", "etag_bare", "storage_for_project", "storage_for_unit",
+           "storage_identity_for_unit"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -12,6 +13,24 @@ class StoredPart:
     number: int
     etag: str
     size: int
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object of a listing: its key, size and when it was last written (aware)."""
+
+    key: str
+    size: int
+    last_modified: dt.datetime
+
+
+@dataclass(frozen=True)
+class StoredMultipart:
+    """A multipart upload storage still holds open (its parts are not objects yet)."""
+
+    key: str
+    upload_id: str
+    initiated: dt.datetime | None
 
 
 class StorageBackend(Protocol):
@@ -31,6 +50,12 @@ class StorageBackend(Protocol):
     def delete_objects(self, bucket: str, keys: Sequence[str]) -> None: ...
     def list_objects(self, bucket: str, limit: int) -> list[str]: ...
     def list_multipart(self, bucket: str, limit: int) -> list[tuple[str, str]]: ...
+    # Reconciliation (transfers.services.reconcile): whole listings, page by page.
+    def iter_objects(self, bucket: str, page_size: int = 1000) -> Iterator[StoredObject]: ...
+    def iter_multipart(self, bucket: str) -> Iterator[StoredMultipart]: ...
+    def bucket_exists(self, bucket: str) -> bool: ...
+    def list_buckets(self, prefixes: Sequence[str]) -> list[str]: ...
+    def delete_bucket(self, bucket: str) -> None: ...
 
 
 def etag_bare(value: str) -> str:

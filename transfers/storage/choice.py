@@ -28,5 +28,18 @@ def storage_for_unit(unit: Unit) -> StorageBackend:
     return LocalBackend()
 
 
+def storage_identity_for_unit(unit: Unit) -> tuple[str, str]:
+    """(key, label) of the store a unit's backend talks to: units with the same key share
+    one store (its buckets are listed once); the label names it for people."""
+    location = (StorageLocation.objects.filter(unit_id=unit.pk, is_active=True)
+                .exclude(endpoint="").first())
+    if location is not None:
+        return f"location:{location.pk}", f"{location.endpoint} ({location.region})"
+    if settings.DDS_STORAGE_BACKEND == "s3":
+        endpoint = getattr(settings, "AWS_S3_ENDPOINT_URL", "") or "AWS S3"
+        return "default:s3", f"{endpoint} (default)"
+    return "default:local", f"local disk {settings.DDS_LOCAL_STORAGE_ROOT}"
+
+
 def storage_for_project(project: Project) -> StorageBackend:
     return storage_for_unit(project.unit)

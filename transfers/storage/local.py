@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import secrets
@@ -16,7 +17,7 @@ from django.core import signing
 from django.urls import reverse
 
 from transfers.errors import StorageRejected, StorageUnavailable
-from transfers.storage.base import StoredPart, etag_bare
+from transfers.storage.base import StoredMultipart, StoredObject, StoredPart, etag_bare
 
 _SIGNER_SALT = "dds.transfers.local-storage"
 _T = TypeVar("_T")
@@ -205,6 +206,66 @@ class LocalBackend:
             if len(out) >= limit:
                 break
         return out
+
+    # ----------------------------------------------------------- reconciliation
+
+    @staticmethod
+    def _mtime(stat: os.stat_result) -> dt.datetime:
+        return dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC)
+
+    def iter_objects(self, bucket: str, page_size: int = 1000) -> Iterator[StoredObject]:
+        """Every object file of the bucket, by key (the ``.multipart`` directory and
+        other dot-names are not objects); a missing bucket lists nothing."""
+        directory = self._bucket(bucket)
+        if not directory.is_dir():
+            return
+        names = self._fs(lambda: sorted(e.name for e in os.scandir(directory)
+                                        if e.is_file() and not e.name.startswith(".")))
+        for name in names:
+            try:
+                stat = (directory / name).stat()
+            except FileNotFoundError:
+                continue  # deleted since the directory was read
+            yield StoredObject(name, stat.st_size, self._mtime(stat))
+
+    def iter_multipart(self, bucket: str) -> Iterator[StoredMultipart]:
+        directory = self._bucket(bucket) / ".multipart"
+        if not directory.is_dir():
+            return
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            if not entry.is_dir():
+                continue
+            key_file = Path(entry.path) / ".key"
+            try:
+                key = key_file.read_text()
+                initiated: dt.datetime | None = self._mtime(key_file.stat())
+            except FileNotFoundError:
+                key, initiated = "", None
+            yield StoredMultipart(key, entry.name, initiated)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        return self._bucket(bucket).is_dir()
+
+    def list_buckets(self, prefixes: Sequence[str]) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(self.root)
+                      if e.is_dir() and any(e.name.startswith(p) for p in prefixes))
+
+    def delete_bucket(self, bucket: str) -> None:
+        """Delete an empty bucket (refused, like S3, while it holds objects or parts)."""
+        directory = self._bucket(bucket)
+        if not directory.is_dir():
+            return
+        multipart = directory / ".multipart"
+        if multipart.is_dir() and any(multipart.iterdir()):
+            raise StorageRejected("The bucket still holds multipart uploads.",
+                                  storage_code="BucketNotEmpty")
+        if any(e.name != ".multipart" for e in os.scandir(directory)):
+            raise StorageRejected("The bucket is not empty.", storage_code="BucketNotEmpty")
+        if multipart.is_dir():
+            self._fs(multipart.rmdir)
+        self._fs(directory.rmdir)
 
     def iter_range(self, bucket: str, key: str, start: int, end: int,
                    chunk: int = 1024 * 1024) -> Iterator[bytes]:

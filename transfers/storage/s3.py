@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import boto3
@@ -12,7 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from transfers.errors import StorageRejected, StorageUnavailable
-from transfers.storage.base import StoredPart, etag_bare
+from transfers.storage.base import StoredMultipart, StoredObject, StoredPart, etag_bare
 from transfers.storage.credentials import S3Target
 
 _clients: dict[tuple[str | None, str | None, str | None, str], Any] = {}
@@ -174,3 +174,61 @@ class S3Backend:
     def list_multipart(self, bucket: str, limit: int) -> list[tuple[str, str]]:
         resp = self._listing("list_multipart_uploads", Bucket=bucket, MaxUploads=limit)
         return [(u["Key"], u["UploadId"]) for u in resp.get("Uploads", [])]
+
+    # ----------------------------------------------------------- reconciliation
+
+    def iter_objects(self, bucket: str, page_size: int = 1000) -> Iterator[StoredObject]:
+        """Every object of the bucket, by key, one ListObjectsV2 page at a time (no
+        bodies); a missing bucket lists nothing."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": bucket, "MaxKeys": page_size}
+            if token:
+                kwargs["ContinuationToken"] = token
+            resp = self._listing("list_objects_v2", **kwargs)
+            for o in resp.get("Contents", []):
+                yield StoredObject(o["Key"], int(o["Size"]), o["LastModified"])
+            token = resp.get("NextContinuationToken")
+            if not resp.get("IsTruncated") or not token:
+                return
+
+    def iter_multipart(self, bucket: str) -> Iterator[StoredMultipart]:
+        markers: dict[str, Any] = {}
+        while True:
+            resp = self._listing("list_multipart_uploads", Bucket=bucket, **markers)
+            for u in resp.get("Uploads", []):
+                yield StoredMultipart(u["Key"], u["UploadId"], u.get("Initiated"))
+            if not resp.get("IsTruncated"):
+                return
+            markers = {"KeyMarker": resp.get("NextKeyMarker", ""),
+                       "UploadIdMarker": resp.get("NextUploadIdMarker", "")}
+
+    def bucket_exists(self, bucket: str) -> bool:
+        try:
+            self._call("head_bucket", Bucket=bucket)
+        except StorageRejected as exc:
+            # HEAD answers without a body: the code is the bare status.
+            if exc.details.get("storage_code") in ("404", _NO_BUCKET, "NotFound"):
+                return False
+            raise
+        return True
+
+    def list_buckets(self, prefixes: Sequence[str]) -> list[str]:
+        """The buckets these credentials see whose names start with one of ``prefixes``."""
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            resp = self._call("list_buckets", **({"ContinuationToken": token} if token else {}))
+            names += [b["Name"] for b in resp.get("Buckets", [])
+                      if any(b["Name"].startswith(p) for p in prefixes)]
+            token = resp.get("ContinuationToken")
+            if not token:
+                return sorted(names)
+
+    def delete_bucket(self, bucket: str) -> None:
+        """Delete an empty bucket (storage refuses a bucket that still holds objects)."""
+        try:
+            self._call("delete_bucket", Bucket=bucket)
+        except StorageRejected as exc:
+            if exc.details.get("storage_code") != _NO_BUCKET:
+                raise

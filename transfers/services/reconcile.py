@@ -1,0 +1,390 @@
+"""Storage reconciliation: the catalogue against what storage holds, per project bucket.
+
+Four findings:
+
+- **orphan objects**: an object in a project's bucket that no File row names (a crashed
+  complete, a deletion task that never ran, the leftovers of a purged project), older
+  than the grace period (``DDS_RECONCILE_GRACE_HOURS``, default 24). Younger objects and
+  every object of an upload in progress are never orphans: a complete assembles the
+  object before its File row commits, and an overwritten object is deleted by a task
+  after the commit.
+- **missing objects**: a File row whose object storage does not have. Its live version
+  is flagged lost (``FileVersion.lost_at``, audited ``file.lost`` once), so a download
+  of it is refused clearly instead of failing in storage; a later run that finds the
+  object again (restored from a backup) clears the flag, and uploading the file again
+  gives a new version that is not lost.
+- **stale buckets**: a bucket named like DDS's (``dds-``/a location's prefix) of no
+  project (unknown), or of a deleted/archived project whose storage was purged.
+- **missing buckets**: a project with files whose bucket does not exist (every file of
+  it is a missing object too).
+
+``delete`` deletes orphan objects only (never a catalogued object), and then stale
+buckets that are empty (storage refuses to delete a bucket that is not); a stale bucket
+that still holds objects is left for an operator. ``dry_run`` changes nothing: no flag,
+no deletion, no audit. Projects deleted or archived but not purged yet are left to the
+purge job (``projects_storage_cleanup``).
+
+Storage is listed page by page (ListObjectsV2 continuation), keys and sizes only; per
+project the catalogue's object keys are held in a set. Candidates are checked again
+against the catalogue (and missing objects against storage) after the listing, so rows
+and objects written or removed while the bucket was listed are not reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Unit
+from audit.actions import AuditAction
+from audit.services import audit_record
+from jobs.runner import operator_emails
+from mail.services import mail_send_template
+from projects.models import FINAL_STATUSES, Project
+from transfers.errors import BadInput, StorageRejected
+from transfers.models import File, FileVersion, StorageLocation, Upload, UploadStatus
+from transfers.storage import StorageBackend, storage_for_unit, storage_identity_for_unit
+
+logger = logging.getLogger("dds.reconcile")
+
+#: Suffix of an object the local backend is still assembling (``<key>.assembling``).
+_ASSEMBLING = ".assembling"
+#: Keys per DeleteObjects call and per catalogue query.
+_BATCH = 1000
+#: Paths named in one ``file.lost`` audit event (the count is always there).
+_AUDIT_PATHS = 100
+
+
+def reconcile_grace() -> dt.timedelta:
+    """How old an uncatalogued object must be to be an orphan (DDS_RECONCILE_GRACE_HOURS)."""
+    return dt.timedelta(hours=float(getattr(settings, "DDS_RECONCILE_GRACE_HOURS", 24)))
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class OrphanObject:
+    key: str
+    size: int
+    last_modified: dt.datetime
+    deleted: bool = False
+
+
+@dataclass
+class MissingObject:
+    path: str
+    object_key: str
+    version: int | None  #: the live FileVersion's id
+    uploaded_at: dt.datetime
+
+
+@dataclass
+class ProjectReport:
+    project: str  #: public id
+    unit: str  #: internal ref
+    bucket: str
+    status: str
+    objects: int = 0  #: objects listed
+    stored_bytes: int = 0  #: their bytes
+    missing_bucket: bool = False
+    orphans: list[OrphanObject] = field(default_factory=list)
+    missing: list[MissingObject] = field(default_factory=list)
+    newly_lost: int = 0  #: versions flagged lost by this run
+    found_again: int = 0  #: versions flagged lost earlier whose object is back
+
+    @property
+    def has_findings(self) -> bool:
+        return bool(self.orphans or self.missing or self.missing_bucket or self.found_again)
+
+
+@dataclass
+class StaleBucket:
+    bucket: str
+    storage: str  #: which store (its label)
+    project: str | None  #: public id, None for a bucket of no project
+    reason: str  #: "unknown", "deleted" or "archived"
+    empty: bool
+    deleted: bool = False
+
+
+@dataclass
+class Report:
+    started_at: dt.datetime
+    grace_hours: float
+    delete: bool
+    dry_run: bool
+    unit: str | None
+    projects_checked: int = 0
+    projects: list[ProjectReport] = field(default_factory=list)  #: those with findings
+    stale_buckets: list[StaleBucket] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        orphans = [o for p in self.projects for o in p.orphans]
+        return {
+            "projects_checked": self.projects_checked,
+            "orphan_objects": len(orphans),
+            "orphan_bytes": sum(o.size for o in orphans),
+            "orphans_deleted": sum(o.deleted for o in orphans),
+            "missing_objects": sum(len(p.missing) for p in self.projects),
+            "newly_lost": sum(p.newly_lost for p in self.projects),
+            "found_again": sum(p.found_again for p in self.projects),
+            "missing_buckets": sum(p.missing_bucket for p in self.projects),
+            "stale_buckets": len(self.stale_buckets),
+            "stale_buckets_deleted": sum(b.deleted for b in self.stale_buckets),
+        }
+
+    @property
+    def has_findings(self) -> bool:
+        return bool(self.projects or self.stale_buckets)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (datetimes as ISO 8601)."""
+        def plain(value: Any) -> Any:
+            if isinstance(value, dt.datetime):
+                return value.isoformat()
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [plain(v) for v in value]
+            return value
+
+        data: dict[str, Any] = plain(asdict(self))
+        data["totals"] = self.totals
+        return data
+
+
+# --------------------------------------------------------------------------- per project
+
+
+def _catalogue(project: Project) -> dict[str, int]:
+    """object key -> File id of every file of the project."""
+    return dict(File.objects.filter(project=project).values_list("object_key", "pk"))
+
+
+def _in_progress_keys(project: Project) -> set[str]:
+    return set(Upload.objects.filter(project=project, status=UploadStatus.IN_PROGRESS)
+               .values_list("object_key", flat=True))
+
+
+def _base_key(key: str) -> str:
+    return key.removesuffix(_ASSEMBLING)
+
+
+def _batches(items: list[str]) -> Iterable[list[str]]:
+    for i in range(0, len(items), _BATCH):
+        yield items[i:i + _BATCH]
+
+
+def _orphans_confirm(project: Project, candidates: list[OrphanObject]) -> list[OrphanObject]:
+    """Drop candidates that a row written while the bucket was listed now names."""
+    keys = list({_base_key(c.key) for c in candidates})
+    taken: set[str] = set()
+    for batch in _batches(keys):
+        taken.update(File.objects.filter(project=project, object_key__in=batch)
+                     .values_list("object_key", flat=True))
+        taken.update(Upload.objects.filter(project=project, object_key__in=batch,
+                                           status=UploadStatus.IN_PROGRESS)
+                     .values_list("object_key", flat=True))
+    return [c for c in candidates if _base_key(c.key) not in taken]
+
+
+def _missing_confirm(backend: StorageBackend, project: Project, keys: set[str],
+                     bucket_exists: bool) -> list[MissingObject]:
+    """The files (still catalogued) of ``keys`` whose object storage really lacks."""
+    missing: list[MissingObject] = []
+    for batch in _batches(sorted(keys)):
+        rows = File.objects.filter(project=project, object_key__in=batch).order_by("path")
+        live = dict(FileVersion.objects.filter(project=project, object_key__in=batch,
+                                               deleted_at__isnull=True)
+                    .values_list("object_key", "pk"))
+        for f in rows.only("path", "object_key", "uploaded_at"):
+            # Removed since the listing began? Then it is not missing (it is gone).
+            if bucket_exists and backend.head_size(project.bucket, f.object_key) is not None:
+                continue
+            missing.append(MissingObject(f.path, f.object_key, live.get(f.object_key),
+                                         f.uploaded_at))
+    missing.sort(key=lambda m: m.path)
+    return missing
+
+
+def _lost_flag(project: Project, rep: ProjectReport, now: dt.datetime) -> None:
+    """Flag the live versions of the missing files lost (once), audit them; clear the
+    flag of versions whose object is back."""
+    missing_keys = {m.object_key for m in rep.missing}
+    with transaction.atomic():
+        newly: list[str] = []
+        for batch in _batches(sorted(missing_keys)):
+            ids = list(FileVersion.objects.select_for_update()
+                       .filter(project=project, object_key__in=batch,
+                               deleted_at__isnull=True, lost_at__isnull=True)
+                       .values_list("object_key", flat=True))
+            if ids:
+                FileVersion.objects.filter(project=project, object_key__in=ids,
+                                           deleted_at__isnull=True,
+                                           lost_at__isnull=True).update(lost_at=now)
+                newly += ids
+        rep.newly_lost = len(newly)
+        rep.found_again = (FileVersion.objects
+                           .filter(project=project, lost_at__isnull=False,
+                                   deleted_at__isnull=True)
+                           .exclude(object_key__in=missing_keys).update(lost_at=None))
+        if newly:
+            keys = set(newly)
+            paths = [m.path for m in rep.missing if m.object_key in keys]
+            audit_record(action=AuditAction.FILE_LOST, project=project,
+                         target=paths[0] if len(paths) == 1 else f"{len(paths)} files",
+                         details={"count": len(paths), "paths": paths[:_AUDIT_PATHS],
+                                  "missing_bucket": rep.missing_bucket})
+
+
+def _project_reconcile(*, backend: StorageBackend, project: Project, cutoff: dt.datetime,
+                       delete: bool, dry_run: bool, now: dt.datetime) -> ProjectReport:
+    rep = ProjectReport(project.public_id, project.unit.internal_ref, project.bucket,
+                        project.status)
+    catalogue = _catalogue(project)
+    exists = backend.bucket_exists(project.bucket)
+    unseen = set(catalogue)
+    if exists:
+        in_progress = _in_progress_keys(project)
+        candidates: list[OrphanObject] = []
+        for obj in backend.iter_objects(project.bucket):
+            rep.objects += 1
+            rep.stored_bytes += obj.size
+            if obj.key in catalogue:
+                unseen.discard(obj.key)
+            elif _base_key(obj.key) in in_progress or obj.last_modified > cutoff:
+                continue  # being written, or too young to judge
+            else:
+                candidates.append(OrphanObject(obj.key, obj.size, obj.last_modified))
+        rep.orphans = _orphans_confirm(project, candidates) if candidates else []
+    else:
+        rep.missing_bucket = bool(catalogue)
+    rep.missing = _missing_confirm(backend, project, unseen, exists) if unseen else []
+    if not dry_run:
+        if rep.missing or FileVersion.objects.filter(
+                project=project, lost_at__isnull=False, deleted_at__isnull=True).exists():
+            _lost_flag(project, rep, now)
+        if delete and rep.orphans:
+            for batch in _batches([o.key for o in rep.orphans]):
+                backend.delete_objects(project.bucket, batch)
+            for o in rep.orphans:
+                o.deleted = True
+    return rep
+
+
+# --------------------------------------------------------------------------- buckets
+
+
+def _bucket_prefixes() -> list[str]:
+    prefixes = {"dds-"}
+    prefixes.update(f"{p.lower()}-" for p in StorageLocation.objects.exclude(bucket_prefix="")
+                    .values_list("bucket_prefix", flat=True))
+    return sorted(prefixes)
+
+
+def _bucket_empty(backend: StorageBackend, bucket: str) -> bool:
+    return (next(iter(backend.iter_objects(bucket, page_size=1)), None) is None
+            and next(iter(backend.iter_multipart(bucket)), None) is None)
+
+
+def _stale_buckets(*, backend: StorageBackend, label: str, unit: Unit | None,
+                   delete: bool, dry_run: bool) -> list[StaleBucket]:
+    """Buckets of no project, or of a purged deleted/archived project, on one store."""
+    names = backend.list_buckets(_bucket_prefixes())
+    projects = {p.bucket: p for p in Project.objects.filter(bucket__in=names)
+                .only("bucket", "public_id", "status", "storage_purged_at", "unit_id")}
+    # A bucket of no project can still be attributed to a unit by its name
+    # (``<prefix>-<unit ref>-<counter>``, projects.services.creation.bucket_name_for).
+    mine = re.compile(rf"-{re.escape(unit.internal_ref.lower())}-\d+$") if unit else None
+    stale: list[StaleBucket] = []
+    for name in names:
+        project = projects.get(name)
+        if project is None:
+            if mine is not None and not mine.search(name):
+                continue
+            reason = "unknown"
+        elif project.status in FINAL_STATUSES and project.storage_purged_at is not None:
+            if unit is not None and project.unit_id != unit.pk:
+                continue
+            reason = str(project.status)
+        else:
+            continue
+        bucket = StaleBucket(name, label, project.public_id if project else None, reason,
+                             empty=_bucket_empty(backend, name))
+        if delete and not dry_run and bucket.empty:
+            try:
+                backend.delete_bucket(name)
+                bucket.deleted = True
+            except StorageRejected as exc:  # filled meanwhile: left for the next run
+                logger.warning("bucket %s was not deleted: %s", name, exc)
+        stale.append(bucket)
+    return stale
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def storage_reconcile(*, unit: Unit | None = None, delete: bool = False,
+                      dry_run: bool = False, now: dt.datetime | None = None) -> Report:
+    """Compare the catalogue with storage (every unit, or ``unit``); see the module
+    docstring. Audited ``storage.reconcile`` with the totals, unless ``dry_run``."""
+    if delete and dry_run:
+        raise BadInput("A dry run deletes nothing: give delete or dry_run, not both.")
+    now = now or timezone.now()
+    grace = reconcile_grace()
+    cutoff = now - grace
+    report = Report(started_at=now, grace_hours=grace.total_seconds() / 3600, delete=delete,
+                    dry_run=dry_run, unit=unit.internal_ref if unit else None)
+    units = [unit] if unit is not None else list(Unit.objects.order_by("pk"))
+    stores: dict[str, tuple[str, StorageBackend, list[Unit]]] = {}
+    for u in units:
+        key, label = storage_identity_for_unit(u)
+        if key not in stores:
+            stores[key] = (label, storage_for_unit(u), [])
+        stores[key][2].append(u)
+    seen_buckets: set[tuple[str, str]] = set()
+    for label, backend, members in stores.values():
+        projects = (Project.objects.select_related("unit").filter(unit__in=members)
+                    .order_by("public_id"))
+        for project in projects.iterator():
+            if project.status in FINAL_STATUSES and project.storage_purged_at is None:
+                continue  # the purge job's (projects_storage_cleanup)
+            report.projects_checked += 1
+            rep = _project_reconcile(backend=backend, project=project, cutoff=cutoff,
+                                     delete=delete, dry_run=dry_run, now=now)
+            if rep.has_findings:
+                report.projects.append(rep)
+        for bucket in _stale_buckets(backend=backend, label=label, unit=unit, delete=delete,
+                                     dry_run=dry_run):
+            if (label, bucket.bucket) not in seen_buckets:
+                seen_buckets.add((label, bucket.bucket))
+                report.stale_buckets.append(bucket)
+    if not dry_run:
+        audit_record(action=AuditAction.STORAGE_RECONCILE,
+                     target=unit.name if unit else "all units",
+                     details={**report.totals, "delete": delete,
+                              "grace_hours": report.grace_hours})
+    totals = report.totals
+    logger.info("storage reconciled: %s", totals, extra={"totals": totals})
+    return report
+
+
+@transaction.atomic
+def storage_reconcile_report_send(*, report: Report) -> bool:
+    """Email the report to the operators (DDS_OPERATOR_EMAILS); False if none is set."""
+    to = operator_emails()
+    if not to:
+        return False
+    mail_send_template(template="transfers/reconcile_report",
+                       context={"report": report, "totals": report.totals}, to=to)
+    return True
