@@ -7,26 +7,36 @@ come from transfers.annotations, applied here.
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Count, DateTimeField, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import MAX_DAYS_AVAILABLE, User
+from accounts.models import MAX_DAYS_AVAILABLE
 from accounts.sessions import request_kek
 from core.client_ip import client_ip
-from core.errors import BadInput
 from core.throttling import throttle_check
+from keys.models import KeyRotation, KeyRotationStatus
 from projects import services
-from projects.models import Project, ProjectMembership
+from projects.models import FINAL_STATUSES, Project, ProjectMembership, ProjectStatusEvent
 from projects.selectors import (
     Need,
     project_get_for_user,
     project_members,
     project_role_of,
     projects_list_for,
+    projects_visible_to,
 )
 from transfers.annotations import with_file_totals
+from transfers.models import Upload, UploadStatus
 
 # --------------------------------------------------------------------------- serializers
 
@@ -85,6 +95,11 @@ def _out(request, project):
 # --------------------------------------------------------------------------- list / create
 
 
+class ProjectCreateOut(ProjectOut):
+    added = MemberOut(many=True, help_text="Researchers with an account, now members.")
+    invited = InviteOut(many=True, help_text="Addresses without an account, invited.")
+
+
 class ProjectListCreate(APIView):
     class ProjectCreateIn(serializers.Serializer):
         title = serializers.CharField(max_length=255)
@@ -92,10 +107,14 @@ class ProjectListCreate(APIView):
         pi = serializers.CharField(required=False, allow_blank=True, max_length=255)
         non_sensitive = serializers.BooleanField(required=False, default=False)
         force = serializers.BooleanField(required=False, default=False)
-        researchers = serializers.ListField(child=serializers.EmailField(), required=False,
-                                            default=list, max_length=200)
-        owners = serializers.ListField(child=serializers.EmailField(), required=False,
-                                       default=list, max_length=200)
+        # Emails are checked by the service, which names a bad address in its answer.
+        researchers = serializers.ListField(child=serializers.CharField(max_length=254),
+                                            required=False, default=list, max_length=200)
+        owners = serializers.ListField(child=serializers.CharField(max_length=254),
+                                       required=False, default=list, max_length=200)
+        notify = serializers.BooleanField(
+            required=False, default=True,
+            help_text="Email the invitations (false: held until re-sent).")
 
     @extend_schema(responses=ProjectOut(many=True), summary="Projects you can see")
     def get(self, request):
@@ -103,35 +122,25 @@ class ProjectListCreate(APIView):
                                                   status=request.query_params.get("status")))
         return Response(ProjectOut(rows, many=True, context={"request": request}).data)
 
-    @extend_schema(request=ProjectCreateIn, responses={201: ProjectOut},
-                   summary="Create a project (unit staff)")
+    @extend_schema(request=ProjectCreateIn, responses={201: ProjectCreateOut},
+                   summary="Create a project (unit staff); invites emails without an account")
     def post(self, request):
         data = self.ProjectCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        researchers, unknown = _users_by_email(v["researchers"])
-        owners, unknown_owners = _users_by_email(v["owners"])
-        if unknown or unknown_owners:
-            raise BadInput("These emails have no account yet; create the project first, "
-                           "then add them to invite them: " + ", ".join(unknown + unknown_owners))
-        project = services.project_create(
-            unit=request.user.unit, by=request.user, title=v["title"],
-            description=v.get("description", ""), pi=v.get("pi", ""),
-            non_sensitive=v["non_sensitive"], force=v["force"], researchers=researchers,
-            owners=owners)
-        return Response(_out(request, project), status=status.HTTP_201_CREATED)
-
-
-def _users_by_email(emails: list[str]) -> tuple[list[User], list[str]]:
-    found: list[User] = []
-    unknown: list[str] = []
-    for email in emails:
-        user = User.objects.filter(email__iexact=email, is_active=True).first()
-        if user is None:
-            unknown.append(email)
-        else:
-            found.append(user)
-    return found, unknown
+        if v["researchers"] or v["owners"]:
+            throttle_check(request, "invite", by="user")
+        created = services.project_create_with_members(
+            unit=request.user.unit, by=request.user,
+            by_kek=request_kek(request) if v["researchers"] or v["owners"] else None,
+            title=v["title"], description=v.get("description", ""), pi=v.get("pi", ""),
+            non_sensitive=v["non_sensitive"], force=v["force"],
+            researchers=v["researchers"], owners=v["owners"], notify=v["notify"],
+            ip=client_ip(request))
+        body = {**_out(request, created.project),
+                "added": MemberOut(created.added, many=True).data,
+                "invited": InviteOut(created.invited, many=True).data}
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 # --------------------------------------------------------------------------- info
@@ -255,6 +264,9 @@ class ProjectMembers(APIView):
     class MemberAddIn(serializers.Serializer):
         email = serializers.EmailField()
         owner = serializers.BooleanField(required=False, default=False)
+        notify = serializers.BooleanField(
+            required=False, default=True,
+            help_text="Email them (false: no email; a new address's invite is held).")
 
     @extend_schema(responses=MembersOut, summary="Members and pending invites")
     def get(self, request, project_id):
@@ -275,7 +287,7 @@ class ProjectMembers(APIView):
         result = services.project_member_add(
             project=project, by=request.user, kek=request_kek(request),
             email=data.validated_data["email"], owner=data.validated_data["owner"],
-            ip=client_ip(request))
+            notify=data.validated_data["notify"], ip=client_ip(request))
         if isinstance(result, ProjectMembership):  # an existing researcher, with has_key
             return Response(MemberOut(result).data, status=status.HTTP_200_OK)
         return Response(InviteOut(result).data, status=status.HTTP_201_CREATED)
@@ -319,3 +331,108 @@ class ProjectAccessFix(APIView):
                                             ip=client_ip(request))
         return Response({"fixed": [p.public_id for p in fixed]})
 
+
+
+# --------------------------------------------------------------------------- in flight
+
+
+class StaffOrOperator(BasePermission):
+    """Unit staff (their unit's projects) and the Super Admin (all); researchers 403."""
+
+    message = "Only unit staff and operators can see which projects are busy."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(getattr(request.user, "is_staff", False))
+
+
+@dataclass(frozen=True)
+class BusyProject:
+    """What one project has in flight (a dataclass: model instances get no extra fields)."""
+
+    id: str
+    unit: str
+    status: str
+    uploads: int
+    uploads_since: dt.datetime | None
+    rotation_since: dt.datetime | None
+    rotation_files_done: int | None
+    purge_pending: bool
+    purge_since: dt.datetime | None
+    locked: bool
+    since: dt.datetime | None
+
+
+class BusyProjectOut(serializers.Serializer):
+    id = serializers.CharField()
+    unit = serializers.CharField()
+    status = serializers.CharField()
+    uploads = serializers.IntegerField(help_text="Uploads in progress (recently started).")
+    uploads_since = serializers.DateTimeField(allow_null=True)
+    rotation_since = serializers.DateTimeField(
+        allow_null=True, help_text="A project key rotation runs since then.")
+    rotation_files_done = serializers.IntegerField(allow_null=True)
+    purge_pending = serializers.BooleanField(
+        help_text="Deleted or archived; its objects are still being removed from storage.")
+    purge_since = serializers.DateTimeField(allow_null=True)
+    locked = serializers.BooleanField(help_text="A long operation holds the project.")
+    since = serializers.DateTimeField(help_text="When the oldest of these began.",
+                                      allow_null=True)
+
+
+def _live_upload_cutoff() -> dt.datetime:
+    """Uploads older than DDS_UPLOAD_STALE_HOURS are abandoned (the stale-upload job aborts
+    them), not in flight: a deploy does not have to wait for them."""
+    return timezone.now() - dt.timedelta(hours=int(settings.DDS_UPLOAD_STALE_HOURS))
+
+
+def projects_busy_for(user) -> list[BusyProject]:
+    """The projects ``user`` may see with work in flight: uploads in progress, a running
+    key rotation, a storage purge not yet done, or the project held by a long operation;
+    oldest work first. (Here, not in projects.selectors: it reads transfers' uploads,
+    which projects' domain code may not import.)"""
+    uploads = Upload.objects.filter(project=OuterRef("pk"), status=UploadStatus.IN_PROGRESS,
+                                    created_at__gte=_live_upload_cutoff())
+    rotation = KeyRotation.objects.filter(project=OuterRef("pk"),
+                                          status=KeyRotationStatus.RUNNING)
+    ended = ProjectStatusEvent.objects.filter(project=OuterRef("pk")).order_by("-at", "-id")
+    purge = Q(status__in=FINAL_STATUSES, storage_purged_at__isnull=True)
+    found = (
+        projects_visible_to(user)
+        .annotate(
+            n_uploads=Coalesce(Subquery(uploads.order_by().values("project")
+                                        .annotate(n=Count("pk")).values("n"),
+                                        output_field=IntegerField()), 0),
+            uploads_since=Subquery(uploads.order_by("created_at").values("created_at")[:1],
+                                   output_field=DateTimeField()),
+            rotation_since=Subquery(rotation.values("started_at")[:1],
+                                    output_field=DateTimeField()),
+            rotation_files_done=Subquery(rotation.values("files_done")[:1],
+                                         output_field=IntegerField()),
+            last_status_at=Subquery(ended.values("at")[:1], output_field=DateTimeField()))
+        .filter(Q(n_uploads__gt=0) | Q(rotation_since__isnull=False) | Q(busy=True) | purge)
+        .values("public_id", "unit__name", "unit__display_name", "status", "busy",
+                "storage_purged_at", "n_uploads", "uploads_since", "rotation_since",
+                "rotation_files_done", "last_status_at"))
+    rows: list[BusyProject] = []
+    for r in found:
+        purging = r["status"] in FINAL_STATUSES and r["storage_purged_at"] is None
+        purge_since = r["last_status_at"] if purging else None
+        started = [t for t in (r["uploads_since"], r["rotation_since"], purge_since) if t]
+        rows.append(BusyProject(
+            id=r["public_id"], unit=r["unit__display_name"] or r["unit__name"],
+            status=r["status"], uploads=r["n_uploads"], uploads_since=r["uploads_since"],
+            rotation_since=r["rotation_since"], rotation_files_done=r["rotation_files_done"],
+            purge_pending=purging, purge_since=purge_since, locked=r["busy"],
+            since=min(started) if started else None))
+    far = timezone.now() + dt.timedelta(days=1)
+    return sorted(rows, key=lambda b: (b.since or far, b.id))
+
+
+class ProjectsBusy(APIView):
+    permission_classes = [StaffOrOperator]
+
+    @extend_schema(responses={200: BusyProjectOut(many=True), 403: inline_serializer(
+        "BusyDetail", {"detail": serializers.CharField()})},
+        summary="Projects with work in flight (uploads, key rotation, storage purge)")
+    def get(self, request):
+        return Response(BusyProjectOut(projects_busy_for(request.user), many=True).data)

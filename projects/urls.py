@@ -8,6 +8,8 @@ P = "projects/<str:project_id>"
 
 urlpatterns = [
     path("projects", api.ProjectListCreate.as_view(), name="project-list"),
+    # Before P: a public id is "<unit ref>-<5 digits>", so no project is called "busy".
+    path("projects/busy", api.ProjectsBusy.as_view(), name="projects-busy"),
     path(P, api.ProjectDetail.as_view(), name="project-detail"),
     path(f"{P}/status", api.ProjectStatusHistory.as_view(), name="project-status"),
     path(f"{P}/release", api.ProjectRelease.as_view(), name="project-release"),

@@ -9,8 +9,10 @@ submodules.
 from projects.services.access import access_fix_grants, project_access_fix, user_access_fix
 from projects.services.creation import (
     RECOMMENDED_UNIT_ADMINS,
+    ProjectCreated,
     bucket_name_for,
     project_create,
+    project_create_with_members,
     project_update,
     unit_admin_check,
 )
@@ -39,11 +41,12 @@ from projects.services.scheduling import (
 )
 
 __all__ = [
-    "MAX_RERELEASES", "RECOMMENDED_UNIT_ADMINS", "TRANSITIONS", "access_fix_grants",
-    "bucket_name_for", "deadline_days_check", "invite_accepted_memberships",
-    "invite_to_project", "project_access_fix", "project_archive", "project_create",
-    "project_delete", "project_expire", "project_extend", "project_lock",
-    "project_member_add", "project_member_revoke", "project_member_set_owner",
-    "project_release", "project_retract", "project_update", "projects_archive_due",
-    "projects_expire_due", "run_each_project", "unit_admin_check", "user_access_fix",
+    "MAX_RERELEASES", "RECOMMENDED_UNIT_ADMINS", "TRANSITIONS", "ProjectCreated",
+    "access_fix_grants", "bucket_name_for", "deadline_days_check",
+    "invite_accepted_memberships", "invite_to_project", "project_access_fix",
+    "project_archive", "project_create", "project_create_with_members", "project_delete",
+    "project_expire", "project_extend", "project_lock", "project_member_add",
+    "project_member_revoke", "project_member_set_owner", "project_release",
+    "project_retract", "project_update", "projects_archive_due", "projects_expire_due",
+    "run_each_project", "unit_admin_check", "user_access_fix",
 ]

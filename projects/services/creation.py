@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
-from accounts.models import UNIT_ROLES, Role, Unit, User
+from accounts.models import UNIT_ROLES, Invite, Role, Unit, User
 from accounts.services.users import MIN_UNIT_ADMINS
 from audit.actions import AuditAction
 from audit.services import audit_record
+from core.errors import BadInput
 from core.input_guard import names_check
+from keys.errors import KeyAccessError
 from keys.services import project_keys_create
 from projects.errors import NeedsForce, NotUnitStaff, ProjectRuleError
 from projects.models import (
@@ -21,7 +28,8 @@ from projects.models import (
     ProjectStatus,
     ProjectStatusEvent,
 )
-from projects.selectors import user_is_project_staff
+from projects.selectors import project_members, user_is_project_staff
+from projects.services.invites import invite_to_project
 
 #: With two admins a unit survives one lost password; a third is what we recommend.
 RECOMMENDED_UNIT_ADMINS = 3
@@ -113,6 +121,96 @@ def project_create(*, unit: Unit | None, by: User, title: str, description: str 
                  target=project.public_id,
                  details={"members": [u.username for u, _ in members.values()]})
     return project
+
+
+@dataclass(frozen=True)
+class ProjectCreated:
+    """A new project, the researchers it was created with and the addresses invited to it."""
+
+    project: Project
+    added: list[ProjectMembership] = dataclasses.field(default_factory=list)
+    invited: list[Invite] = dataclasses.field(default_factory=list)
+
+
+def _wanted_members(researchers: Sequence[str], owners: Sequence[str]) -> dict[str, bool]:
+    """lower-case email -> is owner (an owner listed as a researcher too is an owner),
+    every address checked, so a typo is named before anything is made."""
+    wanted: dict[str, bool] = {}
+    for email, owner in [*((e, False) for e in researchers), *((e, True) for e in owners)]:
+        email = (email or "").strip()
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise BadInput(f"{email!r} is not a valid email address.") from None
+        wanted[email.lower()] = wanted.get(email.lower(), False) or owner
+    return wanted
+
+
+def _invitable(email: str) -> None:
+    """An address without an account may be invited as a researcher unless a live
+    invitation for it is for another role (that one must be used or expire first)."""
+    pending = Invite.objects.filter(email__iexact=email, expires_at__gt=timezone.now()).first()
+    if pending is not None and pending.role != Role.RESEARCHER:
+        raise BadInput(f"{email} has a pending invitation as {Role(pending.role).label}, "
+                       "not as a researcher; it must be used or expire first.")
+
+
+def _sorted_accounts(wanted: dict[str, bool]) -> tuple[dict[str, User], list[str]]:
+    """The active researchers among ``wanted`` by email, and the addresses to invite."""
+    found: dict[str, User] = {}
+    unknown: list[str] = []
+    for email in wanted:
+        user = User.objects.filter(email__iexact=email).first()
+        if user is None:
+            _invitable(email)
+            unknown.append(email)
+        elif not user.is_active:
+            raise BadInput(f"{email} belongs to a deactivated account; ask a Unit Admin or "
+                           "the operators to reactivate it first.")
+        elif user.role != Role.RESEARCHER:
+            raise BadInput(f"{email} belongs to {Role(user.role).label} {user.username}, "
+                           "not a researcher: unit staff have access through their unit.")
+        else:
+            found[email] = user
+    return found, unknown
+
+
+def project_create_with_members(*, unit: Unit | None, by: User, by_kek: bytes | None,
+                                title: str, description: str = "", pi: str = "",
+                                non_sensitive: bool = False, force: bool = False,
+                                researchers: Sequence[str] = (), owners: Sequence[str] = (),
+                                notify: bool = True, ip: str | None = None) -> ProjectCreated:
+    """Create a project with researchers and owners given by email: addresses with a
+    researcher account become members, the others are invited to it (their invites carry
+    the project key, so ``by_kek`` is needed for them), all in one transaction: a refused
+    address (not an email, unit staff, a deactivated account) creates nothing.
+
+    ``notify=False`` sends no invite email (held invites, accounts.services.invites).
+    Existing researchers get no email either way: an In Progress project shows them
+    nothing until it is released, which tells them.
+    """
+    wanted = _wanted_members(researchers, owners)
+    found, unknown = _sorted_accounts(wanted)
+    if unknown and by_kek is None:
+        raise KeyAccessError("inviting new addresses to the project needs your unlocked "
+                             "keys; log in again")
+    with transaction.atomic():
+        project = project_create(
+            unit=unit, by=by, title=title, description=description, pi=pi,
+            non_sensitive=non_sensitive, force=force,
+            researchers=[u for e, u in found.items() if not wanted[e]],
+            owners=[u for e, u in found.items() if wanted[e]])
+        invited: list[Invite] = []
+        for email in unknown:
+            # The RSA key pair of each invite is made while the unit's counter row is
+            # locked (this transaction): creations in the unit wait; a few seconds at most.
+            result = invite_to_project(project=project, email=email, by=by,
+                                       by_kek=by_kek, is_owner=wanted[email], ip=ip,
+                                       notify=notify)
+            if result.invite is not None:
+                invited.append(result.invite)
+    added = list(project_members(project))  # with has_key
+    return ProjectCreated(project=project, added=added, invited=invited)
 
 
 @transaction.atomic
