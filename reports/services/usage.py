@@ -59,7 +59,9 @@ def currency() -> str:
 def gb_months(*, byte_hours: Decimal, period_start: dt.datetime,
               period_end: dt.datetime) -> Decimal:
     """Byte-hours of one calendar month [start, end) in GB-months (not rounded)."""
-    hours = Decimal((period_end - period_start).total_seconds()) / Decimal(3600)
+    # In UTC: two datetimes of one zone subtract as wall-clock times (DST months).
+    span = period_end.astimezone(dt.UTC) - period_start.astimezone(dt.UTC)
+    hours = Decimal(span.total_seconds()) / Decimal(3600)
     return Decimal(byte_hours) / (GB * hours)
 
 

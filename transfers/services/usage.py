@@ -28,6 +28,9 @@ def usage_compute(*, period_start: dt.datetime, period_end: dt.datetime,
     computes a month not recorded yet (the current one) with it."""
     if period_end <= period_start:
         raise BadInput("The period must end after it starts.")
+    # In UTC: Python subtracts two datetimes of the same zone as wall-clock times, which
+    # would give a month with a daylight-saving change 744 hours instead of 743 or 745.
+    period_start, period_end = period_start.astimezone(dt.UTC), period_end.astimezone(dt.UTC)
     totals: dict[int, Decimal] = defaultdict(Decimal)
     versions = (FileVersion.objects.filter(uploaded_at__lt=period_end)
                 .filter(Q(deleted_at__isnull=True) | Q(deleted_at__gt=period_start)))
