@@ -171,6 +171,7 @@ class DdsGroup(click.Group):
             log.debug("exit status %d (%s)", int(status), status.name)
         finally:
             logging_stop()
+            config.use_token_path(None)
         sys.exit(int(status))
 
 

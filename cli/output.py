@@ -293,6 +293,7 @@ def logging_stop() -> None:
             logger.removeHandler(handler)
             handler.close()
     logger.setLevel(logging.NOTSET)
+    logger.propagate = True
 
 
 def logging_start(*, log_file: str | None, verbose: bool, argv: Sequence[str]) -> None:
@@ -303,6 +304,7 @@ def logging_start(*, log_file: str | None, verbose: bool, argv: Sequence[str]) -
         return
     logger = logging.getLogger(LOGGER)
     logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # only our handlers, which redact, see the debug lines
     redactor = Redact()
     handlers: list[logging.Handler] = []
     if log_file:

@@ -32,6 +32,8 @@ class FakeApi:
     seen: list[Seen] = field(default_factory=list)
     #: Called before each answer (e.g. to hold the answer back).
     before_answer: Callable[[Seen], None] | None = None
+    #: Sent with every answer (e.g. an X-Request-ID, as the real server sends).
+    headers: dict[str, str] = field(default_factory=dict)
     url: str = ""
 
     def on(self, method: str, path: str, body: Any = None, status: int = 200) -> None:
@@ -62,6 +64,8 @@ class FakeApi:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in fake.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
