@@ -225,6 +225,9 @@ def _invite_extend(*, invite: Invite, role: str, by: User, grant: ProjectGrant |
     if grant is not None:
         invite_access_grant(invite=invite, project=grant.project, granter=by,
                             granter_kek=grant.by_kek, is_owner=grant.is_owner)
+        if invite.project_id == grant.project.pk and invite.is_owner != grant.is_owner:
+            invite.is_owner = grant.is_owner  # what lists show; the grant row decides
+            invite.save(update_fields=["is_owner"])
         audit_record(action=AuditAction.INVITE_ADD_PROJECT, actor=by, project=project,
                      target=invite.email, ip=ip,
                      details={"is_owner": grant.is_owner, "notify": notify})

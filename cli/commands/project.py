@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from cli.app import Ctx, DdsGroup, confirm, pass_ctx, project_option, yes_option
 from cli.commands.user import show_members
@@ -48,16 +49,22 @@ def project_ls(ctx: Ctx, status: str | None) -> None:
 @click.option("--owner", "owners", multiple=True, help="Email of a project owner.")
 @click.option("--researcher", "researchers", multiple=True, help="Email of a researcher.")
 @click.option("--force", is_flag=True, help="Create even if the server warns.")
+@click.option("--no-mail", is_flag=True,
+              help="Email no invitations (send them later with `project access grant`).")
 @pass_ctx
 def project_create(ctx: Ctx, title: str, description: str, pi: str, non_sensitive: bool,
                    owners: tuple[str, ...], researchers: tuple[str, ...],
-                   force: bool) -> None:
-    """Create a project (unit staff); prints its ID."""
+                   force: bool, no_mail: bool) -> None:
+    """Create a project (unit staff); prints its ID.
+
+    Researchers and owners with an account become members; other addresses are invited
+    to the project (by email, unless --no-mail)."""
     try:
         got = ctx.api.post("projects", {"title": title, "description": description,
                                         "pi": pi, "non_sensitive": non_sensitive,
                                         "force": force, "owners": list(owners),
-                                        "researchers": list(researchers)})
+                                        "researchers": list(researchers),
+                                        "notify": not no_mail})
     except Refused as exc:
         if exc.code != "needs_force":
             raise
@@ -69,7 +76,15 @@ def project_create(ctx: Ctx, title: str, description: str, pi: str, non_sensitiv
     if ctx.json:
         print_json(got)
     else:
-        err.print(f"Created project [bold]{got['id']}[/]: {got['title']}")
+        err.print(f"Created project [bold]{got['id']}[/]: {escape(got['title'])}")
+        for member in got.get("added", []):
+            err.print(f"  added {escape(member['username'])} ({escape(member['email'])})"
+                      + (" as owner" if member.get("owner") else ""))
+        for invite in got.get("invited", []):
+            err.print(f"  invited {escape(invite['email'])}"
+                      + (" as owner" if invite.get("owner") else "")
+                      + (" (no email sent: run `dds project access grant` without "
+                         "--no-mail to send the invitation)" if no_mail else ""))
         out.print(got["id"])
 
 
@@ -205,6 +220,40 @@ def status_delete(ctx: Ctx, project: str, yes: bool) -> None:
     _transition(ctx, project, "delete")
 
 
+BUSY_COLUMNS = [("id", "Project"), ("unit", "Unit"), ("status", "Status"),
+                ("work", "In flight"), ("since", "Since")]
+
+
+def _in_flight(row: dict[str, Any]) -> str:
+    work = []
+    if row.get("uploads"):
+        work.append(f"{row['uploads']} upload{'s' if row['uploads'] != 1 else ''}")
+    if row.get("rotation_since"):
+        work.append(f"key rotation ({row.get('rotation_files_done') or 0} files done)")
+    if row.get("purge_pending"):
+        work.append("storage purge")
+    if row.get("locked") and not row.get("rotation_since"):
+        work.append("locked by a long operation")
+    return ", ".join(work)
+
+
+def show_busy(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        err.print("No project has work in flight: no uploads, key rotations or storage "
+                  "purges are running.")
+        return
+    table([{**r, "work": _in_flight(r), "since": when(r["since"]) if r.get("since") else None}
+           for r in rows], BUSY_COLUMNS)
+
+
+@project_status.command("busy")
+@pass_ctx
+def status_busy(ctx: Ctx) -> None:
+    """Projects with work in flight (uploads, key rotation, storage purge): pick a
+    deploy moment when this is empty (unit staff: your unit's; operators: all)."""
+    emit(ctx.json, ctx.api.get("projects/busy"), show_busy)
+
+
 # The legacy client also accepts these at the `project` level.
 for _name, _cmd in (("release", status_release), ("retract", status_retract),
                     ("archive", status_archive), ("delete", status_delete),
@@ -264,14 +313,21 @@ def access_ls(ctx: Ctx, project: str) -> None:
 @project_option
 @click.option("-e", "--email", required=True)
 @click.option("--owner", is_flag=True, help="Make them a project owner.")
+@click.option("--no-mail", is_flag=True,
+              help="Send no email; a new address's invitation is held until granted "
+                   "again without --no-mail.")
 @pass_ctx
-def access_grant(ctx: Ctx, project: str, email: str, owner: bool) -> None:
+def access_grant(ctx: Ctx, project: str, email: str, owner: bool, no_mail: bool) -> None:
     """Give a researcher access (invites them if they have no account)."""
-    got = ctx.api.post(f"projects/{project}/members", {"email": email, "owner": owner})
+    got = ctx.api.post(f"projects/{project}/members",
+                       {"email": email, "owner": owner, "notify": not no_mail})
+    quiet = " No email was sent." if no_mail else ""
     done(ctx.json, got,
-         f"{got['username']} ({got['email']}) now has access to {project}."
+         f"{got['username']} ({got['email']}) now has access to {project}.{quiet}"
          if "username" in got
-         else f"Invited {got['email']} to {project} (until {got['expires_at']}).")
+         else f"Invited {got['email']} to {project} (until {when(got['expires_at'])})."
+         + (" No email was sent: grant again without --no-mail to send the invitation."
+            if no_mail else ""))
 
 
 @project_access.command("revoke")
