@@ -1,9 +1,16 @@
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.utils.http import content_disposition_header
 
 from accounts.admin_base import ScopedAdmin
 from accounts.models import Role
+from reports.services.usage import (
+    usage_report_csv,
+    usage_report_filename,
+    usage_report_for_rows,
+)
 from transfers.models import File, FileVersion, StorageLocation, Upload, Usage
 from transfers.services.locations import (
     storage_location_save,
@@ -99,3 +106,15 @@ class UsageAdmin(ScopedAdmin):
     read_only = True
     list_display = ("project", "period_start", "period_end", "byte_hours")
     list_select_related = ("project",)
+    list_filter = ("period_start",)
+    actions = ("export_csv",)
+
+    @admin.action(description="Export usage as CSV (GB-months and cost)")
+    def export_csv(self, request, queryset):
+        # The queryset is the selection within the caller's scope (unit staff: their
+        # unit), and the CSV the same as the monthly report's (reports.services.usage).
+        report = usage_report_for_rows(rows=queryset)
+        response = HttpResponse(usage_report_csv(report), content_type="text/csv")
+        response["Content-Disposition"] = content_disposition_header(
+            True, usage_report_filename(report))
+        return response
