@@ -18,9 +18,10 @@ Four findings:
 - **missing buckets**: a project with files whose bucket does not exist (every file of
   it is a missing object too).
 
-``delete`` deletes orphan objects only (never a catalogued object), and then stale
-buckets that are empty (storage refuses to delete a bucket that is not); a stale bucket
-that still holds objects is left for an operator. ``dry_run`` changes nothing: no flag,
+``delete`` deletes orphan objects only (never a catalogued object), and then the buckets
+of purged projects once they are empty (storage refuses to delete a bucket that is not).
+A bucket of no project is reported and never deleted: on a shared endpoint it may be
+another installation's; an operator decides. ``dry_run`` changes nothing: no flag,
 no deletion, no audit. Projects deleted or archived but not purged yet are left to the
 purge job (``projects_storage_cleanup``).
 
@@ -321,7 +322,9 @@ def _stale_buckets(*, backend: StorageBackend, label: str, unit: Unit | None,
             continue
         bucket = StaleBucket(name, label, project.public_id if project else None, reason,
                              empty=_bucket_empty(backend, name))
-        if delete and not dry_run and bucket.empty:
+        # Only a purged project's bucket is deleted: a bucket of no project may be
+        # another installation's on a shared endpoint, so it is reported, never deleted.
+        if delete and not dry_run and bucket.empty and project is not None:
             try:
                 backend.delete_bucket(name)
                 bucket.deleted = True

@@ -214,6 +214,8 @@ def test_buckets_of_no_project_and_of_purged_projects_are_stale(storage):
     put(backend, unknown, "someones")
     other_unknown = f"dds-elsewhere{secrets.token_hex(3)}-00001"  # another unit's name
     backend.create_bucket(other_unknown)
+    empty_unknown = f"dds-{unit.internal_ref}-99998"
+    backend.create_bucket(empty_unknown)
 
     report = storage_reconcile(unit=unit)
     stale = {b.bucket: (b.project, b.reason, b.empty, b.deleted)
@@ -222,14 +224,17 @@ def test_buckets_of_no_project_and_of_purged_projects_are_stale(storage):
         purged.bucket: (purged.public_id, "deleted", True, False),
         archived.bucket: (archived.public_id, "archived", False, False),
         unknown: (None, "unknown", False, False),
+        empty_unknown: (None, "unknown", True, False),
     }
     assert live.bucket not in stale and other_unknown not in stale
 
     # --delete: the purged project's old leftovers are orphans, then its bucket is empty;
-    # a bucket of no project that holds objects is left for an operator.
+    # a bucket of no project, even empty, is left for an operator (whose is it?).
     report = storage_reconcile(unit=unit, delete=True, now=timezone.now() + LATER)
     stale = {b.bucket: b.deleted for b in report.stale_buckets}
-    assert stale == {purged.bucket: True, archived.bucket: True, unknown: False}
+    assert stale == {purged.bucket: True, archived.bucket: True, unknown: False,
+                     empty_unknown: False}
+    assert backend.bucket_exists(empty_unknown)
     assert not backend.bucket_exists(purged.bucket)
     assert not backend.bucket_exists(archived.bucket)
     assert backend.bucket_exists(unknown) and backend.bucket_exists(live.bucket)

@@ -54,7 +54,8 @@ class Command(ScheduledJobCommand):
         parser.add_argument("--unit", help="Only this unit (internal ref or name).")
         parser.add_argument("--delete", action="store_true",
                             help="Delete orphan objects older than the grace period and "
-                                 "empty buckets of no project or of purged projects.")
+                                 "the emptied buckets of purged projects (a bucket of no "
+                                 "project is only reported).")
         parser.add_argument("--dry-run", action="store_true",
                             help="Report only: flag nothing, delete nothing, audit nothing, "
                                  "email nothing.")
