@@ -19,6 +19,7 @@ from accounts.services.announcements import (
     maintenance_message,
 )
 from core.errors import domain_error_status
+from portal.middleware import PUBLIC_PREFIXES
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=
 # staleness across processes that do not share a cache.
 __all__ = ["MAINTENANCE_CACHE_KEY", "MAINTENANCE_CACHE_SECONDS", "maintenance_message"]
 # Reachable during maintenance: the login pages (so that a Super Admin can log in and
-# turn it off), the admin, static files, health probes and the API's auth endpoints.
+# turn it off), the admin, static files, health probes, the API's auth endpoints and the
+# public pages (troubleshooting and privacy help most while the rest is closed).
 MAINTENANCE_OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/admin/", "/static/",
-                             "/healthz", "/readyz", "/version", "/api/v1/auth/")
+                             "/healthz", "/readyz", "/version", "/api/v1/auth/",
+                             *PUBLIC_PREFIXES)
 #: Read-only API paths anyone signed in may reach during maintenance (the views still
 #: authenticate): ``dds maintenance status`` tells a researcher what is going on.
 MAINTENANCE_OPEN_READS = frozenset({"/api/v1/maintenance"})
