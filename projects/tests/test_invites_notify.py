@@ -105,3 +105,22 @@ def test_existing_researcher_added_without_mail(world, django_capture_on_commit_
         project_member_add(project=world.project, by=world.admin, kek=world.admin_kek,
                            email=colleague.email)
     assert len(_mails_to(colleague.email)) == 1
+
+
+@pytest.mark.django_db
+def test_staff_invite_without_mail_is_sent_when_invited_again(
+        world, django_capture_on_commit_callbacks):
+    """accounts' own invites (``dds user add``): held, then re-sent with a fresh link."""
+    from accounts.models import Role
+    from accounts.services.invites import invite_create
+
+    with django_capture_on_commit_callbacks(execute=True):
+        invite_create(email="tech@example.org", role=Role.UNIT_PERSONNEL, by=world.admin,
+                      notify=False)
+    held = Invite.objects.get(email="tech@example.org")
+    assert invite_is_held(invite=held) and _mails_to("tech@example.org") == []
+    with django_capture_on_commit_callbacks(execute=True):
+        invite_create(email="tech@example.org", role=Role.UNIT_PERSONNEL, by=world.admin)
+    [message] = _mails_to("tech@example.org")
+    assert "/accounts/register/?t=" in message.body
+    assert not invite_is_held(invite=Invite.objects.get(email="tech@example.org"))
