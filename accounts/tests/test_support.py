@@ -278,3 +278,33 @@ def test_only_a_super_admin_resets_a_second_factor(site):
     assert not AuditEvent.objects.filter(action="auth.second_factor_reset").exists()
     unknown = _client(site, "super").post("/api/v1/users/nobody/second-factor-reset")
     assert unknown.status_code == 404
+
+
+def test_listing_invites_and_users_takes_a_fixed_number_of_queries(site,
+                                                                   django_assert_num_queries):
+    super_admin, _ = site["super"]
+    admin, _ = site["admin"]
+    with django_assert_num_queries(2):  # the invites with their relations, their keys
+        assert len(invites_pending(super_admin)) == 5
+    with django_assert_num_queries(2):
+        assert len(invites_pending(admin)) == 4
+    with django_assert_num_queries(1):
+        assert len(users_find(actor=super_admin, query="s")) >= 5
+
+
+# --------------------------------------------------------------------------- no mail
+
+
+def test_an_invite_with_notify_false_sends_no_email(site):
+    client = _client(site, "admin")
+    mail.outbox.clear()
+    got = client.post("/api/v1/invites", {"email": "quiet@example.org",
+                                          "role": Role.UNIT_PERSONNEL, "notify": False},
+                      format="json")
+    assert got.status_code == 201, got.content
+    assert Invite.objects.filter(email="quiet@example.org").exists()
+    assert not [m for m in mail.outbox if "quiet@example.org" in m.to]
+    got = client.post("/api/v1/invites", {"email": "loud@example.org",
+                                          "role": Role.UNIT_PERSONNEL}, format="json")
+    assert got.status_code == 201, got.content
+    assert [m for m in mail.outbox if "loud@example.org" in m.to]

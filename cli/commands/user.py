@@ -119,9 +119,19 @@ def user_find(ctx: Ctx, term: str) -> Outcome:
     members (everyone for a Super Admin). Exit status 1 when nobody matches.
     """
     rows = ctx.api.get("users", params={"q": term})
-    emit(ctx.json, rows, _show_found if rows else lambda _rows: err.print(
-        f"No user matches {term!r} among the users you can see.", markup=False))
-    return None if rows else Exit.ERROR
+    if rows or ctx.json:
+        emit(ctx.json, rows, _show_found)
+        return None if rows else Exit.ERROR
+    message = f"No user matches {term!r} among the users you can see."
+    invited = []
+    if "@" in term:  # no user with that address: perhaps one is invited
+        invited = [i for i in ctx.api.get("invites") if i["email"].lower() == term.lower()]
+    if invited:
+        state = "expired" if invited[0]["is_expired"] else "expires"
+        message += (f" {invited[0]['email']} has a pending invite ({state} "
+                    f"{when(invited[0]['expires_at'])}): see dds user ls --invites.")
+    err.print(message, markup=False)
+    return Exit.ERROR
 
 
 @user.command("add")
@@ -144,14 +154,18 @@ def user_add(ctx: Ctx, email: str, role: str, project: str | None, owner: bool,
     if unit:
         body["unit"] = unit
     got = ctx.api.post("invites", body)
-    quiet = (" (no email was sent; invite them again without --no-mail to email them the "
-             "link)") if no_mail and got["kind"] == "invited" else (
-        " (no email was sent)" if no_mail else "")
-    done(ctx.json, got,
-         f"Invitation{' created' if no_mail else ' sent'} for {got['email']} (valid until "
-         f"{got['expires_at']}){quiet}."
-         if got["kind"] == "invited"
-         else f"{got['email']} already has an account and was given access{quiet}.")
+    if got["kind"] != "invited":
+        message = f"{got['email']} already has an account and was given access."
+        if no_mail:
+            message += " No email was sent."
+    elif no_mail:
+        message = (f"Invitation created for {got['email']} (valid until "
+                   f"{when(got['expires_at'])}); no email was sent. To email them the link "
+                   "later, invite them again without --no-mail.")
+    else:
+        message = (f"Invitation sent to {got['email']} (valid until "
+                   f"{when(got['expires_at'])}).")
+    done(ctx.json, got, message)
 
 
 @user.command("delete")

@@ -54,6 +54,8 @@ def test_support_tools_with_the_real_dds(e2e):
     assert r.code == 0, r.err
     assert json.loads(r.out)["kind"] == "invited"
     assert not [m for m in mail.outbox if "newcomer@example.org" in m.to]
+    r = staff("user", "find", "Newcomer@example.org")
+    assert r.code == 1 and "newcomer@example.org has a pending invite" in r.err
     r = staff("user", "ls", "--invites", "--json")
     assert r.code == 0, r.err
     [row] = [i for i in json.loads(r.out) if i["email"] == "newcomer@example.org"]
@@ -61,6 +63,8 @@ def test_support_tools_with_the_real_dds(e2e):
         Role.UNIT_PERSONNEL, e2e.unit.name, staff.user.username)
     r = staff("user", "ls", "--invites")
     assert r.code == 0 and "newcomer@example.org" in r.out
+    r = staff("user", "delete", "--self", "--invite", "newcomer@example.org", "--yes")
+    assert r.code == 2 and "exactly one of" in r.err
     r = staff("user", "delete", "--invite", "newcomer@example.org")
     assert r.code == 2 and "--yes" in r.err  # no terminal to ask: refused
     assert Invite.objects.filter(email="newcomer@example.org").exists()
