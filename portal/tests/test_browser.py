@@ -148,6 +148,7 @@ def test_researcher_journey_in_chromium(chromium, released, live_server, tmp_pat
         page.get_by_label("Name", exact=True).fill("Ada Lovelace")
         page.get_by_label("Password", exact=True).fill(PASSWORD)
         page.get_by_label("Password again").fill(PASSWORD)
+        page.get_by_label(re.compile("accept the user agreement")).check()
         page.get_by_role("button", name="Register").click()
         expect(page.get_by_text("Your account is ready")).to_be_visible()
 
@@ -235,3 +236,22 @@ def test_researcher_journey_in_chromium(chromium, released, live_server, tmp_pat
         browser.close()
     # (Django refuses ORM calls while Playwright's event loop runs in this thread.)
     assert Invite.objects.filter(email="bob@example.org", project=project).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_swagger_ui_renders_under_the_csp(chromium, live_server):
+    """/api/docs/ draws the API's operations from local files, with no CSP violation."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        violations: list[str] = []
+        outside: list[str] = []
+        page.on("console", lambda m: "Content Security Policy" in m.text
+                and violations.append(m.text))
+        page.on("request", lambda r: not r.url.startswith(live_server.url)
+                and not r.url.startswith("data:") and outside.append(r.url))
+        page.goto(f"{live_server.url}/api/docs/")
+        expect(page.get_by_text("/api/v1/auth/login").first).to_be_visible()
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("DDS API")
+        browser.close()
+    assert violations == [] and outside == []
