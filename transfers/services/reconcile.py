@@ -18,6 +18,10 @@ Four findings:
 - **missing buckets**: a project with files whose bucket does not exist (every file of
   it is a missing object too).
 
+Besides, a multipart upload storage keeps open for no upload in progress (its parts cost
+storage but are no object yet), older than the grace period, is an **orphan upload**;
+``delete`` aborts it.
+
 ``delete`` deletes orphan objects only (never a catalogued object), and then the buckets
 of purged projects once they are empty (storage refuses to delete a bucket that is not).
 A bucket of no project is reported and never deleted: on a shared endpoint it may be
@@ -81,6 +85,14 @@ class OrphanObject:
 
 
 @dataclass
+class OrphanUpload:
+    key: str
+    upload_id: str
+    initiated: dt.datetime | None
+    aborted: bool = False
+
+
+@dataclass
 class MissingObject:
     path: str
     object_key: str
@@ -98,13 +110,15 @@ class ProjectReport:
     stored_bytes: int = 0  #: their bytes
     missing_bucket: bool = False
     orphans: list[OrphanObject] = field(default_factory=list)
+    orphan_uploads: list[OrphanUpload] = field(default_factory=list)
     missing: list[MissingObject] = field(default_factory=list)
     newly_lost: int = 0  #: versions flagged lost by this run
     found_again: int = 0  #: versions flagged lost earlier whose object is back
 
     @property
     def has_findings(self) -> bool:
-        return bool(self.orphans or self.missing or self.missing_bucket or self.found_again)
+        return bool(self.orphans or self.orphan_uploads or self.missing
+                    or self.missing_bucket or self.found_again)
 
 
 @dataclass
@@ -136,6 +150,9 @@ class Report:
             "orphan_objects": len(orphans),
             "orphan_bytes": sum(o.size for o in orphans),
             "orphans_deleted": sum(o.deleted for o in orphans),
+            "orphan_uploads": sum(len(p.orphan_uploads) for p in self.projects),
+            "orphan_uploads_aborted": sum(u.aborted for p in self.projects
+                                          for u in p.orphan_uploads),
             "missing_objects": sum(len(p.missing) for p in self.projects),
             "newly_lost": sum(p.newly_lost for p in self.projects),
             "found_again": sum(p.found_again for p in self.projects),
@@ -197,6 +214,25 @@ def _orphans_confirm(project: Project, candidates: list[OrphanObject]) -> list[O
                                            status=UploadStatus.IN_PROGRESS)
                      .values_list("object_key", flat=True))
     return [c for c in candidates if _base_key(c.key) not in taken]
+
+
+def _orphan_uploads(backend: StorageBackend, project: Project,
+                    cutoff: dt.datetime) -> list[OrphanUpload]:
+    """Multipart uploads open in storage for no upload in progress, older than the grace
+    period (checked again against the rows after the listing)."""
+    def active() -> set[str]:
+        return set(Upload.objects.filter(project=project, status=UploadStatus.IN_PROGRESS)
+                   .values_list("multipart_id", flat=True))
+
+    known = active()
+    candidates = [OrphanUpload(m.key, m.upload_id, m.initiated)
+                  for m in backend.iter_multipart(project.bucket)
+                  if m.upload_id not in known
+                  and (m.initiated is None or m.initiated <= cutoff)]
+    if candidates:
+        known = active()
+        candidates = [c for c in candidates if c.upload_id not in known]
+    return candidates
 
 
 def _missing_confirm(backend: StorageBackend, project: Project, keys: set[str],
@@ -268,6 +304,7 @@ def _project_reconcile(*, backend: StorageBackend, project: Project, cutoff: dt.
             else:
                 candidates.append(OrphanObject(obj.key, obj.size, obj.last_modified))
         rep.orphans = _orphans_confirm(project, candidates) if candidates else []
+        rep.orphan_uploads = _orphan_uploads(backend, project, cutoff)
     else:
         rep.missing_bucket = bool(catalogue)
     rep.missing = _missing_confirm(backend, project, unseen, exists) if unseen else []
@@ -280,6 +317,10 @@ def _project_reconcile(*, backend: StorageBackend, project: Project, cutoff: dt.
                 backend.delete_objects(project.bucket, batch)
             for o in rep.orphans:
                 o.deleted = True
+        if delete:
+            for u in rep.orphan_uploads:
+                backend.abort_multipart(project.bucket, u.key, u.upload_id)
+                u.aborted = True
     return rep
 
 

@@ -22,6 +22,7 @@ def _render(report: Report) -> str:
         f"{report.grace_hours:g} h: {t['projects_checked']} project(s) checked",
         f"  orphan objects:  {t['orphan_objects']} ({filesizeformat(t['orphan_bytes'])}), "
         f"{t['orphans_deleted']} deleted",
+        f"  orphan uploads:  {t['orphan_uploads']} ({t['orphan_uploads_aborted']} aborted)",
         f"  missing objects: {t['missing_objects']} ({t['newly_lost']} newly flagged lost, "
         f"{t['found_again']} found again)",
         f"  missing buckets: {t['missing_buckets']}",
@@ -32,6 +33,9 @@ def _render(report: Report) -> str:
                      + (" - BUCKET MISSING" if p.missing_bucket else ""))
         lines += [f"  orphan   {o.key}  {o.size} B  {o.last_modified:%Y-%m-%d %H:%M}"
                   + ("  deleted" if o.deleted else "") for o in p.orphans]
+        lines += [f"  upload   {u.key}  {u.upload_id}"
+                  + (f"  open since {u.initiated:%Y-%m-%d %H:%M}" if u.initiated else "")
+                  + ("  aborted" if u.aborted else "") for u in p.orphan_uploads]
         lines += [f"  missing  {m.path}  (version {m.version}, object {m.object_key})"
                   for m in p.missing]
         if p.found_again:
@@ -53,7 +57,8 @@ class Command(ScheduledJobCommand):
     def add_arguments(self, parser):
         parser.add_argument("--unit", help="Only this unit (internal ref or name).")
         parser.add_argument("--delete", action="store_true",
-                            help="Delete orphan objects older than the grace period and "
+                            help="Delete orphan objects (and abort orphan multipart "
+                                 "uploads) older than the grace period and "
                                  "the emptied buckets of purged projects (a bucket of no "
                                  "project is only reported).")
         parser.add_argument("--dry-run", action="store_true",
