@@ -58,13 +58,15 @@ def session_key(token: dict[str, Any]) -> str:
 
 
 def _load_seen(key: str) -> set[int]:
-    raw = config.read_private(config.state_dir() / STATE_FILE)
-    if raw is None:
-        return set()
-    data = json.loads(raw)
+    try:
+        raw = config.read_private(config.state_dir() / STATE_FILE)
+        data = json.loads(raw) if raw is not None else None
+    except (CliError, ValueError):
+        data = None  # damaged or readable by others: start afresh (it is rewritten 0600)
     if not isinstance(data, dict) or data.get("session") != key:
         return set()  # another login session: everything is new again
-    return {int(i) for i in data.get("seen", []) if isinstance(i, int)}
+    seen = data.get("seen")
+    return {i for i in seen if isinstance(i, int)} if isinstance(seen, list) else set()
 
 
 def _save_seen(key: str, seen: set[int]) -> None:

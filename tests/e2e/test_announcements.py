@@ -5,6 +5,7 @@ and maintenance mode turns everyone but the operator away with a clear message."
 from __future__ import annotations
 
 import json
+import stat
 import time
 
 import pytest
@@ -42,6 +43,13 @@ def test_motd_shown_once_per_session(e2e, operator):
     assert "Message of the day" in r.err
     r = _ok(researcher("project", "ls", "--json"))
     assert "Storage upgrade on Friday" not in r.err  # once per session
+    # What was shown is remembered per session, in a private file without the token.
+    state = researcher.config / "state" / "motd.json"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    token = json.loads((researcher.config / "token.json").read_text())
+    remembered = state.read_text()
+    assert token["access"] not in remembered and token["refresh"] not in remembered
+    assert json.loads(remembered)["seen"] == [first["id"]]
 
     # A new message is shown once, the old one not again.
     _ok(operator("motd", "add", "Back to normal [soon]", "--json"))
@@ -118,3 +126,46 @@ def test_maintenance_mode(e2e, operator):
     assert "off" in r.err
     _ok(researcher("project", "ls"))
     assert json.loads(_ok(researcher("maintenance", "status", "--json")).out)["active"] is False
+
+
+class _Api:
+    """Stands in for cli.client.Api: records how it was asked, answers as told."""
+
+    def __init__(self, answer):
+        self.answer, self.calls = answer, []
+
+    def request(self, method, path, **kwargs):
+        self.calls.append((method, path, kwargs))
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self
+
+    def json(self):
+        return self.answer
+
+
+def test_a_failing_fetch_never_fails_the_command(tmp_path, monkeypatch, capsys):
+    from cli import announce, config
+    from cli.errors import Refused, Unreachable
+
+    monkeypatch.setenv("DDS_CONFIG_DIR", str(tmp_path))
+    config.save_token({"url": "http://dds.test", "username": "u", "access": "a.b.c",
+                       "refresh": "r", "saved_at": "2026-12-01T00:00:00+00:00"})
+    for failure in (Unreachable("down"), Refused("Back at noon.", status=503,
+                                                code="maintenance"), ValueError("not json")):
+        api = _Api(failure)
+        announce.show_new(None, api)  # no exception
+        [(method, path, kwargs)] = api.calls
+        assert (method, path) == ("GET", "motd") and kwargs["timeout"] <= 3
+    (tmp_path / "state").mkdir(exist_ok=True)
+    (tmp_path / "state" / "motd.json").write_text("{damaged")
+    (tmp_path / "state" / "motd.json").chmod(0o600)
+    capsys.readouterr()
+    # A damaged state file is started afresh, not a reason to stop showing messages.
+    announce.show_new(None, _Api([{"id": 1, "message": "Hi there", "created_at": None}]))
+    shown = capsys.readouterr()
+    assert shown.out == "" and "Hi there" in shown.err  # stdout stays the command's
+    assert json.loads((tmp_path / "state" / "motd.json").read_text())["seen"] == [1]
+    # Answers of an unexpected shape are ignored too.
+    announce.show_new(None, _Api({"detail": "odd"}))
+    announce.show_new(None, _Api([{"id": "x"}, "junk"]))
