@@ -58,9 +58,10 @@ def with_second_factor(users: QuerySet[User]) -> QuerySet[User]:
 USER_FIND_LIMIT = 50
 
 
-def users_find(*, actor: User, query: str) -> list[User]:
+def users_find(*, actor: User, query: str, unit: Unit | None = None) -> list[User]:
     """Users the actor may see whose username or email is ``query`` (case-insensitive),
-    then those whose username starts with it; at most :data:`USER_FIND_LIMIT`.
+    then those whose username starts with it (only ``unit``'s staff, if given); at most
+    :data:`USER_FIND_LIMIT`.
 
     Only users the actor may already see are searched (:func:`users_visible_to`): for an
     address outside that, the answer is the same empty list as for one nobody has.
@@ -72,7 +73,9 @@ def users_find(*, actor: User, query: str) -> list[User]:
         raise BadInput("That is longer than any username or email address.")
     exact = Q(username__iexact=query) | Q(email__iexact=query)
     match = exact if "@" in query else exact | Q(username__istartswith=query)
-    rows = (with_second_factor(users_visible_to(actor)).filter(match)
+    users = users_visible_to(actor) if unit is None else users_visible_to(actor).filter(
+        unit=unit)
+    rows = (with_second_factor(users).filter(match)
             .annotate(rank=Case(When(exact, then=Value(0)), default=Value(1),
                                 output_field=IntegerField()))
             .order_by("rank", "username"))

@@ -528,16 +528,14 @@ class UserListApi(APIView):
         query = self.UserListQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         v = query.validated_data
+        unit = unit_get_for_actor(actor=request.user, name=v["unit"]) if "unit" in v else None
         if "q" in v:
-            users = users_find(actor=request.user, query=v["q"])
-            if "unit" in v:
-                unit = unit_get_for_actor(actor=request.user, name=v["unit"])
-                users = [u for u in users if u.unit_id == unit.pk]
-            return Response(UserListOut(users, many=True).data)
-        qs = with_second_factor(users_visible_to(request.user))
-        if "unit" in v:
-            qs = qs.filter(unit=unit_get_for_actor(actor=request.user, name=v["unit"]))
-        return Response(UserListOut(qs.order_by("username"), many=True).data)
+            found = users_find(actor=request.user, query=v["q"], unit=unit)
+            return Response(UserListOut(found, many=True).data)
+        users = with_second_factor(users_visible_to(request.user))
+        if unit is not None:
+            users = users.filter(unit=unit)
+        return Response(UserListOut(users.order_by("username"), many=True).data)
 
 
 class UnitOut(serializers.Serializer):

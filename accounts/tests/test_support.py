@@ -132,6 +132,9 @@ def test_a_unit_s_users_for_its_staff_and_a_super_admin_only(site, unit_a, unit_
     assert other.json()["code"] == nothing.json()["code"] == "not_found"
     got = _client(site, "super").get("/api/v1/users", {"unit": unit_b.name})
     assert {u["username"] for u in got.json()} == {"sb-admin", "sb-admin2"}
+    # A search within a unit: its staff only (not sb-member, a member of its project).
+    got = _client(site, "super").get("/api/v1/users", {"q": "sb-", "unit": unit_b.name})
+    assert [u["username"] for u in got.json()] == ["sb-admin", "sb-admin2"]
     assert _client(site, "member").get("/api/v1/users",
                                        {"unit": unit_a.name}).status_code == 403
 
