@@ -24,7 +24,8 @@ def month_parse(value: str, *, name: str = "month") -> dt.date:
                        f"(got {value!r:.40}).")
     year, month = int(found.group(1)), int(found.group(2))
     if not 1 <= month <= 12 or year < 2000:
-        raise BadInput(f"{name} {value!r} is not a month (YYYY-MM, months 01 to 12).")
+        raise BadInput(f"{name}={value} is not a month: write YYYY-MM, with a month from "
+                       "01 to 12 (and a year from 2000).")
     return dt.date(year, month, 1)
 
 
