@@ -51,8 +51,14 @@ class Ctx:
         self.verbose = False
         #: The command line (for the log's first lines).
         self.argv: list[str] = []
+        self._logging = False
 
     def start_logging(self) -> None:
+        """The debug log that --log-file and -v asked for, once the command line is read
+        (so that its first lines are written once, whatever the options' order)."""
+        if self._logging or not (self.log_file or self.verbose):
+            return
+        self._logging = True
         logging_start(log_file=self.log_file, verbose=self.verbose, argv=self.argv)
 
     @functools.cached_property
@@ -94,18 +100,12 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
 
 def _set_log_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value is not None:
-        state = ctx.ensure_object(Ctx)
-        if state.log_file != value:
-            state.log_file = value
-            state.start_logging()
+        ctx.ensure_object(Ctx).log_file = value
 
 
 def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
-        state = ctx.ensure_object(Ctx)
-        if not state.verbose:
-            state.verbose = True
-            state.start_logging()
+        ctx.ensure_object(Ctx).verbose = True
 
 
 def _set_token_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -140,6 +140,10 @@ class DdsCommand(click.Command):
         super().__init__(*args, **kwargs)
         self.params.extend(_global_options())
 
+    def invoke(self, ctx: click.Context) -> Any:
+        ctx.ensure_object(Ctx).start_logging()
+        return super().invoke(ctx)
+
 
 class DdsGroup(click.Group):
     """A group that takes the global options, makes its commands and subgroups the same
@@ -166,6 +170,10 @@ class DdsGroup(click.Group):
                                   **extra)
                 status = Exit(rv) if isinstance(rv, int) else Exit.OK
             except BaseException as exc:  # noqa: BLE001 - every outcome gets its exit status
+                try:
+                    state.start_logging()  # a usage error comes before the command ran
+                except CliError:
+                    pass  # the log file itself cannot be written: _report says so
                 _log_failure(exc)
                 status = _report(exc, state.json or _json_asked(argv))
             log.debug("exit status %d (%s)", int(status), status.name)

@@ -140,6 +140,21 @@ def test_verbose_prints_the_debug_lines_on_stderr(logged_in, dds):
     assert "debug:" not in r.stderr  # not carried over to the next run
 
 
+def test_the_log_starts_once_whatever_the_options_order(logged_in, dds, tmp_path):
+    logged_in.on("GET", "projects", PROJECTS)
+    log = tmp_path / "dds.log"
+    r = dds("-v", "project", "--log-file", str(log), "ls", "-v")
+    assert r.exit_code == 0
+    text = log.read_text()
+    assert text.count("command line: ") == 1 and text.count("GET projects -> 200") == 1
+    assert r.stderr.count("debug: cli.output: command line: ") == 1
+    # A usage error (before any command ran) is logged too.
+    r = dds("--log-file", str(log), "project", "ls", "--no-such-option")
+    assert r.exit_code == Exit.USAGE
+    added = log.read_text()[len(text):]
+    assert "failed: NoSuchOption" in added and "exit status 2 (USAGE)" in added
+
+
 def test_a_log_file_that_cannot_be_written_is_reported(logged_in, dds, tmp_path):
     r = dds("--log-file", str(tmp_path / "no" / "such" / "dir" / "x.log"), "project", "ls")
     assert r.exit_code == Exit.ERROR and "cannot write the log file" in r.stderr
