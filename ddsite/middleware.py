@@ -98,6 +98,12 @@ def _unauthenticated(exc: AuthenticationFailed) -> JsonResponse:
     return response
 
 
+def _api_detail(message: str) -> str:
+    """The refusal as a client shows it: the operator's words, saying that this is
+    maintenance when they do not (the portal page has its own heading)."""
+    return message if "maintenance" in message.lower() else f"Under maintenance: {message}"
+
+
 class MaintenanceMiddleware:
     """While maintenance mode is on, only the Super Admin uses the system (503 for others)."""
 
@@ -121,7 +127,8 @@ class MaintenanceMiddleware:
             return bad.response
         response: HttpResponse
         if request.path.startswith("/api/"):
-            response = JsonResponse({"detail": message, "code": "maintenance"}, status=503)
+            response = JsonResponse({"detail": _api_detail(message), "code": "maintenance"},
+                                    status=503)
         else:
             response = render(request, "maintenance.html", {"message": message}, status=503)
         response["Retry-After"] = "300"

@@ -306,7 +306,8 @@ def test_maintenance_mode_end_to_end_through_the_api(db):
     # At once (the cache was refreshed, not left to time out).
     refused = researcher.get("/api/v1/me")
     assert refused.status_code == 503
-    assert refused.json() == {"detail": "Back at noon.", "code": "maintenance"}
+    assert refused.json() == {"detail": "Under maintenance: Back at noon.",
+                              "code": "maintenance"}
     assert refused.headers["Retry-After"]
     # The operator still works, and anyone signed in may read the state.
     assert admin.get("/api/v1/me").status_code == 200
@@ -322,6 +323,11 @@ def test_maintenance_mode_end_to_end_through_the_api(db):
     # that an operator whose access token expired refreshes it and gets through.
     garbage = bearer("not-a-token").get("/api/v1/me")
     assert garbage.status_code == 401
+
+    # A message that says it already is not repeated.
+    admin.put("/api/v1/maintenance", {"active": True, "message": "Maintenance until 12."},
+              format="json")
+    assert researcher.get("/api/v1/me").json()["detail"] == "Maintenance until 12."
 
     r = admin.put("/api/v1/maintenance", {"active": False}, format="json")
     assert r.status_code == 200 and r.json()["active"] is False

@@ -109,10 +109,10 @@ def test_maintenance_mode(e2e, operator):
     assert json.loads(r.out)["active"] is True
     r = researcher("project", "ls")
     assert r.code == 5, (r.out, r.err)
-    assert "Back at noon." in r.err and "Traceback" not in r.err
+    assert "Under maintenance: Back at noon." in r.err and "Traceback" not in r.err
     r = researcher("project", "ls", "--json")
-    assert r.code == 5 and json.loads(r.out)["error"] == {"code": "maintenance",
-                                                          "message": "Back at noon."}
+    assert r.code == 5 and json.loads(r.out)["error"] == {
+        "code": "maintenance", "message": "Under maintenance: Back at noon."}
     # Anyone signed in may ask what is going on; the operator carries on working.
     r = _ok(researcher("maintenance", "status"))
     assert "on" in r.out and "Back at noon." in r.out
