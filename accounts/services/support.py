@@ -55,10 +55,11 @@ def invite_cancel(*, email: str, by: User, ip: str | None = None) -> InviteCance
                                "of a Unit Admin.")
     keys = invite.project_keys.select_related("project").order_by("project__public_id")
     mine = keys if by.role == Role.SUPER_ADMIN else keys.filter(project__unit=by.unit)
-    projects = [key.project.public_id for key in mine]
-    if invite.project is not None and invite.project.public_id not in projects and (
+    cancelled = [key.project for key in mine]
+    if invite.project is not None and invite.project not in cancelled and (
             by.role == Role.SUPER_ADMIN or invite.project.unit_id == by.unit_id):
-        projects.insert(0, invite.project.public_id)
+        cancelled.insert(0, invite.project)
+    projects = [project.public_id for project in cancelled]
     others = keys.exclude(pk__in=[key.pk for key in mine])
     partial = by.role != Role.SUPER_ADMIN and others.exists()
     details = {"role": invite.role, "unit": invite.unit.name if invite.unit else None,
@@ -72,6 +73,7 @@ def invite_cancel(*, email: str, by: User, ip: str | None = None) -> InviteCance
             invite.save(update_fields=["project", "is_owner"])
     else:
         invite.delete()  # its InviteProjectKey rows go with it (on_delete=CASCADE)
+    # An invite to one project is that project's event too (its audit trail shows it).
     audit_record(action=AuditAction.INVITE_CANCEL, actor=by, target=invite.email, ip=ip,
-                 details=details)
+                 project=cancelled[0] if len(cancelled) == 1 else None, details=details)
     return InviteCancelled(email=invite.email, projects=projects, deleted=not partial)

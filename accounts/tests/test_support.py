@@ -186,6 +186,7 @@ def test_cancel_deletes_the_invite_and_its_keys_audited(site):
     assert not InviteProjectKey.objects.filter(invite_id=invite.pk).exists()
     event = AuditEvent.objects.get(action="invite.cancel", target="new-researcher@example.org")
     assert event.actor_id == admin.pk and event.details["partial"] is False
+    assert event.project_id == site["project_a"].pk
     # Cancelled is gone: a second time is a 404.
     again = _client(site, "admin").delete("/api/v1/invites/new-researcher@example.org")
     assert again.status_code == 404
