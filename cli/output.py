@@ -207,6 +207,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # The query of any full URL: presigned storage URLs carry their signature there.
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"]*)\?[^\s'\"]*", re.IGNORECASE),
      r"\1?" + MASK),
+    # What a storage error answer may echo of a signed request.
+    (re.compile(r"<(SignatureProvided|StringToSign|StringToSignBytes|CanonicalRequest|"
+                r"CanonicalRequestBytes|AWSAccessKeyId|Credential)>.*?</\1>", re.DOTALL),
+     r"<\1>" + MASK + r"</\1>"),
     # Private keys in PEM/Crypt4GH armour.
     (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE "
                 r"KEY-----|$)", re.DOTALL), MASK),

@@ -217,6 +217,7 @@ def test_redaction_of_what_looks_like_a_secret():
         "-----BEGIN CRYPT4GH PRIVATE KEY-----\nc2VjcmV0\n-----END CRYPT4GH PRIVATE KEY-----":
             "c2VjcmV0",
         "the passphrase is Known-Secret-Value.": "Known-Secret-Value",
+        "HTTP 403: <Error><SignatureProvided>a1b2c3</SignatureProvided></Error>": "a1b2c3",
     }
     for text, hidden in cases.items():
         assert hidden not in redact(text), text
