@@ -60,7 +60,7 @@ def _show_invites(rows: list[dict[str, Any]]) -> None:
            ("invited_by", "Invited by"), ("expires_at", "Expires")])
 
 
-def _save_emails(path: str, unit: str, rows: list[dict[str, Any]]) -> list[str]:
+def _save_emails(path: str, rows: list[dict[str, Any]]) -> list[str]:
     """Write the active accounts' addresses, one a line; readable by the owner only
     (they are personal data)."""
     emails = sorted({row["email"] for row in rows if row.get("is_active", True)},
@@ -87,7 +87,11 @@ def _save_emails(path: str, unit: str, rows: list[dict[str, Any]]) -> list[str]:
 @pass_ctx
 def user_ls(ctx: Ctx, project: str | None, invites: bool, unit: str | None,
             save_emails: str | None) -> None:
-    """List users (of your unit, of one project or unit), or the pending invites."""
+    """List users, a project's members, a unit's staff or the pending invites.
+
+    Without options: the users you manage (your unit's staff and your unit's projects'
+    members; everyone for a Super Admin).
+    """
     if sum(map(bool, (project, invites, unit))) > 1:
         raise UsageError("Choose one of --project, --invites and --unit.")
     if save_emails and not unit:
@@ -99,7 +103,7 @@ def user_ls(ctx: Ctx, project: str | None, invites: bool, unit: str | None,
     elif unit:
         rows = ctx.api.get("users", params={"unit": unit})
         if save_emails:
-            emails = _save_emails(save_emails, unit, rows)
+            emails = _save_emails(save_emails, rows)
             done(ctx.json, {"unit": unit, "file": save_emails, "emails": emails},
                  f"Saved {len(emails)} address{'es' if len(emails) != 1 else ''} of "
                  f"{unit}'s active staff to {save_emails}.")
@@ -113,9 +117,10 @@ def user_ls(ctx: Ctx, project: str | None, invites: bool, unit: str | None,
 @click.argument("term")
 @pass_ctx
 def user_find(ctx: Ctx, term: str) -> Outcome:
-    """Find a user by username or email (exact, any case; or the start of a username).
+    """Find a user by username or email.
 
-    Only users you may see are searched: your unit's staff and your unit's projects'
+    TERM is a username or an email address (exact, any case), or the start of a
+    username. Only users you may see are searched: your unit's staff and your unit's projects'
     members (everyone for a Super Admin). Exit status 1 when nobody matches.
     """
     rows = ctx.api.get("users", params={"q": term})
@@ -178,8 +183,12 @@ def user_add(ctx: Ctx, email: str, role: str, project: str | None, owner: bool,
 @pass_ctx
 def user_delete(ctx: Ctx, username: str | None, invite: str | None, myself: bool,
                 yes: bool) -> None:
-    """Delete a user account (USERNAME), cancel an invite (--invite) or delete your own
-    account (--self)."""
+    """Delete a user, cancel an invite, or delete your own account.
+
+    USERNAME deletes that account; --invite EMAIL cancels the pending invite of EMAIL
+    (its link stops working); --self asks to delete your own account (an email with a
+    link to confirm it is sent to you).
+    """
     if sum(map(bool, (username, invite, myself))) != 1:
         raise UsageError("Give exactly one of USERNAME, --invite EMAIL and --self.")
     if invite:
@@ -204,9 +213,11 @@ def user_delete(ctx: Ctx, username: str | None, invite: str | None, myself: bool
 @yes_option
 @pass_ctx
 def user_reset_second_factor(ctx: Ctx, username: str, yes: bool) -> None:
-    """Reset a user's second factor (Super Admin): for a user who lost their
-    authenticator app. Logins use emailed codes again, their sessions end, they are
-    emailed."""
+    """Reset a user's second factor (Super Admin).
+
+    For a user who lost their authenticator app: the app is removed, logins use emailed
+    codes again, the user's sessions end and the user is emailed. Audited.
+    """
     confirm(f"Reset the second factor of {username}? Their authenticator app is removed "
             "and their sessions end.", yes=yes)
     got = ctx.api.post(f"users/{username}/second-factor-reset")
