@@ -255,3 +255,28 @@ def test_api_refuses_tokens_until_the_new_version_is_accepted(settings):
 
     agreement_accept(user=User.objects.get(pk=user.pk), version="2")
     assert api_login(user, password)["access"]
+
+
+# --------------------------------------------------------------------------- migration
+
+
+@pytest.mark.django_db(transaction=True)
+def test_accounts_from_before_the_migration_count_as_version_1(settings):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("accounts", "0006_unit_billing_quota_warned")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old_user = executor.loader.project_state(before).apps.get_model("accounts", "User")
+        old_user.objects.create(username="old-timer", email="old@example.org", name="Old",
+                                password="!")
+        settings.DDS_USER_AGREEMENT_VERSION = "5"  # the site already runs a later version
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    old = User.objects.get(username="old-timer")
+    assert old.agreement_version == "1" and agreement_required(old)
+    assert not AgreementAcceptance.objects.filter(user=old).exists()
