@@ -169,6 +169,15 @@ class MOTDAdmin(SuperAdminOnly):
         obj.pk, obj.message, obj.is_active = saved.pk, saved.message, saved.is_active
         obj.created_at = saved.created_at
 
+    def delete_model(self, request, obj):
+        # Deleting stops showing it: audited as a deactivation first.
+        announcements.motd_deactivate(by=request.user, motd_id=obj.pk, ip=client_ip(request))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for motd in queryset:
+            self.delete_model(request, motd)
+
     @admin.action(description="Deactivate (stop showing them)")
     def deactivate(self, request, queryset):
         for motd in queryset:
@@ -212,3 +221,12 @@ class MaintenanceAdmin(SuperAdminOnly):
         # One row (id 1), whether this form added or changed it.
         obj.pk, obj.is_active, obj.changed_at = 1, state.active, state.changed_at
         obj.message = Maintenance.objects.values_list("message", flat=True).get(pk=1)
+
+    def delete_model(self, request, obj):
+        # No row means off: switch off first (audited, cache refreshed), then delete.
+        announcements.maintenance_set(by=request.user, on=False, ip=client_ip(request))
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for row in queryset:
+            self.delete_model(request, row)

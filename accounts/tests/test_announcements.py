@@ -389,6 +389,20 @@ def test_admin_saves_go_through_the_services(db, django_capture_on_commit_callba
     assert maintenance_message() is None and len(_events("maintenance.off")) == 1
     assert Maintenance.objects.count() == 1
 
+    # Deleting is switching off (audited, the cache refreshed) and a deactivation.
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/admin/accounts/maintenance/add/", {"is_active": "on", "message": "On"})
+    assert maintenance_message() == "On"
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post("/admin/accounts/maintenance/1/delete/", {"post": "yes"})
+    assert r.status_code == 302 and not Maintenance.objects.exists()
+    assert maintenance_message() is None and len(_events("maintenance.off")) == 2
+    other = motd_add(by=operator, message="To delete")
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(f"/admin/accounts/motd/{other.pk}/delete/", {"post": "yes"})
+    assert r.status_code == 302 and not MOTD.objects.filter(pk=other.pk).exists()
+    assert [e.target for e in _events("motd.deactivate")][-1] == str(other.pk)
+
 
 def test_portal_banner_and_operator_notice(db, rf):
     from django.contrib.auth.models import AnonymousUser
