@@ -54,6 +54,7 @@ class StatsSnapshot(models.Model):
 
     class Meta:
         ordering = ["month"]
+        verbose_name = "statistics snapshot"
         constraints = [
             models.CheckConstraint(condition=models.Q(month__day=1),
                                    name="stats_snapshot_first_day"),
