@@ -54,7 +54,7 @@ from audit.services import audit_record
 from jobs.runner import operator_emails
 from mail.services import mail_send_template
 from projects.models import FINAL_STATUSES, Project
-from transfers.errors import BadInput, StorageRejected
+from transfers.errors import BadInput, StorageRejected, StorageUnavailable
 from transfers.models import File, FileVersion, StorageLocation, Upload, UploadStatus
 from transfers.storage import StorageBackend, storage_for_unit, storage_identity_for_unit
 
@@ -141,6 +141,8 @@ class Report:
     projects_checked: int = 0
     projects: list[ProjectReport] = field(default_factory=list)  #: those with findings
     stale_buckets: list[StaleBucket] = field(default_factory=list)
+    #: Stores or buckets that could not be reconciled (the run then fails at the end).
+    errors: list[str] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -159,6 +161,7 @@ class Report:
             "missing_buckets": sum(p.missing_bucket for p in self.projects),
             "stale_buckets": len(self.stale_buckets),
             "stale_buckets_deleted": sum(b.deleted for b in self.stale_buckets),
+            "errors": len(self.errors),
         }
 
     @property
@@ -378,10 +381,41 @@ def _stale_buckets(*, backend: StorageBackend, label: str, unit: Unit | None,
 # --------------------------------------------------------------------------- the run
 
 
+def _store_reconcile(*, report: Report, backend: StorageBackend, label: str,
+                     units: list[Unit], unit: Unit | None, cutoff: dt.datetime,
+                     delete: bool, dry_run: bool, now: dt.datetime,
+                     seen_buckets: set[tuple[str, str]]) -> None:
+    """Every project bucket of ``units`` on one store, then the store's stale buckets."""
+    projects = (Project.objects.select_related("unit").filter(unit__in=units)
+                .order_by("public_id"))
+    for project in projects.iterator():
+        if project.status in FINAL_STATUSES and project.storage_purged_at is None:
+            continue  # the purge job's (projects_storage_cleanup)
+        report.projects_checked += 1
+        try:
+            rep = _project_reconcile(backend=backend, project=project, cutoff=cutoff,
+                                     delete=delete, dry_run=dry_run, now=now)
+        except StorageRejected as exc:  # this bucket only (e.g. its policy): go on
+            report.errors.append(f"{project.public_id} ({project.bucket}): {exc}")
+            logger.error("bucket %s could not be reconciled: %s", project.bucket, exc)
+            continue
+        if rep.has_findings:
+            report.projects.append(rep)
+    for bucket in _stale_buckets(backend=backend, label=label, unit=unit, delete=delete,
+                                 dry_run=dry_run):
+        if (label, bucket.bucket) not in seen_buckets:
+            seen_buckets.add((label, bucket.bucket))
+            report.stale_buckets.append(bucket)
+
+
 def storage_reconcile(*, unit: Unit | None = None, delete: bool = False,
                       dry_run: bool = False, now: dt.datetime | None = None) -> Report:
     """Compare the catalogue with storage (every unit, or ``unit``); see the module
-    docstring. Audited ``storage.reconcile`` with the totals, unless ``dry_run``."""
+    docstring. Audited ``storage.reconcile`` with the totals, unless ``dry_run``.
+
+    A store that cannot be reached (or a bucket storage refuses to list) does not stop
+    the others: it is named in ``Report.errors``, and the caller fails the run after
+    reporting (``storage_reconcile`` command: non-zero exit, the job's failure email)."""
     if delete and dry_run:
         raise BadInput("A dry run deletes nothing: give delete or dry_run, not both.")
     now = now or timezone.now()
@@ -398,21 +432,15 @@ def storage_reconcile(*, unit: Unit | None = None, delete: bool = False,
         stores[key][2].append(u)
     seen_buckets: set[tuple[str, str]] = set()
     for label, backend, members in stores.values():
-        projects = (Project.objects.select_related("unit").filter(unit__in=members)
-                    .order_by("public_id"))
-        for project in projects.iterator():
-            if project.status in FINAL_STATUSES and project.storage_purged_at is None:
-                continue  # the purge job's (projects_storage_cleanup)
-            report.projects_checked += 1
-            rep = _project_reconcile(backend=backend, project=project, cutoff=cutoff,
-                                     delete=delete, dry_run=dry_run, now=now)
-            if rep.has_findings:
-                report.projects.append(rep)
-        for bucket in _stale_buckets(backend=backend, label=label, unit=unit, delete=delete,
-                                     dry_run=dry_run):
-            if (label, bucket.bucket) not in seen_buckets:
-                seen_buckets.add((label, bucket.bucket))
-                report.stale_buckets.append(bucket)
+        try:
+            _store_reconcile(report=report, backend=backend, label=label, units=members,
+                             unit=unit, cutoff=cutoff, delete=delete, dry_run=dry_run,
+                             now=now, seen_buckets=seen_buckets)
+        except StorageUnavailable as exc:
+            # This store is down (or refuses our credentials): the others are still
+            # reconciled, and the run fails at the end (the caller raises on errors).
+            report.errors.append(f"{label}: {exc}")
+            logger.error("storage %s could not be reconciled: %s", label, exc)
     if not dry_run:
         audit_record(action=AuditAction.STORAGE_RECONCILE,
                      target=unit.name if unit else "all units",

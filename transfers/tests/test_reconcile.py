@@ -384,3 +384,21 @@ def test_a_multipart_upload_of_no_upload_in_progress_is_aborted_by_delete(storag
     assert report.totals["orphan_uploads_aborted"] == 1
     assert {m.upload_id for m in backend.iter_multipart(project.bucket)} == {
         live.multipart_id}
+
+
+# ------------------------------------------------------------------ failures
+
+
+def test_unreachable_storage_fails_the_run_after_reporting(s3_storage, settings,
+                                                           django_capture_on_commit_callbacks):
+    settings.DDS_OPERATOR_EMAILS = ["ops@example.org"]
+    settings.AWS_S3_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens there
+    project = unique_project()
+    report = storage_reconcile(unit=project.unit)
+    assert len(report.errors) == 1 and "unreachable" in report.errors[0]
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(CommandError,
+                                                                         match="could not"):
+        call_command("storage_reconcile", "--unit", project.unit.internal_ref,
+                     stdout=StringIO())
+    [message] = [m for m in mail.outbox if "Storage reconciliation" in m.subject]
+    assert "INCOMPLETE" in message.subject and "NOT RECONCILED" in message.body

@@ -40,6 +40,7 @@ def _render(report: Report) -> str:
                   for m in p.missing]
         if p.found_again:
             lines.append(f"  {p.found_again} lost file(s) found again")
+    lines += [f"ERROR {e}" for e in report.errors]
     for b in report.stale_buckets:
         owner = f"project {b.project} ({b.reason})" if b.project else "no project"
         lines.append(f"stale bucket {b.bucket} on {b.storage}: {owner}, "
@@ -86,3 +87,6 @@ class Command(ScheduledJobCommand):
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
         else:
             self.stdout.write(_render(report))
+        if report.errors:  # findings never fail the run; storage we could not read does
+            raise CommandError(f"{len(report.errors)} store(s)/bucket(s) could not be "
+                               f"reconciled: {'; '.join(report.errors)[:500]}")
