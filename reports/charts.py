@@ -78,7 +78,7 @@ def _panel(series: Series, snapshots: Sequence[StatsSnapshot]) -> SafeString:
         "<title>{title}</title>"
         '<text x="4" y="16" font-size="13" font-weight="bold" fill="#333">{title}</text>'
         '<text x="{right}" y="16" font-size="12" fill="#333" text-anchor="end">'
-        "now {latest}</text>"
+        "latest {latest}</text>"
         '<text x="{lx}" y="{ty}" font-size="10" fill="#666" text-anchor="end">{max}</text>'
         '<text x="{lx}" y="{by}" font-size="10" fill="#666" text-anchor="end">0</text>'
         '<line x1="{left}" y1="{by}" x2="{right}" y2="{by}" stroke="#ccc"/>'

@@ -155,3 +155,21 @@ def test_the_recorder_counts_the_real_hours_of_a_daylight_saving_month(november)
     usage_record(period_start=local(2026, 10, 1), period_end=local(2026, 11, 1))
     row = Usage.objects.get(project=november.idle)
     assert row.byte_hours == Decimal(GB * 745)  # the clocks went back: 31 × 24 + 1
+
+
+def test_the_report_takes_the_same_queries_for_more_projects(november):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from projects.tests.factories import ProjectFactory
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            usage_report_csv(_report(november, first=dt.date(2026, 10, 1), last=NOV))
+        return len(ctx.captured_queries)
+
+    before = count()
+    for _ in range(5):
+        version(ProjectFactory(unit=november.nbis), GB, local(2026, 10, 2))
+    usage_record(period_start=local(2026, 10, 1), period_end=local(2026, 11, 1))
+    assert count() <= before  # a recorded month needs no live computation
