@@ -1,9 +1,10 @@
 """The user agreement: accepted at registration, asked again when its version changes.
 
-The text is a template (``templates/portal/terms.html``, shown at /terms/); its version is
-the setting ``DDS_USER_AGREEMENT_VERSION`` (accounts.models.user_agreement_version). Each
-acceptance is a row of :class:`AgreementAcceptance` (the history) and an audit event, and
-moves ``User.agreement_version`` (the one value every check compares, so checking costs no
+The text is a template (``templates/portal/public/_terms_text.html``, shown at /terms/ and
+on the acceptance page); its version is the setting ``DDS_USER_AGREEMENT_VERSION``
+(accounts.models.user_agreement_version). Each acceptance is a row of
+:class:`AgreementAcceptance` (the history) and an audit event, and moves
+``User.agreement_version`` (the one value every check compares, so checking costs no
 query). A user whose version is not the one in force is sent to the portal's acceptance
 page (portal.middleware.AgreementMiddleware) and gets no new API tokens (accounts.api).
 """
@@ -27,6 +28,8 @@ AGREEMENT_TEXT_PATH = "/terms/"
 AGREEMENT_ACCEPT_PATH = "/accounts/agreement/"
 
 
+# Here rather than in accounts/errors.py only because that file has another owner in this
+# change; it belongs there.
 class AgreementRequired(NotAllowed):
     """The user agreement changed: accept the new version in the portal first."""
 
