@@ -395,9 +395,17 @@ def projects_busy_for(user) -> list[BusyProject]:
     rotation = KeyRotation.objects.filter(project=OuterRef("pk"),
                                           status=KeyRotationStatus.RUNNING)
     ended = ProjectStatusEvent.objects.filter(project=OuterRef("pk")).order_by("-at", "-id")
-    purge = Q(status__in=FINAL_STATUSES, storage_purged_at__isnull=True)
+    # The candidates first (indexed lookups), so the columns below are computed only for
+    # the projects that are busy, not for every project an operator can see.
+    in_flight = (
+        Q(pk__in=Upload.objects.filter(status=UploadStatus.IN_PROGRESS,
+                                       created_at__gte=_live_upload_cutoff())
+          .values("project_id"))
+        | Q(pk__in=KeyRotation.objects.filter(status=KeyRotationStatus.RUNNING)
+            .values("project_id"))
+        | Q(busy=True) | Q(status__in=FINAL_STATUSES, storage_purged_at__isnull=True))
     found = (
-        projects_visible_to(user)
+        projects_visible_to(user).filter(in_flight)
         .annotate(
             n_uploads=Coalesce(Subquery(uploads.order_by().values("project")
                                         .annotate(n=Count("pk")).values("n"),
@@ -409,7 +417,6 @@ def projects_busy_for(user) -> list[BusyProject]:
             rotation_files_done=Subquery(rotation.values("files_done")[:1],
                                          output_field=IntegerField()),
             last_status_at=Subquery(ended.values("at")[:1], output_field=DateTimeField()))
-        .filter(Q(n_uploads__gt=0) | Q(rotation_since__isnull=False) | Q(busy=True) | purge)
         .values("public_id", "unit__name", "unit__display_name", "status", "busy",
                 "storage_purged_at", "n_uploads", "uploads_since", "rotation_since",
                 "rotation_files_done", "last_status_at"))

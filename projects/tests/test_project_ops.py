@@ -190,3 +190,16 @@ def test_busy_is_not_a_project_id(world):
     assert staff.get("/api/v1/projects/busy").status_code == 200
     assert staff.get(f"/api/v1/projects/{world.project.public_id}").status_code == 200
     assert "-" in world.project.public_id
+
+
+@pytest.mark.django_db
+def test_busy_list_is_one_query(world, django_assert_num_queries):
+    from projects.api import projects_busy_for
+
+    for n in range(3):
+        project = project_create(unit=world.unit, by=world.admin, title=f"P{n}")
+        _upload(project, path=f"f{n}")
+    with django_assert_num_queries(1):
+        rows = projects_busy_for(world.staff)
+    assert len(rows) == 3 and all(r.uploads == 1 for r in rows)
+    assert [r.since for r in rows] == sorted(r.since for r in rows)
