@@ -330,10 +330,15 @@ def _project_reconcile(*, backend: StorageBackend, project: Project, cutoff: dt.
 # --------------------------------------------------------------------------- buckets
 
 
+def _bucket_part(name: str) -> str:
+    """As a name appears in a bucket name (projects.services.creation.bucket_name_for)."""
+    return name.lower().replace("_", "-")
+
+
 def _bucket_prefixes() -> list[str]:
     prefixes = {"dds-"}
-    prefixes.update(f"{p.lower()}-" for p in StorageLocation.objects.exclude(bucket_prefix="")
-                    .values_list("bucket_prefix", flat=True))
+    prefixes.update(f"{_bucket_part(p)}-" for p in StorageLocation.objects
+                    .exclude(bucket_prefix="").values_list("bucket_prefix", flat=True))
     return sorted(prefixes)
 
 
@@ -350,7 +355,7 @@ def _stale_buckets(*, backend: StorageBackend, label: str, unit: Unit | None,
                 .only("bucket", "public_id", "status", "storage_purged_at", "unit_id")}
     # A bucket of no project can still be attributed to a unit by its name
     # (``<prefix>-<unit ref>-<counter>``, projects.services.creation.bucket_name_for).
-    mine = re.compile(rf"-{re.escape(unit.internal_ref.lower())}-\d+$") if unit else None
+    mine = re.compile(rf"-{re.escape(_bucket_part(unit.internal_ref))}-\d+$") if unit else None
     stale: list[StaleBucket] = []
     for name in names:
         project = projects.get(name)

@@ -21,7 +21,7 @@ from audit.models import AuditEvent
 from projects.models import ProjectStatus
 from projects.tests.factories import ProjectFactory
 from transfers.errors import BadInput
-from transfers.models import File, FileVersion, Upload
+from transfers.models import File, FileVersion, StorageLocation, Upload
 from transfers.services.reconcile import storage_reconcile
 from transfers.storage import LocalBackend, StorageBackend, storage_for_project
 from transfers.tests.factories import FileFactory
@@ -402,3 +402,15 @@ def test_unreachable_storage_fails_the_run_after_reporting(s3_storage, settings,
                      stdout=StringIO())
     [message] = [m for m in mail.outbox if "Storage reconciliation" in m.subject]
     assert "INCOMPLETE" in message.subject and "NOT RECONCILED" in message.body
+
+
+def test_buckets_named_with_a_storage_location_prefix_are_ours_too(storage):
+    unit = UnitFactory(internal_ref=f"r_{secrets.token_hex(3)}")
+    StorageLocation.objects.create(unit=unit, name="here", region="local", endpoint="",
+                                   bucket_prefix="Acme_Lab")
+    project = unique_project(unit=unit)
+    backend = storage_for_project(project)
+    stray = f"acme-lab-{unit.internal_ref.replace('_', '-')}-00042"
+    backend.create_bucket(stray)
+    report = storage_reconcile(unit=unit)
+    assert [(b.bucket, b.reason) for b in report.stale_buckets] == [(stray, "unknown")]
