@@ -71,9 +71,21 @@ def test_a_unit_admin_sees_the_usage_of_their_own_unit(usage_world, tmp_path):
     r = w.staff("unit", "usage", "--month", "2026-13")
     assert r.code == 5 and "not a month" in r.err
 
+    r = w.staff("unit", "usage", "--from", w.month, "--to", w.month, "--json")
+    assert r.code == 0 and json.loads(r.out)["total"]["cost"] == "2.50"
+    for wrong in (("--to", w.month), ("--month", w.month, "--from", w.month)):
+        r = w.staff("unit", "usage", *wrong)
+        assert r.code == 2 and "--from" in r.err, (wrong, r.err)
+
+    # Storage against the quota: 1 GB of 1.2 GB is above the 80 % warning level.
+    w.unit.quota_bytes, w.unit.warning_level = 1_200_000_000, 0.8
+    w.unit.save(update_fields=["quota_bytes", "warning_level"])
     r = w.staff("unit", "ls")
     assert r.code == 0, r.err
-    assert "Used" in r.out and "1.0 GB" in r.out and "%" in r.out
+    assert "Used" in r.out and "1.0 GB" in r.out and "1.2 GB" in r.out
+    assert "83.3%" in r.out and "at or above warning level" in r.out
+    r = w.staff("unit", "ls", "--json")
+    assert [u["stored_bytes"] for u in json.loads(r.out)] == [GB]
 
 
 def test_the_operator_sees_the_statistics_and_every_unit(usage_world):
