@@ -46,6 +46,13 @@ def test_create_invites_grant_without_mail_and_busy(e2e):
         [message] = _mails_to(email)
         assert "/accounts/register/?t=" in message.body
 
+    quiet = staff("project", "create", "-t", "Quiet", "--force", "--researcher",
+                  "hush@example.org", "--no-mail", "--json")
+    assert quiet.code == 0, quiet.err
+    assert [i["email"] for i in json.loads(quiet.out)["invited"]] == ["hush@example.org"]
+    assert Invite.objects.filter(email="hush@example.org").exists()
+    assert _mails_to("hush@example.org") == []
+
     granted = staff("project", "access", "grant", "-p", project_id,
                     "-e", "quiet@example.org", "--no-mail")
     assert granted.code == 0, granted.err
