@@ -85,8 +85,6 @@ def test_the_footer_and_the_login_page_link_the_public_pages():
     assert "Trouble logging in?" in login
 
 
-@pytest.mark.xfail(strict=True, reason="needs portal.middleware.PUBLIC_PREFIXES in "
-                   "ddsite.middleware.MAINTENANCE_OPEN_PREFIXES (H3's file; reported)")
 def test_public_pages_stay_open_during_maintenance(settings):
     Maintenance.objects.update_or_create(id=1, defaults={"is_active": True})
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
