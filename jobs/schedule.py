@@ -32,6 +32,11 @@ JOBS: tuple[Job, ...] = (
     Job("usage-record", "usage_record", "0 2 1 * *"),
     Job("audit-verify", "audit_verify", "0 3 * * *"),
     Job("mail-flush", "mail_flush", "*/10 * * * *"),
+    # Facility operations (docs/operator-guide.md).
+    Job("quota-monitor", "quota_monitor", "20 * * * *"),
+    Job("storage-reconcile", "storage_reconcile", "0 4 * * 1"),
+    Job("usage-report-send", "usage_report_send", "0 6 1 * *"),
+    Job("stats-snapshot", "stats_snapshot", "30 6 1 * *"),
 )
 
 
