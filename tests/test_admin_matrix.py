@@ -24,6 +24,7 @@ from django.utils import timezone
 from accounts.models import MOTD, EmailDevice, Maintenance, Role, TOTPDevice, User
 from accounts.tests.helpers import portal_login
 from keys.services import user_kek_derive
+from reports.models import StatsSnapshot
 from tests.permission_matrix import build_world
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +60,8 @@ POLICY = {
     "transfers.fileversion": READ_ONLY,
     "transfers.upload": READ_ONLY,
     "transfers.usage": READ_ONLY,
+    # Statistics of the whole system: the operator's only.
+    "reports.statssnapshot": policy(view={S}, visible={S}),
 }
 
 
@@ -108,6 +111,8 @@ def admin_world():
         "transfers.usage": Usage.objects.create(project=project, period_start=now
                                                 - timedelta(days=30), period_end=now,
                                                 byte_hours=5),
+        "reports.statssnapshot": StatsSnapshot.objects.create(
+            month=now.date().replace(day=1), as_of=now, units=1),
     }
     # Second-factor secrets that must never be shown: an authenticator app (of a user who
     # does not log in here) and a pending email code.

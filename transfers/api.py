@@ -516,8 +516,6 @@ class FilesDownloadApi(TransferView):
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         v = self.valid(self.FilesDownloadIn, request.data)
-        selectors.download_lost_check(project=project, paths=v.get("paths"),
-                                      folder=v.get("folder"))
         result = files_download_prepare(
             project=project, user=request.user, kek=request_kek(request), ip=client_ip(request),
             recipient_public_key=v["public_key"], paths=v.get("paths"),

@@ -17,14 +17,21 @@ from core.errors import (
     Unavailable,
 )
 
-__all__ = ["BadInput", "Conflict", "NotAllowed", "NotFound", "ProjectBusy", "QuotaExceeded",
-           "StorageRejected", "StorageUnavailable"]
+__all__ = ["BadInput", "Conflict", "FileLost", "NotAllowed", "NotFound", "ProjectBusy",
+           "QuotaExceeded", "StorageRejected", "StorageUnavailable"]
 
 
 class QuotaExceeded(TooLarge):
     """The unit's storage quota does not have room for this."""
 
     code = "quota_exceeded"
+
+
+class FileLost(Conflict):
+    """A file asked for is flagged lost: storage no longer holds its object
+    (``storage_reconcile``); ``lost`` names the paths."""
+
+    code = "file_lost"
 
 
 class StorageRejected(BadInput):

@@ -23,7 +23,7 @@ from transfers.annotations import (
     with_file_totals,
     with_unit_storage,
 )
-from transfers.errors import BadInput, Conflict, NotAllowed, NotFound, ProjectBusy
+from transfers.errors import BadInput, FileLost, NotAllowed, NotFound, ProjectBusy
 from transfers.models import File, FileVersion, Folder, Upload
 from transfers.paths import path_normalise
 
@@ -153,7 +153,7 @@ def download_lost_check(*, project: Project, paths: Sequence[str] | None = None,
         return
     shown = ", ".join(named[:LOST_NAMED_MAX]) + (", ..." if len(named) > LOST_NAMED_MAX else "")
     which = "A file of this download is" if len(named) == 1 else "Files of this download are"
-    raise Conflict(
+    raise FileLost(
         f"{which} lost in storage and cannot be downloaded: {shown}. The facility's operators "
         "have been told; download the other files by path, or ask the unit to upload "
         "the lost ones again.", lost=named[:LOST_NAMED_MAX])

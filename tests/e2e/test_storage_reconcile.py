@@ -43,6 +43,8 @@ def test_a_lost_file_is_shown_lost_and_refused_by_dds(e2e, tmp_path):
     assert r.code == 0, r.err
     listed = {f["name"]: f for f in json.loads(r.out)["files"]}
     assert listed["lost.bin"]["lost"] is True and listed["ok.bin"]["lost"] is False
+    r = staff("data", "ls", "-p", project)
+    assert "lost.bin (lost)" in r.out and "ok.bin (lost)" not in r.out
 
     back = tmp_path / "back"
     r = staff("data", "get", "-p", project, "-s", "lost.bin", "-d", str(back), "--silent")

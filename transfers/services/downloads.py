@@ -19,7 +19,7 @@ from projects.models import Project
 from transfers.errors import BadInput
 from transfers.models import File
 from transfers.paths import path_normalise
-from transfers.selectors import files_page, files_under
+from transfers.selectors import download_lost_check, files_page, files_under
 from transfers.services.headers import headers_for_recipient, recipient_key_check
 from transfers.storage import storage_for_project
 
@@ -74,6 +74,7 @@ def files_download_prepare(*, project: Project, user: User, kek: bytes,
     limit = max(1, min(limit, DOWNLOAD_BATCH_MAX))
     recipient_key_check(recipient_public_key)
     asked, wanted = _download_files(project=project, paths=paths, folder=folder)
+    download_lost_check(project=project, paths=paths, folder=folder)
     files, cursor = files_page(asked, after=after, limit=limit)
     headers = headers_for_recipient(project=project, user=user, kek=kek,
                                     headers=[bytes(f.header) for f in files],
@@ -89,7 +90,8 @@ def files_download_prepare(*, project: Project, user: User, kek: bytes,
         for f, h in zip(files, headers, strict=True)]
     audit_record(action=AuditAction.FILE_DOWNLOAD, actor=user, project=project, ip=ip,
                  target=files[0].path if len(files) == 1 else f"{len(files)} files",
-                 details={"count": len(files), "paths": [f.path for f in files[:50]]})
+                 details={"count": len(files), "bytes": sum(f.size_stored for f in files),
+                          "paths": [f.path for f in files[:50]]})
     return {"files": out,
             "missing": sorted(wanted - {f.path for f in files}) if wanted is not None else [],
             "expires_in": ttl, "next": cursor}

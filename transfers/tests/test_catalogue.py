@@ -184,7 +184,9 @@ def test_usage_is_byte_hours_per_version():
     project = ProjectFactory()
     start = dt.datetime(2025, 3, 1, tzinfo=timezone.get_current_timezone())
     end = dt.datetime(2025, 4, 1, tzinfo=timezone.get_current_timezone())
-    hours = Decimal((end - start).total_seconds() / 3600)
+    # March 2025 has a clock change in Europe: 743 real hours, counted in UTC.
+    hours = Decimal((end.astimezone(dt.UTC) - start.astimezone(dt.UTC)).total_seconds() / 3600)
+    assert hours == 743
     FileVersion.objects.create(project=project, object_key="a", size_stored=1000,
                                uploaded_at=start - dt.timedelta(days=3))
     FileVersion.objects.create(project=project, object_key="b", size_stored=10,
