@@ -222,11 +222,16 @@ def _show_tree(project: str, folder: str, size: bool) -> Callable[[list[dict[str
     return render
 
 
+#: After a file that storage lost (``storage_reconcile`` flags it; downloads refuse it).
+_LOST = " (lost)"
+
+
 def _show_listing(size: bool) -> Callable[[dict[str, Any]], None]:
     def render(d: dict[str, Any]) -> None:
         if not out.is_terminal:
             rows = ([[f"{f['name']}/", human(f["size_original"])] for f in d["folders"]]
-                    + [[f["name"], human(f["size_original"])] for f in d["files"]])
+                    + [[f["name"] + _LOST * bool(f.get("lost")), human(f["size_original"])]
+                       for f in d["files"]])
             plain(([["Name", "Size"], *rows]) if size else [row[:1] for row in rows])
             return
         t = Table(show_header=size, box=None)
@@ -237,7 +242,8 @@ def _show_listing(size: bool) -> Callable[[dict[str, Any]], None]:
             t.add_row(f"[blue]{escape(f['name'])}/[/]",
                       *([human(f["size_original"])] if size else []))
         for f in d["files"]:
-            t.add_row(escape(f["name"]), *([human(f["size_original"])] if size else []))
+            name = escape(f["name"]) + (f"[red]{_LOST}[/]" if f.get("lost") else "")
+            t.add_row(name, *([human(f["size_original"])] if size else []))
         out.print(t)
 
     return render

@@ -32,13 +32,51 @@ def show_projects(rows: list[dict[str, Any]]) -> None:
            for r in rows], PROJECT_COLUMNS)
 
 
+USAGE_COLUMNS = [*PROJECT_COLUMNS, ("gb_months", "GB-months"), ("cost", "Cost")]
+
+
+def _with_usage(ctx: Ctx, rows: list[dict[str, Any]], month: str | None) -> list[dict[str, Any]]:
+    """Each project's GB-months and cost in ``month`` (default: last month), from
+    GET /usage (unit staff; a researcher is refused there, with the server's reason)."""
+    report = ctx.api.get("usage", params={"month": month} if month else None)
+    by_id = {p["project_id"]: {**p, "currency": report.get("currency")}
+             for u in report.get("units", []) for p in u.get("projects", [])}
+    period = report.get("from") if report.get("from") == report.get("to") else (
+        f"{report.get('from')}..{report.get('to')}")
+    return [{**r, "usage": {"month": period, "gb_months": by_id.get(r["id"], {}).get(
+                "gb_months", "0"), "cost": by_id.get(r["id"], {}).get("cost"),
+                "currency": report.get("currency")}} for r in rows]
+
+
+def _show_projects_usage(rows: list[dict[str, Any]]) -> None:
+    month = rows[0]["usage"]["month"] if rows else ""
+    table([{**r, "size": human(r.get("size_bytes", 0)),
+            "deadline": when(r.get("deadline")) if r.get("deadline") else None,
+            "gb_months": r["usage"]["gb_months"],
+            "cost": (f"{r['usage']['cost']} {r['usage']['currency']}"
+                     if r["usage"]["cost"] is not None else "-")}
+           for r in rows], USAGE_COLUMNS)
+    if month:
+        err.print(f"Usage in {month} (GB-months: 10^9 bytes stored for a whole month).",
+                  markup=False)
+
+
 @project.command("ls")
 @click.option("--status", help="Only projects in this status (e.g. available).")
+@click.option("--usage", is_flag=True,
+              help="Add each project's storage use in GB-months and its cost (unit staff).")
+@click.option("--month", metavar="YYYY-MM",
+              help="With --usage: this month (default: last month; the current one so far).")
 @pass_ctx
-def project_ls(ctx: Ctx, status: str | None) -> None:
+def project_ls(ctx: Ctx, status: str | None, usage: bool, month: str | None) -> None:
     """Projects you can see."""
+    if month and not usage:
+        raise UsageError("--month goes with --usage.")
     rows = ctx.api.get("projects", params={"status": status} if status else None)
-    emit(ctx.json, rows, show_projects)
+    if usage:
+        emit(ctx.json, _with_usage(ctx, rows, month), _show_projects_usage)
+    else:
+        emit(ctx.json, rows, show_projects)
 
 
 @project.command("create")

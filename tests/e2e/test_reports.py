@@ -116,3 +116,23 @@ def test_a_researcher_is_refused(usage_world):
         r = w.researcher(*args, "--json")
         assert r.code == 5, (args, r.out, r.err)
         assert json.loads(r.out)["error"]["code"] == "not_allowed"
+
+
+def test_project_ls_with_usage_shows_gb_months_and_cost(usage_world):
+    w = usage_world
+    w.staff.login()
+    r = w.staff("project", "ls", "--usage", "--month", w.month, "--json")
+    assert r.code == 0, r.err
+    rows = {p["id"]: p["usage"] for p in json.loads(r.out)}
+    assert rows[w.mine.public_id] == {"month": w.month, "gb_months": "1.000000",
+                                      "cost": "2.50", "currency": "SEK"}
+    assert w.other.internal_ref not in " ".join(rows)  # another unit's projects: not listed
+    r = w.staff("project", "ls", "--usage", "--month", w.month)
+    assert r.code == 0, r.err
+    line = next(x for x in r.out.splitlines() if w.mine.public_id in x)
+    assert "1.000000" in line and "2.50 SEK" in line
+    # --month alone is a usage error; a researcher is refused by the server.
+    assert w.staff("project", "ls", "--month", w.month).code == 2
+    w.researcher.login()
+    r = w.researcher("project", "ls", "--usage")
+    assert r.code == 5, r.err
