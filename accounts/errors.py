@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rest_framework import status
 
-from core.errors import BadInput, Conflict, DDSError
+from core.errors import BadInput, Conflict, DDSError, NotAllowed
 
 
 class InvalidCredentials(DDSError):
@@ -56,3 +56,9 @@ class InviteConflict(Conflict):
     """The address already has a pending invitation of another kind."""
 
     code = "invite_pending"
+
+
+class AgreementRequired(NotAllowed):
+    """The user agreement changed: accept the new version in the portal first."""
+
+    code = "agreement_required"

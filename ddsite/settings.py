@@ -446,5 +446,8 @@ DDS_METRICS_PORT = env.int("DDS_METRICS_PORT", default=0)
 DDS_OPERATOR_EMAILS = env.list("DDS_OPERATOR_EMAILS", default=[])
 # Currency of the per-unit storage price (Unit.price_per_gb_month) on usage reports.
 DDS_CURRENCY = env.str("DDS_CURRENCY", default="SEK")
+# storage_reconcile: an object storage holds but the catalogue does not is an orphan only
+# once it is this old (uploads in progress and a version being written are younger).
+DDS_RECONCILE_GRACE_HOURS = env.int("DDS_RECONCILE_GRACE_HOURS", default=24)
 # Task outcomes/durations, task ids in logs, the worker's metrics port (ddsite.celery_observe).
 CELERY_IMPORTS = ("ddsite.celery_observe",)

@@ -16,24 +16,16 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from accounts.errors import AgreementRequired
 from accounts.models import AgreementAcceptance, AuthSession, User, user_agreement_version
 from accounts.services.auth import auth_session_end
 from accounts.services.links import site_link
 from audit.actions import AuditAction
 from audit.services import audit_record
-from core.errors import NotAllowed
 
 #: Where a person reads the agreement, and where a logged-in user accepts a new version.
 AGREEMENT_TEXT_PATH = "/terms/"
 AGREEMENT_ACCEPT_PATH = "/accounts/agreement/"
-
-
-# Here rather than in accounts/errors.py only because that file has another owner in this
-# change; it belongs there.
-class AgreementRequired(NotAllowed):
-    """The user agreement changed: accept the new version in the portal first."""
-
-    code = "agreement_required"
 
 
 def agreement_version() -> str:

@@ -56,7 +56,8 @@ def test_invite_register_login_refresh_logout(staffed):
 
     password = new_password()
     r = APIClient().post("/api/v1/auth/register", {"token": token, "username": "alice",
-                                                   "name": "Alice A", "password": password},
+                                                   "name": "Alice A", "password": password,
+                                                   "accept_agreement": True},
                          format="json")
     assert r.status_code == 201, r.content
     assert r.json()["projects"] == [project.public_id]
@@ -66,7 +67,8 @@ def test_invite_register_login_refresh_logout(staffed):
     assert not Invite.objects.exists()
     # The invite link works once.
     again = APIClient().post("/api/v1/auth/register", {"token": token, "username": "alice2",
-                                                       "name": "A", "password": password},
+                                                       "name": "A", "password": password,
+                                                       "accept_agreement": True},
                              format="json")
     assert again.status_code == 400
 
@@ -211,7 +213,7 @@ def test_bad_login_input_is_a_clear_400(body, content_type):
 @pytest.mark.parametrize("path, body", [
     ("/api/v1/auth/refresh", {"refresh": "not-a-token"}),
     ("/api/v1/auth/register", {"token": "forged", "username": "zed", "name": "Z",
-                               "password": "Abcdefgh-123"}),
+                               "password": "Abcdefgh-123", "accept_agreement": True}),
     ("/api/v1/auth/password-reset/confirm", {"uid": "MQ", "token": "forged",
                                              "new_password": "Abcdefgh-123"}),
 ])

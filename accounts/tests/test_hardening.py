@@ -95,7 +95,7 @@ def test_invite_token_is_kept_out_of_the_session_store(staffed):
     password = "Pw-Registered-1x"
     r = with_capture.post("/accounts/register/", {
         "username": "newbie", "name": "New Bie", "password": password,
-        "password_again": password})
+        "password_again": password, "agreement_version": "1", "accept_agreement": "on"})
     assert r.status_code == 302, r.content[:500]
     assert staffed["project"].user_keys.filter(user__username="newbie").exists()
     # A forged cookie (not sealed by this server) is no invite.

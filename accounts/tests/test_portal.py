@@ -67,10 +67,12 @@ def test_portal_register_from_invite_hides_the_token():
     assert b"dora@example.org" in page.content
     password = new_password()
     weak = client.post("/accounts/register/", {"username": "dora", "name": "Dora",
-                                               "password": "short", "password_again": "short"})
+                                               "password": "short", "password_again": "short",
+                                               "agreement_version": "1", "accept_agreement": "on"})
     assert weak.status_code == 400
     r = client.post("/accounts/register/", {"username": "dora", "name": "Dora",
-                                            "password": password, "password_again": password})
+                                            "password": password, "password_again": password,
+                                            "agreement_version": "1", "accept_agreement": "on"})
     assert r.status_code == 302
     assert User.objects.get(username="dora").public_key
 

@@ -51,7 +51,7 @@ def test_register_and_reset_journey_leaves_no_token_in_the_log(tmp_path):
             assert r.status_code == 302
             r = http.post("/api/v1/auth/register", json={
                 "token": invite_token, "username": "journey", "name": "Jour Ney",
-                "password": password})
+                "password": password, "accept_agreement": True})
             assert r.status_code == 201, r.text
             r = http.post("/api/v1/auth/password-reset", json={"email": "journey@example.org"})
             assert r.status_code == 202

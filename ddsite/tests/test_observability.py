@@ -170,7 +170,8 @@ def test_journey_is_counted_in_the_scraped_metrics(metrics_port, staffed, settin
     assert r.status_code == 201, r.content
     token = re.search(r"\?t=(\S+)", mail.outbox[-1].body).group(1)
     r = APIClient().post("/api/v1/auth/register", {
-        "token": token, "username": "obs", "name": "Obs Erver", "password": "Pw-Obs-1234567"},
+        "token": token, "username": "obs", "name": "Obs Erver", "password": "Pw-Obs-1234567",
+        "accept_agreement": True},
         format="json")
     assert r.status_code == 201, r.content
     from accounts.models import User

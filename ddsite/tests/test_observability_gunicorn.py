@@ -101,7 +101,8 @@ def test_journey_through_gunicorn_logs_json_only_and_is_in_the_metrics(tmp_path)
         with httpx.Client(base_url=base, headers={"X-Forwarded-For": CLIENT}, timeout=60) as http:
             r = http.post("/api/v1/auth/register", json={
                 "token": invite_token, "username": "journey", "name": "Jour Ney",
-                "password": password}, headers={"X-Request-ID": "journey-register-1"})
+                "password": password, "accept_agreement": True},
+                headers={"X-Request-ID": "journey-register-1"})
             assert r.status_code == 201, r.text
             assert r.headers["X-Request-ID"] == "journey-register-1"
 

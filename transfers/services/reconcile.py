@@ -70,7 +70,7 @@ _AUDIT_PATHS = 100
 
 def reconcile_grace() -> dt.timedelta:
     """How old an uncatalogued object must be to be an orphan (DDS_RECONCILE_GRACE_HOURS)."""
-    return dt.timedelta(hours=float(getattr(settings, "DDS_RECONCILE_GRACE_HOURS", 24)))
+    return dt.timedelta(hours=float(settings.DDS_RECONCILE_GRACE_HOURS))
 
 
 # --------------------------------------------------------------------------- report
