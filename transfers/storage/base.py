@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,22 @@ class StorageBackend(Protocol):
     def bucket_exists(self, bucket: str) -> bool: ...
     def list_buckets(self, prefixes: Sequence[str]) -> list[str]: ...
     def delete_bucket(self, bucket: str) -> None: ...
+
+
+class SinglePutBackend(Protocol):
+    """What a backend offers for small objects (optional: a backend without it gets
+    multipart uploads; :func:`single_put_backend` tells which)."""
+
+    def presign_put(self, bucket: str, key: str, expires: int, size: int) -> str:
+        """A URL to which the client PUTs exactly ``size`` bytes, creating the object in
+        one request; the length is signed into the URL, so storage refuses any other."""
+        ...
+
+
+def single_put_backend(backend: object) -> SinglePutBackend | None:
+    """``backend`` if it can presign single PUTs, else None (multipart it is)."""
+    return cast("SinglePutBackend", backend) if callable(
+        getattr(backend, "presign_put", None)) else None
 
 
 def etag_bare(value: str) -> str:

@@ -106,6 +106,13 @@ class S3Backend:
             "upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload_id,
                                    "PartNumber": number}, ExpiresIn=expires))
 
+    def presign_put(self, bucket: str, key: str, expires: int, size: int) -> str:
+        """A presigned PutObject of exactly ``size`` bytes: Content-Length is one of the
+        signed headers, so S3 refuses a body of any other length (403/400)."""
+        return str(self._client.generate_presigned_url(
+            "put_object", Params={"Bucket": bucket, "Key": key, "ContentLength": size},
+            ExpiresIn=expires))
+
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart]:
         parts: list[StoredPart] = []
         marker = 0
