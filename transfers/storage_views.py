@@ -73,8 +73,9 @@ def storage_part(request, token: str):
         return HttpResponse(f"A part of this upload is at most {limit} bytes.", status=413,
                             content_type="text/plain")
     try:
+        # The signed part size places the part in the upload's data file.
         etag = LocalBackend().write_part(payload["b"], payload["u"], payload["n"],
-                                         _chunks(request, limit=limit))
+                                         _chunks(request, limit=limit), part_size=limit)
     except PartTooLarge:
         return HttpResponse(f"A part of this upload is at most {limit} bytes.", status=413,
                             content_type="text/plain")
@@ -84,6 +85,40 @@ def storage_part(request, token: str):
         # JSON, so it answers the backend's errors itself.
         return HttpResponse(exc.message, status=404 if exc.status_code == 400 else
                             exc.status_code, content_type="text/plain")
+    response = HttpResponse(status=200)
+    response["ETag"] = f'"{etag}"'
+    return response
+
+
+@csrf_exempt
+@require_http_methods(["PUT"])
+def storage_put(request, token: str):
+    """One PUT that creates the whole object (S3's PutObject): the body must be exactly
+    the size signed into the URL (400 otherwise, and nothing is written)."""
+    payload = _open(token, "putobj", {"b", "k", "s"})
+    if isinstance(payload, HttpResponse):
+        return payload
+    size = int(payload["s"])
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if not declared.isdigit():
+        return HttpResponse("An object upload needs a Content-Length.", status=411,
+                            content_type="text/plain")
+    if int(declared) != size:
+        return HttpResponse(f"This URL takes exactly {size} bytes, not {declared}.",
+                            status=400, content_type="text/plain")
+    try:
+        etag = LocalBackend().write_object(payload["b"], payload["k"], size,
+                                           _chunks(request, limit=size))
+    except PartTooLarge:
+        return HttpResponse(f"This URL takes exactly {size} bytes.", status=400,
+                            content_type="text/plain")
+    except DDSError as exc:
+        status = exc.status_code
+        if exc.details.get("storage_code") == "NoSuchBucket":
+            status = 404
+        elif exc.details.get("storage_code") == "OperationAborted":
+            status = 409
+        return HttpResponse(exc.message, status=status, content_type="text/plain")
     response = HttpResponse(status=200)
     response["ETag"] = f'"{etag}"'
     return response
