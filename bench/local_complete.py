@@ -176,8 +176,14 @@ def run_backend(args) -> None:
 
 
 def run_put(args) -> None:
-    from api_scale import _ensure_database
-    from upload import SETUP, _free_port, _proc_cpu, _wait_http, make_random_file
+    from api_scale import _ensure_database  # type: ignore[import-not-found]
+    from upload import (  # type: ignore[import-not-found]
+        SETUP,
+        _free_port,
+        _proc_cpu,
+        _wait_http,
+        make_random_file,
+    )
 
     need = 2 * args.put_gib * GIB + 2 * GIB
     free = shutil.disk_usage(args.dir or tempfile.gettempdir()).free
@@ -247,12 +253,12 @@ def run_put(args) -> None:
                   .splitlines() if "Traceback" in line or "WORKER TIMEOUT" in line]
         print(f"# server log: {len(errors)} tracebacks / worker timeouts")
     finally:
-        for p in procs:
-            p.terminate()
+        for proc in procs:
+            proc.terminate()
             try:
-                p.wait(20)
+                proc.wait(20)
             except subprocess.TimeoutExpired:
-                p.kill()
+                proc.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
