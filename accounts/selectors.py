@@ -135,6 +135,17 @@ def invites_visible_q(actor: User) -> Q:
                            "pending invites are among its members (dds user ls -p).")
 
 
+def _inviter_shown(actor: User, invite: Invite) -> str | None:
+    """Who made the invite, for a Super Admin or the inviter's own unit only: another
+    unit sharing the invite does not learn that unit's staff usernames."""
+    by = invite.created_by
+    if by is None:
+        return None
+    if actor.role == Role.SUPER_ADMIN or (by.unit_id is not None and by.unit_id == actor.unit_id):
+        return by.username
+    return None
+
+
 def invites_pending(actor: User) -> list[PendingInvite]:
     """The invites the actor may see (:func:`invites_visible_q`), newest first, with the
     projects each carries (for unit staff, only their unit's projects)."""
@@ -157,7 +168,7 @@ def invites_pending(actor: User) -> list[PendingInvite]:
         rows.append(PendingInvite(
             email=invite.email, role=invite.role,
             unit=invite.unit.name if invite.unit else None, projects=projects,
-            invited_by=invite.created_by.username if invite.created_by else None,
+            invited_by=_inviter_shown(actor, invite),
             created_at=invite.created_at, expires_at=invite.expires_at))
     return rows
 

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import MAX_DAYS_AVAILABLE
+from accounts.services.invites import invite_is_held
 from accounts.sessions import request_kek
 from core.client_ip import client_ip
 from core.throttling import throttle_check
@@ -84,6 +85,12 @@ class InviteOut(serializers.Serializer):
     email = serializers.EmailField()
     owner = serializers.BooleanField(source="is_owner")
     expires_at = serializers.DateTimeField()
+    held = serializers.SerializerMethodField(
+        help_text="True while no registration link has been emailed (--no-mail, or "
+                  "another unit holds the invitation).")
+
+    def get_held(self, invite) -> bool:
+        return invite_is_held(invite=invite)
 
 
 def _out(request, project):

@@ -343,7 +343,8 @@ class PendingInviteOut(serializers.Serializer):
     projects = serializers.ListField(child=serializers.CharField(),
                                      help_text="Projects the invite gives access to (for "
                                                "unit staff, those of their unit).")
-    invited_by = serializers.CharField(allow_null=True)
+    invited_by = serializers.CharField(
+        allow_null=True, help_text="Username of who invited (null for another unit's staff).")
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     is_expired = serializers.BooleanField(help_text="Expired invites are removed by the "
@@ -379,7 +380,10 @@ class InviteCreateApi(APIView):
             "then held: inviting the address again with notify on emails its link."))
 
     class InviteCreateOut(serializers.Serializer):
-        kind = serializers.ChoiceField(choices=["invited", "added"])
+        kind = serializers.ChoiceField(
+            choices=["invited", "added", "held"],
+            help_text="held: the address has an invitation another unit holds back (no "
+                      "email); this grant waits with it.")
         email = serializers.EmailField()
         expires_at = serializers.DateTimeField(allow_null=True)
 

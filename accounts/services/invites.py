@@ -51,7 +51,9 @@ def invite_days() -> int:
 
 @dataclass
 class InviteResult:
-    kind: str  # "invited" (email with a registration link) or "added" (existing user)
+    #: "invited" (email with a registration link), "added" (existing user), or "held":
+    #: the address has an invitation another unit holds back; the grant waits with it.
+    kind: str
     email: str
     invite: Invite | None = None
     user: User | None = None
@@ -210,6 +212,18 @@ def _day(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d}"
 
 
+def _may_release_held(*, invite: Invite, by: User) -> bool:
+    """Whether ``by`` may email a held invite's link. The link opens every grant the
+    invite carries, and the unit that held it back decided when its people hear of it:
+    so a Super Admin or staff of that unit (the invite's unit, its first project's, or its
+    creator's) may; another unit whose grant was added meanwhile may not."""
+    if by.role == Role.SUPER_ADMIN:
+        return True
+    holder = (invite.unit_id or (invite.project.unit_id if invite.project else None)
+              or (invite.created_by.unit_id if invite.created_by else None))
+    return by.unit_id is not None and by.unit_id == holder
+
+
 @transaction.atomic
 def _invite_extend(*, invite: Invite, role: str, by: User, grant: ProjectGrant | None,
                    ip: str | None, notify: bool = True) -> InviteResult:
@@ -231,9 +245,13 @@ def _invite_extend(*, invite: Invite, role: str, by: User, grant: ProjectGrant |
         audit_record(action=AuditAction.INVITE_ADD_PROJECT, actor=by, project=project,
                      target=invite.email, ip=ip,
                      details={"is_owner": grant.is_owner, "notify": notify})
-    if notify and held:
+    if notify and held and _may_release_held(invite=invite, by=by):
         _invite_mail(invite=invite, token=_held_token(invite), by=by,
                      project=project or invite.project)
+    elif notify and held:
+        # Held by another unit: its link would also open that unit's grants, which it
+        # chose not to announce. The grant waits with the invite; the holder sends it.
+        return InviteResult(kind="held", email=invite.email, invite=invite)
     elif notify and grant is not None:
         mail_send_template(template="accounts/invite_extended", to=[invite.email], context={
             "by": by, "project": grant.project, "valid_until": _day(invite.expires_at)})

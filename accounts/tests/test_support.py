@@ -154,8 +154,12 @@ def test_pending_invites_are_scoped_to_the_unit(site, unit_a):
     assert mine["new-researcher@example.org"].projects == [a]
     # Unit A does not learn which of unit B's projects the shared invite carries.
     assert mine["shared@example.org"].projects == [a]
+    assert mine["shared@example.org"].invited_by == admin.username
     theirs = {i.email.lower(): i.projects for i in invites_pending(other)}
     assert theirs == {"b-researcher@example.org": [b], "shared@example.org": [b]}
+    # Unit A made the shared invite: unit B does not learn A's staff username.
+    shared_b = {i.email.lower(): i for i in invites_pending(other)}["shared@example.org"]
+    assert shared_b.invited_by is None
     everything = {i.email.lower(): i.projects for i in invites_pending(super_admin)}
     assert len(everything) == 5 and sorted(everything["shared@example.org"]) == sorted([a, b])
     member, _ = site["member"]

@@ -365,7 +365,8 @@ def access_grant(ctx: Ctx, project: str, email: str, owner: bool, no_mail: bool)
          if "username" in got
          else f"Invited {got['email']} to {project} (until {when(got['expires_at'])})."
          + (" No email was sent: grant again without --no-mail to send the invitation."
-            if no_mail else ""))
+            if no_mail else " The invitation is held by another unit: no link was emailed "
+            "yet; it carries this grant." if got.get("held") else ""))
 
 
 @project_access.command("revoke")

@@ -159,7 +159,10 @@ def user_add(ctx: Ctx, email: str, role: str, project: str | None, owner: bool,
     if unit:
         body["unit"] = unit
     got = ctx.api.post("invites", body)
-    if got["kind"] != "invited":
+    if got["kind"] == "held":
+        message = (f"{got['email']} has an invitation another unit holds back: no email was "
+                   "sent; your grant waits with that invitation.")
+    elif got["kind"] != "invited":
         message = f"{got['email']} already has an account and was given access."
         if no_mail:
             message += " No email was sent."

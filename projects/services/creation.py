@@ -146,13 +146,27 @@ def _wanted_members(researchers: Sequence[str], owners: Sequence[str]) -> dict[s
     return wanted
 
 
+#: Addresses without an account one project creation may invite: each invite gets its
+#: own RSA key pair, made while the unit's project counter is locked (docs/locking.md).
+#: More are invited afterwards with ``dds project access grant``.
+CREATE_INVITES_MAX = 20
+
+
+def _not_addable(email: str) -> BadInput:
+    """One refusal for every address that cannot become a researcher here: it must not
+    tell unit staff whose address it is, what role it has or that it is deactivated
+    (``users_find`` answers such an address as it answers an unknown one)."""
+    return BadInput(f"{email} cannot be added to a project as a researcher (the address "
+                    "belongs to an account or invitation that is not an active researcher's). "
+                    "Use another address, or ask the operators.")
+
+
 def _invitable(email: str) -> None:
     """An address without an account may be invited as a researcher unless a live
     invitation for it is for another role (that one must be used or expire first)."""
     pending = Invite.objects.filter(email__iexact=email, expires_at__gt=timezone.now()).first()
     if pending is not None and pending.role != Role.RESEARCHER:
-        raise BadInput(f"{email} has a pending invitation as {Role(pending.role).label}, "
-                       "not as a researcher; it must be used or expire first.")
+        raise _not_addable(email)
 
 
 def _sorted_accounts(wanted: dict[str, bool]) -> tuple[dict[str, User], list[str]]:
@@ -164,12 +178,8 @@ def _sorted_accounts(wanted: dict[str, bool]) -> tuple[dict[str, User], list[str
         if user is None:
             _invitable(email)
             unknown.append(email)
-        elif not user.is_active:
-            raise BadInput(f"{email} belongs to a deactivated account; ask a Unit Admin or "
-                           "the operators to reactivate it first.")
-        elif user.role != Role.RESEARCHER:
-            raise BadInput(f"{email} belongs to {Role(user.role).label} {user.username}, "
-                           "not a researcher: unit staff have access through their unit.")
+        elif not user.is_active or user.role != Role.RESEARCHER:
+            raise _not_addable(email)
         else:
             found[email] = user
     return found, unknown
@@ -191,6 +201,11 @@ def project_create_with_members(*, unit: Unit | None, by: User, by_kek: bytes | 
     """
     wanted = _wanted_members(researchers, owners)
     found, unknown = _sorted_accounts(wanted)
+    if len(unknown) > CREATE_INVITES_MAX:
+        raise BadInput(f"At most {CREATE_INVITES_MAX} addresses without an account can be "
+                       f"invited when a project is created ({len(unknown)} given); invite "
+                       "the others afterwards with the members endpoint (dds project access "
+                       "grant).")
     if unknown and by_kek is None:
         raise KeyAccessError("inviting new addresses to the project needs your unlocked "
                              "keys; log in again")
@@ -208,6 +223,9 @@ def project_create_with_members(*, unit: Unit | None, by: User, by_kek: bytes | 
                                        by_kek=by_kek, is_owner=wanted[email], ip=ip,
                                        notify=notify)
             if result.invite is not None:
+                # The answer shows this project's grant, whatever an invite extended from
+                # another project says for that one.
+                result.invite.is_owner = wanted[email]
                 invited.append(result.invite)
     added = list(project_members(project))  # with has_key
     return ProjectCreated(project=project, added=added, invited=invited)

@@ -124,3 +124,28 @@ def test_staff_invite_without_mail_is_sent_when_invited_again(
     [message] = _mails_to("tech@example.org")
     assert "/accounts/register/?t=" in message.body
     assert not invite_is_held(invite=Invite.objects.get(email="tech@example.org"))
+
+
+@pytest.mark.django_db
+def test_another_unit_cannot_send_out_an_invitation_held_by_the_first(
+        world, unit_b, django_capture_on_commit_callbacks):
+    # Unit A holds an invitation back (it tells the person itself, later); unit B grants
+    # the same address access with email on. The link would open A's grant too, so B's
+    # grant waits with the invitation and nothing is emailed.
+    with django_capture_on_commit_callbacks(execute=True):
+        project_member_add(project=world.project, by=world.admin, kek=world.admin_kek,
+                           email="shared@example.org", notify=False)
+    b = make_world(unit_b)
+    with django_capture_on_commit_callbacks(execute=True):
+        project_member_add(project=b.project, by=b.admin, kek=b.admin_kek,
+                           email="shared@example.org")
+    assert _mails_to("shared@example.org") == []
+    invite = Invite.objects.get(email="shared@example.org")
+    assert invite_is_held(invite=invite)
+    assert set(invite.project_keys.values_list("project__unit", flat=True)) == {
+        world.unit.pk, unit_b.pk}
+    # Unit A, which holds it, sends it when it is ready: the one link opens both grants.
+    with django_capture_on_commit_callbacks(execute=True):
+        project_member_add(project=world.project, by=world.admin, kek=world.admin_kek,
+                           email="shared@example.org")
+    assert len(_mails_to("shared@example.org")) == 1

@@ -91,8 +91,18 @@ def test_create_refuses_staff_and_other_roles_and_creates_nothing(world, unit_b)
         "title": "Staff", "researchers": ["new@example.org"],
         "owners": [other_staff.email]}, format="json")
     assert refused.status_code == 400
-    assert other_staff.email in refused.json()["detail"]
-    assert "not a researcher" in refused.json()["detail"]
+    detail = refused.json()["detail"]
+    assert other_staff.email in detail and "cannot be added" in detail
+    # Whose address it is, and as what, is not told to another unit's staff.
+    assert other_staff.username not in detail.replace(other_staff.email, "")
+    assert "Personnel" not in detail
+    deactivated, _pw, _kek = keyed_user(Role.RESEARCHER)
+    deactivated.is_active = False
+    deactivated.save(update_fields=["is_active"])
+    gone = staff.post("/api/v1/projects", {"title": "Gone", "researchers": [deactivated.email]},
+                      format="json")
+    assert gone.status_code == 400 and gone.json()["detail"] == detail.replace(
+        other_staff.email, deactivated.email)
     # A pending invitation as unit staff is not turned into a researcher's.
     Invite.objects.create(email="joining@example.org", role=Role.UNIT_PERSONNEL,
                           unit=world.unit, expires_at=timezone.now() + dt.timedelta(days=3))
@@ -100,7 +110,7 @@ def test_create_refuses_staff_and_other_roles_and_creates_nothing(world, unit_b)
         "title": "Pending", "researchers": ["new@example.org", "Joining@example.org"]},
         format="json")
     assert pending.status_code == 400
-    assert "pending invitation as Unit Personnel" in pending.json()["detail"]
+    assert pending.json()["detail"] == detail.replace(other_staff.email, "joining@example.org")
     assert Project.objects.count() == before
     assert list(Invite.objects.values_list("email", flat=True)) == ["joining@example.org"]
 
@@ -203,3 +213,13 @@ def test_busy_list_is_one_query(world, django_assert_num_queries):
         rows = projects_busy_for(world.staff)
     assert len(rows) == 3 and all(r.uploads == 1 for r in rows)
     assert [r.since for r in rows] == sorted(r.since for r in rows)
+
+
+@pytest.mark.django_db
+def test_create_invites_at_most_twenty_new_addresses(world):
+    staff = login(world, world.staff)
+    many = [f"new{i}@example.org" for i in range(21)]
+    refused = staff.post("/api/v1/projects", {"title": "Many", "researchers": many},
+                         format="json")
+    assert refused.status_code == 400 and "At most 20" in refused.json()["detail"]
+    assert not Invite.objects.exists()
