@@ -62,3 +62,10 @@ class AgreementRequired(NotAllowed):
     """The user agreement changed: accept the new version in the portal first."""
 
     code = "agreement_required"
+
+
+class PasswordRequired(NotAllowed):
+    """A sensitive change (replacing the authenticator app over the API) needs the
+    password again."""
+
+    code = "password_required"

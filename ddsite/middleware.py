@@ -36,9 +36,11 @@ PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=
 # staleness across processes that do not share a cache.
 __all__ = ["MAINTENANCE_CACHE_KEY", "MAINTENANCE_CACHE_SECONDS", "maintenance_message"]
 # Reachable during maintenance: the login pages (so that a Super Admin can log in and
-# turn it off), the admin, static files, health probes, the API's auth endpoints and the
-# public pages (troubleshooting and privacy help most while the rest is closed).
-MAINTENANCE_OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/admin/", "/static/",
+# turn it off; the admin's login only redirects there), static files, health probes, the
+# API's auth endpoints and the public pages (troubleshooting and privacy help most while
+# the rest is closed). The rest of the admin is the Super Admin's, as every other page.
+MAINTENANCE_OPEN_PREFIXES = ("/accounts/login/", "/accounts/logout/", "/admin/login/",
+                             "/static/",
                              "/healthz", "/readyz", "/version", "/api/v1/auth/",
                              *PUBLIC_PREFIXES)
 #: Read-only API paths anyone signed in may reach during maintenance (the views still

@@ -20,6 +20,7 @@ from accounts.models import TOTP_DIGITS
 from accounts.services.totp import (
     totp_disable_request,
     totp_provisioning,
+    totp_replace_check,
     totp_setup_confirm,
     totp_setup_start,
 )
@@ -41,12 +42,24 @@ class TotpSetupOut(serializers.Serializer):
 class TotpSetupApi(APIView):
     throttle_classes = [throttle("2fa", by="user")]
 
-    @extend_schema(request=None, responses={201: TotpSetupOut, 401: DETAIL, 429: DETAIL},
+    class TotpSetupIn(serializers.Serializer):
+        password = serializers.CharField(
+            required=False, allow_blank=True, max_length=128, trim_whitespace=False,
+            help_text="Needed when an authenticator app is already set up (replacing it).")
+
+    @extend_schema(request=TotpSetupIn,
+                   responses={201: TotpSetupOut, 401: DETAIL, 403: DETAIL, 429: DETAIL},
                    summary="Start setting up an authenticator app",
                    description="Makes a new, unconfirmed authenticator device (replacing an "
                                "unconfirmed one) and returns its secret, shown this once. "
-                               "It counts only after POST /me/totp/confirm with a code.")
+                               "It counts only after POST /me/totp/confirm with a code. "
+                               "Replacing a confirmed app needs `password` (403 "
+                               "`password_required` without it).")
     def post(self, request) -> Response:
+        data = self.TotpSetupIn(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        totp_replace_check(user=request.user, password=data.validated_data.get("password"),
+                           ip=client_ip(request))
         device = totp_setup_start(user=request.user, ip=client_ip(request))
         p = totp_provisioning(device=device)
         response = Response(TotpSetupOut({

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from accounts.errors import PasswordRequired
 from accounts.models import TOTP_DIGITS, EmailDevice, Role, TOTPDevice, User
 from accounts.services.auth import auth_sessions_end, code_clean
 from accounts.services.links import confirmation_check, confirmation_email
@@ -39,6 +40,25 @@ def totp_provisioning(*, device: TOTPDevice) -> TotpProvisioning:
     return TotpProvisioning(uri=device.config_url,
                             secret=base64.b32encode(device.bin_key).decode(),
                             digits=device.digits, period=device.step)
+
+
+def totp_replace_check(*, user: User, password: str | None, ip: str | None = None) -> None:
+    """Over the API, replacing a confirmed authenticator app needs the password again.
+
+    An API token lives for days in a file on some machine; with it alone someone could
+    swap in their own app and keep access after the user changed the password. (Removing
+    the app is confirmed by email; a portal login is bound to its browser.) Wrong
+    passwords count towards the login lockout.
+    """
+    if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        return
+    login_lock_check(username=user.username, ip=ip)
+    if password and user.check_password(password):
+        return
+    if password:
+        login_failure_refuse(username=user.username, ip=ip, stage="totp_replace", user=user)
+    raise PasswordRequired("An authenticator app is already set up: give your password to "
+                           "replace it." if not password else "The password is wrong.")
 
 
 @transaction.atomic

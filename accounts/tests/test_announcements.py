@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 from django.core.cache import cache
-from django.test import Client
+from django.test import Client, TestCase
 
 from accounts.models import MOTD, Maintenance, Role
 from accounts.services.announcements import (
@@ -356,6 +356,21 @@ def test_expired_operator_token_gets_401_during_maintenance(db, settings):
 
 
 # --------------------------------------------------------------------------- admin, portal
+
+
+def test_during_maintenance_the_admin_is_the_super_admin_s_only(db, unit_a):
+    staff = UserFactory(role=Role.UNIT_ADMIN, unit=unit_a)
+    operator = UserFactory(role=Role.SUPER_ADMIN)
+    staff_client, operator_client = Client(), Client()
+    portal_login(staff_client, staff)
+    portal_login(operator_client, operator)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        maintenance_set(by=operator, on=True, message="Upgrading.")
+    assert staff_client.get("/admin/").status_code == 503
+    assert operator_client.get("/admin/").status_code == 200
+    # The admin's login still leads to the portal login, where the operator gets in.
+    r = Client().get("/admin/login/?next=/admin/")
+    assert r.status_code == 302 and "/accounts/login/" in r.url
 
 
 def test_admin_saves_go_through_the_services(db, django_capture_on_commit_callbacks):

@@ -102,11 +102,32 @@ def test_confirm_without_setup_is_a_clear_400(client):
 def test_a_new_setup_replaces_an_unconfirmed_one(client):
     user, _, api = client
     first = api.post("/api/v1/me/totp/setup", format="json").json()["secret"]
-    second = api.post("/api/v1/me/totp/setup", format="json").json()["secret"]
+    near = {_code(first, n) for n in (-1, 0, 1)}
+    for _ in range(5):  # a second secret whose codes differ from the first's right now
+        second = api.post("/api/v1/me/totp/setup", format="json").json()["secret"]
+        if _code(first) not in {_code(second, n) for n in (-1, 0, 1)} and _code(second) not in near:
+            break
     assert first != second
-    assert TOTPDevice.objects.filter(user=user).count() == 1
+    [device] = TOTPDevice.objects.filter(user=user)
+    assert device.bin_key == base64.b32decode(second)
     r = api.post("/api/v1/me/totp/confirm", {"code": _code(first)}, format="json")
-    assert r.status_code == 400 or _code(first) == _code(second)
+    assert r.status_code == 400
+
+
+def test_replacing_a_confirmed_app_needs_the_password(client):
+    user, password, api = client
+    secret = api.post("/api/v1/me/totp/setup", format="json").json()["secret"]
+    assert api.post("/api/v1/me/totp/confirm", {"code": _code(secret)},
+                    format="json").status_code == 200
+    # A token alone does not swap in another app.
+    r = api.post("/api/v1/me/totp/setup", format="json")
+    assert r.status_code == 403 and r.json()["code"] == "password_required"
+    r = api.post("/api/v1/me/totp/setup", {"password": "not-the-password"}, format="json")
+    assert r.status_code == 403 and "wrong" in r.json()["detail"]
+    assert TOTPDevice.objects.filter(user=user).count() == 1  # nothing started
+    r = api.post("/api/v1/me/totp/setup", {"password": password}, format="json")
+    assert r.status_code == 201
+    assert TOTPDevice.objects.filter(user=user, confirmed=True).count() == 1  # until confirmed
 
 
 def test_back_to_email_codes_is_confirmed_by_an_emailed_link(client):

@@ -111,10 +111,13 @@ def _grouped(value: str) -> str:
 
 def _app_setup(ctx: Ctx, current: str | None) -> None:
     """Start the set-up, show the QR code and the secret, confirm with the first code."""
+    body: dict[str, str] = {}
     if current == "totp":
         err.print("You already use an authenticator app: the new one replaces it once "
-                  "you confirm it with its first code.", markup=False)
-    got = ctx.api.post("me/totp/setup")
+                  "you confirm it with its first code. Replacing it needs your password.",
+                  markup=False)
+        body["password"] = _read_secret("Password", "DDS_PASSWORD")
+    got = ctx.api.post("me/totp/setup", body or None)
     key = secret(str(got["secret"]))
     secret(str(got["uri"]))
     err.print("Scan this QR code with your authenticator app (e.g. FreeOTP, Google "

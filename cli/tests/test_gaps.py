@@ -384,15 +384,19 @@ def test_configure_app_shows_the_qr_code_and_confirms_the_first_code(logged_in, 
 
 def test_configure_app_with_json_and_a_wrong_code(logged_in, dds):
     _serve_totp(logged_in, second_factor="totp")
-    r = dds("auth", "twofactor", "configure", "--method", "app", "--json", input="654321\n")
+    # Replacing an app asks for the password first (the server needs it), then the code.
+    r = dds("auth", "twofactor", "configure", "--method", "app", "--json",
+            input="Pw-Alice-123\n654321\n")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == {"second_factor": "totp", "changed": True}
     assert "replaces it" in r.stderr  # an app was set up before
+    [setup] = [x for x in logged_in.seen if x.path == "me/totp/setup"]
+    assert setup.body == {"password": "Pw-Alice-123"}
 
     logged_in.on("POST", "me/totp/confirm", {
         "detail": "The code is wrong; check the app's clock and try again.",
         "code": "invalid"}, status=400)
-    r = dds("auth", "twofactor", "configure", "--json", input="000000\n")
+    r = dds("auth", "twofactor", "configure", "--json", input="Pw-Alice-123\n000000\n")
     assert r.exit_code == Exit.REFUSED
     assert "The code is wrong" in json.loads(r.stdout)["error"]["message"]
     r = dds("auth", "twofactor", "configure", input="")
