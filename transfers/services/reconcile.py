@@ -32,7 +32,15 @@ purge job (``projects_storage_cleanup``).
 Storage is listed page by page (ListObjectsV2 continuation), keys and sizes only; per
 project the catalogue's object keys are held in a set. Candidates are checked again
 against the catalogue (and missing objects against storage) after the listing, so rows
-and objects written or removed while the bucket was listed are not reported.
+and objects written or removed while the bucket was listed are not reported; ``delete``
+checks each small batch of orphans once more right before deleting it. An object whose
+upload finished within the grace period is no orphan either (S3 dates a multipart object
+by the start of its upload, so a long upload's object looks old on completion).
+
+A store that shows none of its project buckets while the catalogue has files on it (a
+volume not mounted, a wrong DDS_LOCAL_STORAGE_ROOT, an endpoint answering 404 for every
+bucket) is a store error like an unreachable one: nothing is flagged lost or deleted. A
+bucket is matched against the projects of the units on its own store only.
 """
 
 from __future__ import annotations
@@ -42,10 +50,11 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import Unit
@@ -62,8 +71,11 @@ logger = logging.getLogger("dds.reconcile")
 
 #: Suffix of an object the local backend is still assembling (``<key>.assembling``).
 _ASSEMBLING = ".assembling"
-#: Keys per DeleteObjects call and per catalogue query.
+#: Keys per catalogue query.
 _BATCH = 1000
+#: Orphans per DeleteObjects call: each batch is checked against the catalogue again
+#: right before it is deleted, so the window for a commit to slip in stays short.
+_DELETE_BATCH = 100
 #: Paths named in one ``file.lost`` audit event (the count is always there).
 _AUDIT_PATHS = 100
 
@@ -201,22 +213,51 @@ def _base_key(key: str) -> str:
     return key.removesuffix(_ASSEMBLING)
 
 
-def _batches(items: list[str]) -> Iterable[list[str]]:
-    for i in range(0, len(items), _BATCH):
-        yield items[i:i + _BATCH]
+_T = TypeVar("_T")
 
 
-def _orphans_confirm(project: Project, candidates: list[OrphanObject]) -> list[OrphanObject]:
-    """Drop candidates that a row written while the bucket was listed now names."""
+def _batches(items: list[_T], size: int = _BATCH) -> Iterable[list[_T]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _orphans_confirm(project: Project, candidates: list[OrphanObject],
+                     cutoff: dt.datetime) -> list[OrphanObject]:
+    """Drop candidates that a row written since the bucket was listed now names: a file,
+    an upload in progress, or an upload finished within the grace period.
+
+    The last one because an object's age is not the age of its upload: S3 dates a
+    multipart object by the *start* of its upload, so an upload longer than the grace
+    period completes into an object that already looks old. The uploads are read before
+    the files: a complete commits its File row and its upload's ``completed`` status
+    together, so whichever side of that commit the first query falls on, one of the two
+    queries sees it (the other order could miss both)."""
     keys = list({_base_key(c.key) for c in candidates})
     taken: set[str] = set()
     for batch in _batches(keys):
+        taken.update(Upload.objects.filter(project=project, object_key__in=batch)
+                     .filter(Q(status=UploadStatus.IN_PROGRESS) | Q(finished_at__gt=cutoff))
+                     .values_list("object_key", flat=True))
         taken.update(File.objects.filter(project=project, object_key__in=batch)
                      .values_list("object_key", flat=True))
-        taken.update(Upload.objects.filter(project=project, object_key__in=batch,
-                                           status=UploadStatus.IN_PROGRESS)
-                     .values_list("object_key", flat=True))
     return [c for c in candidates if _base_key(c.key) not in taken]
+
+
+def _orphans_delete(backend: StorageBackend, project: Project, orphans: list[OrphanObject],
+                    cutoff: dt.datetime) -> list[OrphanObject]:
+    """Delete the orphans in small batches, each checked against the catalogue again
+    immediately before its DeleteObjects (a complete may have committed since the
+    listing's check). Returns the orphans still orphans, now deleted; the others are
+    catalogued (or being written) after all, and left alone."""
+    deleted: list[OrphanObject] = []
+    for batch in _batches(list(orphans), _DELETE_BATCH):
+        still = _orphans_confirm(project, batch, cutoff)
+        if still:
+            backend.delete_objects(project.bucket, [o.key for o in still])
+            for o in still:
+                o.deleted = True
+            deleted += still
+    return deleted
 
 
 def _orphan_uploads(backend: StorageBackend, project: Project,
@@ -306,7 +347,7 @@ def _project_reconcile(*, backend: StorageBackend, project: Project, cutoff: dt.
                 continue  # being written, or too young to judge
             else:
                 candidates.append(OrphanObject(obj.key, obj.size, obj.last_modified))
-        rep.orphans = _orphans_confirm(project, candidates) if candidates else []
+        rep.orphans = _orphans_confirm(project, candidates, cutoff) if candidates else []
         rep.orphan_uploads = _orphan_uploads(backend, project, cutoff)
     else:
         rep.missing_bucket = bool(catalogue)
@@ -316,10 +357,7 @@ def _project_reconcile(*, backend: StorageBackend, project: Project, cutoff: dt.
                 project=project, lost_at__isnull=False, deleted_at__isnull=True).exists():
             _lost_flag(project, rep, now)
         if delete and rep.orphans:
-            for batch in _batches([o.key for o in rep.orphans]):
-                backend.delete_objects(project.bucket, batch)
-            for o in rep.orphans:
-                o.deleted = True
+            rep.orphans = _orphans_delete(backend, project, rep.orphans, cutoff)
         if delete:
             for u in rep.orphan_uploads:
                 backend.abort_multipart(project.bucket, u.key, u.upload_id)
@@ -347,11 +385,17 @@ def _bucket_empty(backend: StorageBackend, bucket: str) -> bool:
             and next(iter(backend.iter_multipart(bucket)), None) is None)
 
 
-def _stale_buckets(*, backend: StorageBackend, label: str, unit: Unit | None,
-                   delete: bool, dry_run: bool) -> list[StaleBucket]:
-    """Buckets of no project, or of a purged deleted/archived project, on one store."""
+def _stale_buckets(*, backend: StorageBackend, label: str, store_units: list[Unit],
+                   unit: Unit | None, delete: bool, dry_run: bool) -> list[StaleBucket]:
+    """Buckets of no project, or of a purged deleted/archived project, on one store.
+
+    A bucket is matched against the projects of the units on *this* store only
+    (``store_units``, every unit whose backend is this store, not just those of the
+    run): another store may hold a bucket of the same name, and that project's status
+    says nothing about this bucket."""
     names = backend.list_buckets(_bucket_prefixes())
-    projects = {p.bucket: p for p in Project.objects.filter(bucket__in=names)
+    projects = {p.bucket: p for p in Project.objects
+                .filter(bucket__in=names, unit__in=[u.pk for u in store_units])
                 .only("bucket", "public_id", "status", "storage_purged_at", "unit_id")}
     # A bucket of no project can still be attributed to a unit by its name
     # (``<prefix>-<unit ref>-<counter>``, projects.services.creation.bucket_name_for).
@@ -386,11 +430,49 @@ def _stale_buckets(*, backend: StorageBackend, label: str, unit: Unit | None,
 # --------------------------------------------------------------------------- the run
 
 
+def _store_visible(backend: StorageBackend, *, units: list[Unit],
+                   store_units: list[Unit]) -> bool:
+    """False if the store holds none of its projects' buckets while projects of
+    ``units`` have files on it: then the store is not what we think it is (a volume not
+    mounted, DDS_LOCAL_STORAGE_ROOT wrong, an endpoint answering 404 for every bucket),
+    not a store that lost everything. True as soon as one bucket is seen (the run's
+    projects with files first, then any project bucket of the store's units)."""
+    with_files = (Project.objects.filter(unit__in=[u.pk for u in units])
+                  .filter(Exists(File.objects.filter(project=OuterRef("pk"))))
+                  .order_by("public_id").values_list("bucket", flat=True))
+    def seen(bucket: str) -> bool:
+        try:
+            return backend.bucket_exists(bucket)
+        except StorageRejected:  # it answered about this bucket (the project's error)
+            return True
+
+    tried: set[str] = set()
+    for bucket in with_files.iterator():
+        if seen(bucket):
+            return True
+        tried.add(bucket)
+    if not tried:
+        return True  # nothing would be flagged: no files, nothing to protect
+    others = (Project.objects.filter(unit__in=[u.pk for u in store_units])
+              .exclude(bucket__in=tried).exclude(bucket="").order_by("public_id")
+              .values_list("bucket", flat=True))
+    return any(seen(bucket) for bucket in others.iterator())
+
+
 def _store_reconcile(*, report: Report, backend: StorageBackend, label: str,
-                     units: list[Unit], unit: Unit | None, cutoff: dt.datetime,
-                     delete: bool, dry_run: bool, now: dt.datetime,
+                     units: list[Unit], store_units: list[Unit], unit: Unit | None,
+                     cutoff: dt.datetime, delete: bool, dry_run: bool, now: dt.datetime,
                      seen_buckets: set[tuple[str, str]]) -> None:
-    """Every project bucket of ``units`` on one store, then the store's stale buckets."""
+    """Every project bucket of ``units`` on one store, then the store's stale buckets
+    (``store_units``: every unit on this store, ``units`` those of the run).
+
+    A store that shows none of its project buckets although there are files on it is a
+    store error (StorageUnavailable, as an unreachable store): nothing is flagged lost,
+    nothing deleted. One missing bucket among others that exist is a missing bucket."""
+    if not _store_visible(backend, units=units, store_units=store_units):
+        raise StorageUnavailable(
+            "none of its project buckets exists, though the catalogue has files there "
+            "(not mounted, or the wrong endpoint/root?); nothing was flagged lost")
     projects = (Project.objects.select_related("unit").filter(unit__in=units)
                 .order_by("public_id"))
     for project in projects.iterator():
@@ -406,8 +488,8 @@ def _store_reconcile(*, report: Report, backend: StorageBackend, label: str,
             continue
         if rep.has_findings:
             report.projects.append(rep)
-    for bucket in _stale_buckets(backend=backend, label=label, unit=unit, delete=delete,
-                                 dry_run=dry_run):
+    for bucket in _stale_buckets(backend=backend, label=label, store_units=store_units,
+                                 unit=unit, delete=delete, dry_run=dry_run):
         if (label, bucket.bucket) not in seen_buckets:
             seen_buckets.add((label, bucket.bucket))
             report.stale_buckets.append(bucket)
@@ -428,19 +510,24 @@ def storage_reconcile(*, unit: Unit | None = None, delete: bool = False,
     cutoff = now - grace
     report = Report(started_at=now, grace_hours=grace.total_seconds() / 3600, delete=delete,
                     dry_run=dry_run, unit=unit.internal_ref if unit else None)
-    units = [unit] if unit is not None else list(Unit.objects.order_by("pk"))
-    stores: dict[str, tuple[str, StorageBackend, list[Unit]]] = {}
-    for u in units:
+    # Every unit's store, so that a store's buckets are matched against the projects of
+    # all its units even when one unit is reconciled; the run reconciles ``unit``'s only.
+    stores: dict[str, tuple[str, list[Unit], list[Unit]]] = {}  # label, run's, all
+    for u in Unit.objects.order_by("pk"):
         key, label = storage_identity_for_unit(u)
-        if key not in stores:
-            stores[key] = (label, storage_for_unit(u), [])
-        stores[key][2].append(u)
+        stores.setdefault(key, (label, [], []))[2].append(u)
+        if unit is None or u.pk == unit.pk:
+            stores[key][1].append(u)
     seen_buckets: set[tuple[str, str]] = set()
-    for label, backend, members in stores.values():
+    for label, members, store_units in stores.values():
+        if not members:
+            continue  # no unit of this run is on it
+        backend = storage_for_unit(members[0])
         try:
             _store_reconcile(report=report, backend=backend, label=label, units=members,
-                             unit=unit, cutoff=cutoff, delete=delete, dry_run=dry_run,
-                             now=now, seen_buckets=seen_buckets)
+                             store_units=store_units, unit=unit, cutoff=cutoff,
+                             delete=delete, dry_run=dry_run, now=now,
+                             seen_buckets=seen_buckets)
         except StorageUnavailable as exc:
             # This store is down (or refuses our credentials): the others are still
             # reconciled, and the run fails at the end (the caller raises on errors).

@@ -187,7 +187,13 @@ def test_a_missing_bucket_is_reported_with_every_file_lost(storage):
     project = unique_project()
     a, b = catalogued(project, "a.bin"), catalogued(project, "b/b.bin")
     empty = unique_project(unit=project.unit)  # no files, no bucket yet: nothing wrong
+    # Another bucket of the store is there: the store is seen, this one bucket is gone
+    # (a store showing none of its buckets is a store error: test_reconcile_safety.py).
+    there = unique_project(unit=project.unit)
+    put(storage_for_project(there), there.bucket, catalogued(there, "ok.bin").object_key)
     report = storage_reconcile(unit=project.unit)
+    assert report.errors == []
+    assert finding(report, there) is None
     rep = finding(report, project)
     assert rep.missing_bucket
     assert {m.path for m in rep.missing} == {"a.bin", "b/b.bin"}
@@ -332,6 +338,8 @@ def test_the_command_emails_the_report_to_the_operators(storage, settings,
     settings.DDS_OPERATOR_EMAILS = ["ops@example.org"]
     project = unique_project()
     catalogued(project, "gone.bin")
+    there = unique_project(unit=project.unit)  # a bucket of the store that is there
+    put(storage_for_project(there), there.bucket, catalogued(there, "ok.bin").object_key)
     out = StringIO()
     with django_capture_on_commit_callbacks(execute=True):
         call_command("storage_reconcile", "--unit", project.unit.internal_ref, stdout=out)
