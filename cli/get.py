@@ -5,7 +5,9 @@ pair and the server re-addresses each file's Crypt4GH header to it. Each object 
 streams through decrypt → decompress → SHA-256 into a hidden ``.NAME.dds-partial`` file
 next to the destination, renamed into place only when the checksum matches (hashed once,
 by the engine, as the plaintext is written; segments are authenticated into recycled
-buffers and the network's chunks go to the engine as they arrive). A network
+buffers). The body of a plain HTTP/1.1 answer with a Content-Length is received with
+``recv_into`` straight into one reused buffer (:func:`_body`): through httpx/h11 the
+same 1 GiB cost 0.86-0.92 CPU-s to receive, read this way 0.21-0.23. A network
 failure keeps the partial file so the next run continues with a Range request; a
 verification failure deletes it, so nothing unverified is ever left under the real name.
 """
@@ -16,6 +18,8 @@ import base64
 import errno
 import hashlib
 import os
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +37,12 @@ from cli.transfer import Bars, Summary, run_files, storage_client
 
 BATCH = 1000
 READ = 1024 * 1024
+#: Ciphertext received per buffer fill: whole segments (~4.2 MB), so the engine slices
+#: segments out of it without re-assembling any (only the first, after what the HTTP
+#: parser already held, may straddle two reads).
+RECV = 64 * c4gh.CIPHER_SEGMENT_SIZE
 PARTIAL = ".dds-partial"
+Bytes = bytes | bytearray | memoryview
 
 
 @dataclass
@@ -200,12 +209,11 @@ class Downloader:
 
     def _chunks(self, response: httpx.Response, bars: Bars | None = None,
                 task: TaskID | None = None, shown: list[int] | None = None,
-                ) -> Iterator[bytes]:
-        # The chunks as the network delivers them: ``iter_bytes(n)`` would join them into
-        # n-byte pieces (one more copy of every byte); the engine takes any chunking.
-        encoded = response.headers.get("Content-Encoding", "identity") not in ("identity", "")
+                ) -> Iterator[Bytes]:
+        # Each item is valid until the next one is asked for (the engine copies what it
+        # keeps of a chunk: at most one partial segment).
         try:
-            for chunk in (response.iter_bytes() if encoded else response.iter_raw()):
+            for chunk in _body(response, self.http.timeout.read):
                 if self.cancel.is_set():
                     raise Cancelled()
                 if bars is not None and shown is not None:  # ~ its plaintext; corrected at the end
@@ -242,7 +250,7 @@ class Downloader:
                                  expected_size=item.size_original - kept,
                                  expected_stored_size=item.size_stored - offset)
             shown = [0]
-            chunks: Iterator[bytes] = (self._chunks(response, bars, task, shown)
+            chunks: Iterator[Bytes] = (self._chunks(response, bars, task, shown)
                                        if response is not None else iter(()))
             out.flush()
             # Hashes (continuing over the kept prefix), writes with two pwrite threads (new
@@ -263,7 +271,7 @@ class Downloader:
         with open(partial, "wb") as out:
             out.write(header)
 
-            def tee() -> Iterator[bytes]:
+            def tee() -> Iterator[Bytes]:
                 for chunk in (self._chunks(response) if response is not None else ()):
                     out.write(chunk)
                     bars.advance(task, len(chunk))
@@ -282,6 +290,80 @@ class Downloader:
                           break_on_fail=self.break_on_fail)
             finally:
                 self.http.close()
+
+
+def _direct_socket(response: httpx.Response) -> tuple[socket.socket, int] | None:
+    """The connection's socket and the body's length, when the body can be read from the
+    socket directly: HTTP/1.1, identity, a Content-Length, plain TCP or TLS on that socket
+    (not TLS inside a TLS proxy tunnel, whose socket carries the proxy's records)."""
+    headers = response.headers
+    if response.http_version != "HTTP/1.1" \
+            or headers.get("Content-Encoding", "identity") not in ("identity", "") \
+            or "Transfer-Encoding" in headers:
+        return None
+    length = headers.get("Content-Length", "")
+    stream = response.extensions.get("network_stream")
+    if not length.isdigit() or stream is None:
+        return None
+    sock = stream.get_extra_info("socket")
+    if not isinstance(sock, socket.socket) or (
+            stream.get_extra_info("ssl_object") is not None
+            and not isinstance(sock, ssl.SSLSocket)):
+        return None
+    return sock, int(length)
+
+
+def _body(response: httpx.Response, timeout: float | None) -> Iterator[Bytes]:
+    """The raw body: views of one reused buffer filled with ``recv_into`` when
+    :func:`_direct_socket` allows it, else httpx's chunks (decoded if storage encoded them).
+
+    Read directly, the bytes bypass the HTTP parser, so the connection is not reused:
+    closing the response then closes it (httpcore sees a message it did not finish).
+    The parser's own buffer (the body's first bytes, read with the headers) comes first,
+    through ``iter_raw``. Errors are httpx's: a short body is ``RemoteProtocolError``,
+    a socket error or time-out ``ReadError`` / ``ReadTimeout`` (transport errors: the
+    partial file is kept for a resume).
+    """
+    direct = _direct_socket(response)
+    if direct is None:
+        encoded = response.headers.get("Content-Encoding", "identity") not in ("identity", "")
+        yield from (response.iter_bytes() if encoded else response.iter_raw())
+        return
+    sock, length = direct
+    # What h11 holds already (or one read). The generator stays referenced until the
+    # end: closing it (as garbage) would close the response, and the socket with it.
+    raw = response.iter_raw()
+    first = next(raw, b"") if length else b""
+    got = len(first)
+    if first:
+        yield first
+    if got >= length:
+        return
+    buf = bytearray(RECV)
+    view = memoryview(buf)
+    try:
+        sock.settimeout(timeout)
+        while got < length:
+            # up to a segment boundary of the body: whole segments in every later chunk
+            want = min(length - got, RECV - got % c4gh.CIPHER_SEGMENT_SIZE)
+            filled = 0
+            while filled < want:
+                n = sock.recv_into(view[filled:want])
+                if not n:
+                    raise httpx.RemoteProtocolError(
+                        f"storage closed the connection after {got + filled} of {length} "
+                        "bytes")
+                filled += n
+            got += filled
+            yield view[:filled]
+    except TimeoutError as exc:
+        raise httpx.ReadTimeout(f"no data from storage for {timeout} s") from exc
+    except OSError as exc:  # ssl.SSLError included
+        raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+    finally:
+        close = getattr(raw, "close", None)  # a generator (typed as an iterator)
+        if close is not None:
+            close()
 
 
 def _sha256_file(path: Path) -> str:
