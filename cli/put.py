@@ -59,6 +59,9 @@ SMALL_FIRST_PARTS = 1
 PART_BUFFERS = 4
 #: Files per batch request (the server takes up to 200).
 BATCH_FILES = 100
+#: Bytes of the files of one batch: a batch's files are encrypted before it starts (their
+#: exact stored sizes go in the start, for single PUTs), so this bounds their memory.
+BATCH_BYTES = 8 * 1024 * 1024
 
 
 #: An API answer or request body.
@@ -467,15 +470,31 @@ class Uploader:
                 self._fail(src.remote, f"cannot read: {exc.strerror or exc}")
         if not todo:
             return
+        # Encrypted before the start (in-line, a few KiB each): the start then names each
+        # file's exact stored size, and the server answers one signed PUT per such file.
+        sealed: dict[str, _SealedSmall] = {}
+        for src, got_one in zip(todo, self.small.map(
+                lambda s: self._seal(s, stats[s.remote]), todo), strict=True):
+            if isinstance(got_one, CliError):
+                self._fail(src.remote, got_one.message, got_one.status)
+            else:
+                sealed[src.remote] = got_one
+        todo = [s for s in todo if s.remote in sealed]
+        if not todo:
+            return
         got = self.api.post(self.base + "uploads/batch", {
-            "first_parts": SMALL_FIRST_PARTS,
+            "first_parts": SMALL_FIRST_PARTS, "single_put": True,
             "uploads": [{"path": s.remote, "size_original": stats[s.remote].st_size,
+                         "size_stored": len(sealed[s.remote].body),
                          "overwrite": self.overwrite} for s in todo]})
         futures: dict[Future[JSON | None], Source] = {}
         for src, item in zip(todo, got["uploads"], strict=True):
             error = item["error"]
-            if error is None:
-                futures[self.small.submit(self._put_small, src, stats[src.remote],
+            if error is None and item.get("put"):
+                futures[self.small.submit(self._put_single, src, sealed.pop(src.remote),
+                                          item)] = src
+            elif error is None:
+                futures[self.small.submit(self._put_small, src, sealed.pop(src.remote),
                                           item)] = src
             elif error["status"] == 409 and error.get("upload_id"):
                 # A started upload no journal knows (an interrupted run): the one-file
@@ -527,37 +546,64 @@ class Uploader:
                 self._fail(src.remote, error["detail"], error.get("status"))
             self.bars.advance(None, src.size)
 
-    def _put_small(self, src: Source, before: os.stat_result, item: JSON,
-                   force_plain: bool = False) -> JSON | None:
-        """Encrypt in memory, PUT the part(s); the body of its complete (None: the file
-        went the one-file way instead)."""
+    def _seal(self, src: Source, before: os.stat_result) -> _SealedSmall | CliError:
+        """Read and encrypt a small file in memory (not larger than uncompressed, so it
+        fits what the start reserves); the error that stops it, if any."""
+        if self.cancel.is_set():
+            return CliError("interrupted")
+        try:
+            with open(src.local, "rb", buffering=0) as fh:
+                data = _read_all(fh, before.st_size)
+            body, result = c4gh.encrypt_inline(data, [self.public_key])
+            if result.stored_size > c4gh.stored_size(result.original_size):
+                body, result = c4gh.encrypt_inline(data, [self.public_key], compress=False)
+            after = os.stat(src.local)
+        except OSError as exc:
+            return CliError(f"read error: {exc.strerror or exc}")
+        if ((after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
+                or result.original_size != src.size):
+            return CliError("the file changed while it was read; nothing was stored — "
+                            "put it again when it is complete")
+        return _SealedSmall(body, _Inline(result.header, result))
+
+    def _put_single(self, src: Source, sealed: _SealedSmall, item: JSON) -> JSON | None:
+        """One signed PUT of the whole (encrypted) file; the body of its complete."""
+        if self.cancel.is_set():
+            raise Cancelled()
+        upload, put = item["upload"], item["put"]
+        if put["size"] != len(sealed.body):  # (the server signed what we said)
+            self._abort(upload["upload_id"], src.remote)
+            raise CliError(f"the server signed a PUT of {put['size']} B, not "
+                           f"{len(sealed.body)} B")
+        try:
+            etag = self._put_part(_FixedUrl(put["url"]), 1, sealed.body)
+        except CliError:
+            self._abort(upload["upload_id"], src.remote)
+            raise
+        return {"upload_id": upload["upload_id"], **_complete_body(sealed.enc, {1: etag})}
+
+    def _put_small(self, src: Source, sealed: _SealedSmall, item: JSON) -> JSON | None:
+        """PUT the encrypted file's part(s) of a multipart upload (a server or backend
+        without single PUTs); the body of its complete (None: the file went the one-file
+        way instead)."""
         if self.cancel.is_set():
             raise Cancelled()
         upload = item["upload"]
         urls = _PartUrls(self.api, self.base + f"uploads/{upload['upload_id']}/part-urls",
                          upload["max_parts"])
         urls.urls.update({p["part_number"]: p["url"] for p in item["parts"]})
-        try:
-            with open(src.local, "rb", buffering=0) as fh:
-                data = _read_all(fh, before.st_size)
-            body, result = c4gh.encrypt_inline(data, [self.public_key],
-                                               compress=False if force_plain else None)
-            enc = _Inline(result.header, result)
-            part_size = upload["part_size"]
-            view = memoryview(body)
-            chunks: list[Chunk] = [view[i:i + part_size]
-                                   for i in range(0, len(view), part_size)] or [b""]
-        except OSError as exc:
-            self._abort(upload["upload_id"], src.remote)
-            raise CliError(f"read error: {exc.strerror or exc}")
+        part_size = upload["part_size"]
+        view = memoryview(sealed.body)
+        chunks: list[Chunk] = [view[i:i + part_size]
+                               for i in range(0, len(view), part_size)] or [b""]
         if len(chunks) > upload["max_parts"]:
-            # Compression made it larger than reserved: start it over, uncompressed.
+            # Larger than reserved (cannot happen: _seal keeps it <= uncompressed): start
+            # it over, uncompressed, the one-file way.
             self._abort(upload["upload_id"], src.remote)
             self._put(src, force_plain=True)
             return None
-        self._check_unchanged(src, before, enc, upload["upload_id"], src.size)
         etags = {n: self._put_part(urls, n, chunk) for n, chunk in enumerate(chunks, 1)}
-        return {"upload_id": upload["upload_id"], **_complete_body(enc, etags)}
+        return {"upload_id": upload["upload_id"], **_complete_body(sealed.enc, etags)}
 
     def _resume_or_start(self, src: Source, st: os.stat_result, force_plain: bool,
                          pre: _Checked | None = None) -> tuple[JSON, Stored, JSON | None]:
@@ -690,7 +736,7 @@ class Uploader:
             self.in_flight.release()
             raise
 
-    def _put_part(self, urls: _PartUrls, number: int, chunk: Chunk) -> str:
+    def _put_part(self, urls: _PartUrls | _FixedUrl, number: int, chunk: Chunk) -> str:
         last: str = ""
         for attempt in range(PART_ATTEMPTS):
             if self.cancel.is_set():
@@ -751,6 +797,24 @@ def _slices(data: Chunk, size: int = 1024 * 1024) -> Iterator[memoryview]:
         yield view[i:i + size]
 
 
+@dataclass
+class _SealedSmall:
+    """A small file encrypted in memory: its segments and what its complete says."""
+
+    body: bytearray
+    enc: _Inline
+
+
+@dataclass
+class _FixedUrl:
+    """A single PUT's one URL (nothing to refresh: it lives as long as the upload may)."""
+
+    url: str
+
+    def get(self, number: int, refresh: bool = False) -> str:
+        return self.url
+
+
 class _PartUrls:
     """Presigned part URLs fetched 100 at a time ahead of need, refreshed when expired."""
 
@@ -771,6 +835,22 @@ class _PartUrls:
 
 
 # --------------------------------------------------------------------------- command
+
+
+def _batches(small: list[Source], files: int, nbytes: int) -> list[list[Source]]:
+    """Consecutive batches of at most ``files`` files and (but for one file) ``nbytes``."""
+    out: list[list[Source]] = []
+    cur: list[Source] = []
+    size = 0
+    for s in small:
+        if cur and (len(cur) >= files or size + s.size > nbytes):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(s)
+        size += s.size
+    if cur:
+        out.append(cur)
+    return out
 
 
 def existing(api: Api, project: str, remotes: list[str]) -> set[str]:
@@ -803,7 +883,7 @@ def run_put(api: Api, project: str, sources: list[Source], *, overwrite: bool, t
     chosen = {id(s) for s in small}
     work: list[Source | list[Source]] = [s for s in sources if id(s) not in chosen]
     per_batch = max(1, min(BATCH_FILES, -(-len(small) // max(threads, 1))))
-    work += [small[i:i + per_batch] for i in range(0, len(small), per_batch)]
+    work += _batches(small, per_batch, BATCH_BYTES)
     with bars_factory(sum(s.size for s in sources)) as bars:
         up = Uploader(api, project, overwrite=overwrite, threads=threads, bars=bars,
                       summary=summary, break_on_fail=break_on_fail, notify=notify)

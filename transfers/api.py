@@ -45,6 +45,7 @@ from transfers.services.uploads import (
     upload_parts_list,
     upload_start,
     uploads_first_part_urls,
+    uploads_put_urls,
     uploads_start,
 )
 
@@ -131,6 +132,9 @@ class UploadOut(serializers.Serializer):
     part_size = serializers.IntegerField(help_text="Bytes per part: whole 65 564-byte "
                                                    "segments; only the last part is shorter.")
     max_parts = serializers.SerializerMethodField()
+    put_size = serializers.IntegerField(
+        allow_null=True, help_text="A single-PUT upload: the exact bytes its URL takes "
+                                   "(null: a multipart upload).")
     overwrite = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 
@@ -178,18 +182,31 @@ class UploadsStartBatchApi(TransferView):
     op = Op.UPLOAD
 
     class UploadsStartBatchIn(serializers.Serializer):
+        class UploadsStartBatchInItem(UploadStartApi.UploadStartIn):
+            size_stored = serializers.IntegerField(
+                min_value=0, required=False, allow_null=True, default=None,
+                help_text="With single_put: the exact bytes the client will PUT.")
+
         uploads: serializers.ListSerializer[Any] = serializers.ListSerializer(
-            child=UploadStartApi.UploadStartIn(),
-                                             allow_empty=False, max_length=UPLOAD_BATCH_MAX)
+            child=UploadsStartBatchInItem(), allow_empty=False, max_length=UPLOAD_BATCH_MAX)
         first_parts = serializers.IntegerField(
             default=1, min_value=0, max_value=PART_URL_BATCH_MAX,
             help_text="Presigned URLs of this many first parts come with each upload.")
+        single_put = serializers.BooleanField(
+            default=False, help_text="The client can PUT a file that fits in one part in "
+                                     "one request: such items (with size_stored) get `put`.")
 
     class UploadsStartBatchOut(serializers.Serializer):
         class UploadsStartBatchItem(serializers.Serializer):
+            class UploadPutOut(serializers.Serializer):
+                url = serializers.CharField(help_text="PUT exactly `size` bytes here.")
+                size = serializers.IntegerField()
+
             path = serializers.CharField(help_text="As sent.")
             upload = UploadOut(allow_null=True)
             parts = UploadPartUrlOut(many=True)
+            put = UploadPutOut(allow_null=True, required=False,
+                               help_text="A single-PUT upload's URL (then no parts).")
             error = ItemError(allow_null=True)
 
         uploads = UploadsStartBatchItem(many=True, help_text="In the order sent.")
@@ -201,20 +218,30 @@ class UploadsStartBatchApi(TransferView):
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         data = self.valid(self.UploadsStartBatchIn, request.data)
+        single_put = data["single_put"]
         results = uploads_start(
-            project=project, by=request.user, ip=client_ip(request),
-            items=[StartInput(**item) for item in data["uploads"]])
+            project=project, by=request.user, ip=client_ip(request), single_put=single_put,
+            items=[StartInput(item["path"], item["size_original"], item["overwrite"],
+                              item.get("size_stored") if single_put else None)
+                   for item in data["uploads"]])
         started = [r for r in results if not isinstance(r, DDSError)]
         urls = dict(zip((u.pk for u in started), uploads_first_part_urls(
             project=project, uploads=started, count=data["first_parts"]), strict=True))
+        puts = dict(zip((u.pk for u in started), uploads_put_urls(
+            project=project, uploads=started), strict=True))
         out = []
         for item, result in zip(data["uploads"], results, strict=True):
             if isinstance(result, DDSError):
                 out.append({"path": item["path"], "upload": None, "parts": [],
                             "error": _item_error(result)})
             else:
-                out.append({"path": item["path"], "upload": UploadOut(result).data,
-                            "parts": _absolute(request, urls[result.pk]), "error": None})
+                one = {"path": item["path"], "upload": UploadOut(result).data,
+                       "parts": _absolute(request, urls[result.pk]), "error": None}
+                put = puts[result.pk]
+                if single_put:  # (older clients get the answer they know)
+                    one["put"] = None if put is None else {
+                        "url": request.build_absolute_uri(put), "size": result.put_size}
+                out.append(one)
         return Response({"uploads": out, "expires_in": part_url_ttl()})
 
 

@@ -146,6 +146,8 @@ class Upload(models.Model):
     size_original = models.PositiveBigIntegerField()
     reserved_bytes = models.PositiveBigIntegerField()
     part_size = models.PositiveIntegerField()
+    #: A single-PUT upload (no multipart): the exact bytes its URL was signed for.
+    put_size = models.PositiveBigIntegerField(null=True, blank=True)
     overwrite = models.BooleanField(default=False)
     status = models.CharField(max_length=20, choices=UploadStatus.choices,
                               default=UploadStatus.IN_PROGRESS)

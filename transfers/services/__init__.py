@@ -62,6 +62,7 @@ from transfers.services.uploads import (
     upload_start,
     uploads_abort_stale,
     uploads_first_part_urls,
+    uploads_put_urls,
     uploads_start,
 )
 from transfers.services.usage import usage_record, usage_record_last_month
@@ -77,6 +78,7 @@ __all__ = [
     "storage_location_validate_jurisdiction", "storage_reconcile",
     "storage_reconcile_report_send", "upload_abort", "upload_complete",
     "upload_header_check", "upload_part_urls", "upload_parts_list", "upload_start",
-    "uploads_abort_stale", "uploads_complete", "uploads_first_part_urls", "uploads_start",
+    "uploads_abort_stale", "uploads_complete", "uploads_first_part_urls", "uploads_put_urls",
+    "uploads_start",
     "usage_record", "usage_record_last_month",
 ]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 import c4gh
@@ -24,10 +25,11 @@ from audit.services import audit_record
 from core.errors import DDSError
 from projects.models import Project
 from transfers.errors import BadInput, Conflict, NotAllowed, StorageRejected
-from transfers.models import File, FileVersion, Upload, UploadStatus
+from transfers.models import File, FileVersion, Folder, Upload, UploadStatus
 from transfers.paths import path_split
 from transfers.selectors import Op, released_files_message, transfer_check, uploads_get
 from transfers.services.catalogue import (
+    folder_totals,
     folders_add,
     folders_subtract,
     objects_delete_later,
@@ -85,13 +87,27 @@ def uploads_complete(*, project: Project, by: User, kek: bytes,
     # What storage holds, asked for all uploads at once (each item still checks it before
     # assembly, and storage refuses a complete whose ETags are not the stored parts').
     mine = [u for u in dict.fromkeys(uploads.values()) if isinstance(u, Upload)
-            and u.status == UploadStatus.IN_PROGRESS]
+            and u.status == UploadStatus.IN_PROGRESS and u.put_size is None]
     backend = storage_for_project(project)
     listed = dict(zip((u.pk for u in mine), storage_map(
         lambda u: backend.list_parts(project.bucket, u.object_key, u.multipart_id), mine),
         strict=True))
+    # Single-PUT uploads (first mention of each): completed together, one transaction.
+    singles: dict[int, tuple[Upload, CompleteInput]] = {}
+    seen: set[int] = set()
+    for i, (public_id, data) in enumerate(items):
+        upload = uploads[public_id]
+        if isinstance(upload, Upload) and upload.pk not in seen:
+            seen.add(upload.pk)
+            if upload.put_size is not None and upload.status == UploadStatus.IN_PROGRESS:
+                singles[i] = (upload, data)
+    done = _single_puts_complete(project=project, by=by, key=key, items=singles,
+                                 ip=ip) if singles else {}
     out: list[File | DDSError] = []
-    for public_id, data in items:
+    for i, (public_id, data) in enumerate(items):
+        if i in done:
+            out.append(done[i])
+            continue
         upload = uploads[public_id]
         if isinstance(upload, DDSError):
             out.append(upload)
@@ -104,6 +120,144 @@ def uploads_complete(*, project: Project, by: User, kek: bytes,
         except DDSError as exc:
             out.append(exc)
     return out
+
+
+def _single_puts_complete(*, project: Project, by: User, key: ProjectKeyOnce,
+                          items: dict[int, tuple[Upload, CompleteInput]],
+                          ip: str | None) -> dict[int, File | DDSError]:
+    """Complete single-PUT uploads of one batch in one transaction: every item checked
+    on its own (a refused one stays in progress), then the accepted ones written with one
+    INSERT per table, folder totals once, and ONE ``file.upload`` audit event.
+
+    No storage call: storage took exactly ``put_size`` bytes for each (the signed
+    length), so no lock is held across one. Locks in the documented order: the project
+    row (shared), the upload rows (by id), the files replaced, the audit head last."""
+    out: dict[int, File | DDSError] = {}
+    with transaction.atomic():
+        project_share_lock(project.pk)
+        project = Project.objects.select_related("unit").get(pk=project.pk)
+        locked = {u.pk: u for u in Upload.objects.select_for_update().filter(
+            pk__in=[u.pk for u, _ in items.values()]).order_by("pk")}
+        try:
+            transfer_check(project=project, user=by, op=Op.UPLOAD)
+        except DDSError as refusal:
+            return dict.fromkeys(items, refusal)
+        ok: dict[int, tuple[Upload, CompleteInput]] = {}
+        for i, (stale, data) in items.items():
+            upload = locked[stale.pk]
+            upload.project = project
+            try:
+                require_in_progress(upload)
+                if upload.created_by_id != by.pk:
+                    raise NotAllowed("This upload was started by another user.")
+                _claims_check(upload=upload, data=data)
+                header_validate(project=project, key=key, header=data.header)
+                _single_put_check(upload=upload, data=data)
+            except DDSError as exc:
+                out[i] = exc
+                continue
+            ok[i] = (upload, data)
+        existing = {f.path: f for f in File.objects.select_for_update().filter(
+            project=project, path__in=[u.path for u, _ in ok.values()]).order_by("pk")}
+        for i, (upload, _) in list(ok.items()):
+            if upload.path not in existing:
+                continue
+            if not upload.overwrite:
+                out[i] = Conflict(f"{upload.path} was created meanwhile; start again with "
+                                  "overwrite.")
+            elif project.released:
+                out[i] = NotAllowed(released_files_message(project, "replaced"))
+            else:
+                continue
+            del ok[i]
+        if ok:
+            out.update(_files_record_many(project=project, by=by, ok=ok, existing=existing,
+                                          ip=ip))
+    return out
+
+
+def _files_record_many(*, project: Project, by: User,
+                       ok: dict[int, tuple[Upload, CompleteInput]],
+                       existing: dict[str, File], ip: str | None) -> dict[int, File]:
+    """The rows of accepted single-PUT completes: files (new ones in one INSERT, replaced
+    ones with their old versions closed), versions, folder totals, uploads, one event."""
+    now = timezone.now()
+    replaced = [existing[u.path] for u, _ in ok.values() if u.path in existing]
+    old_keys = [f.object_key for f in replaced]
+    if replaced:
+        FileVersion.objects.filter(file__in=replaced, deleted_at__isnull=True).update(
+            deleted_at=now)
+        folders_subtract(project, replaced)  # with their old sizes, before they change
+    files: dict[int, File] = {}
+    for i, (upload, data) in ok.items():
+        folder, name = path_split(upload.path)
+        f = existing.get(upload.path) or File(project=project, path=upload.path, name=name,
+                                              folder=folder)
+        f.object_key = upload.object_key
+        f.size_original = upload.size_original
+        f.size_stored = data.size_stored
+        f.compressed = data.compressed
+        f.header = data.header
+        f.checksum = data.checksum
+        f.uploaded_at = now
+        f.uploaded_by = by
+        f.last_downloaded_at = None
+        files[i] = f
+    File.objects.bulk_create([f for f in files.values() if f.pk is None])
+    if replaced:
+        File.objects.bulk_update(replaced, _FILE_FIELDS)
+    FileVersion.objects.bulk_create([
+        FileVersion(project=project, file=f, object_key=f.object_key,
+                    size_stored=f.size_stored, uploaded_at=now) for f in files.values()])
+    folders_add_many(project, list(files.values()))
+    Upload.objects.filter(pk__in=[u.pk for u, _ in ok.values()]).update(
+        status=UploadStatus.COMPLETED, finished_at=now)
+    objects_delete_later(project, old_keys)
+    audit_record(action=AuditAction.FILE_UPLOAD, actor=by, project=project, ip=ip,
+                 target=next(iter(files.values())).path if len(files) == 1
+                 else f"{len(files)} files",
+                 details=_batch_details(ok, files, overwrote=len(old_keys)))
+    return files
+
+
+_FILE_FIELDS = ["object_key", "size_original", "size_stored", "compressed", "header",
+                "checksum", "uploaded_at", "uploaded_by", "last_downloaded_at"]
+#: Paths named in one batch event (the count and bytes are always whole).
+_EVENT_PATHS_MAX = 200
+
+
+def _batch_details(ok: dict[int, tuple[Upload, CompleteInput]], files: dict[int, File],
+                   *, overwrote: int) -> dict[str, object]:
+    """One event's details for a batch: ``size_stored`` is the batch's total (what the
+    after-upload quota check adds), ``files`` the count, the paths bounded."""
+    if len(files) == 1:
+        [(upload, _)] = ok.values()
+        [f] = files.values()
+        return {"upload": upload.public_id, "size_stored": f.size_stored,
+                "overwrote": bool(overwrote)}
+    paths = [f.path for f in files.values()]
+    return {"files": len(files), "size_stored": sum(f.size_stored for f in files.values()),
+            "size_original": sum(f.size_original for f in files.values()),
+            "overwrote": overwrote, "paths": paths[:_EVENT_PATHS_MAX],
+            "paths_truncated": len(paths) > _EVENT_PATHS_MAX}
+
+
+def folders_add_many(project: Project, files: Sequence[File]) -> None:
+    """Count new files in their folders and the folders above them (creating them): one
+    INSERT, the rows locked in path order (as ``catalogue.folders_add``), one UPDATE per
+    folder touched instead of one per file and folder."""
+    totals = folder_totals(files)
+    Folder.objects.bulk_create(
+        [Folder(project=project, path=p, parent=path_split(p)[0] if p else "",
+                name=path_split(p)[1] if p else "") for p in totals],
+        ignore_conflicts=True)
+    rows = dict(Folder.objects.select_for_update().filter(project=project, path__in=totals)
+                .order_by("path").values_list("path", "pk"))
+    for path, t in sorted(totals.items()):
+        Folder.objects.filter(pk=rows[path]).update(
+            file_count=F("file_count") + t.files,
+            size_original=F("size_original") + t.original,
+            size_stored=F("size_stored") + t.stored)
 
 
 def _upload_complete_one(*, upload: Upload, by: User, key: ProjectKeyOnce,
@@ -132,15 +286,22 @@ def _upload_complete(*, upload: Upload, by: User, key: ProjectKeyOnce, data: Com
     project = upload.project
     _claims_check(upload=upload, data=data)
     header_validate(project=project, key=key, header=data.header)
-    # A batch resolves the project's backend once (location query, credential unsealing).
-    backend = backend or storage_for_project(project)
-    recovered = _parts_check(backend=backend, upload=upload, data=data,
-                             stored_parts=stored_parts)
-    if data.size_stored > upload.reserved_bytes:
-        # Compression made it bigger than announced: the excess needs quota too.
-        QuotaLedger.locked(project).reserve(data.size_stored - upload.reserved_bytes)
-    existing = _existing_file(upload=upload)
-    _assemble(backend=backend, upload=upload, data=data, recovered=recovered)
+    existing: File | None
+    if upload.put_size is not None:
+        # A single PUT: storage refused any body but exactly put_size bytes (the length
+        # is signed into the URL), and put_size <= reserved_bytes; nothing to assemble.
+        _single_put_check(upload=upload, data=data)
+        existing = _existing_file(upload=upload)
+    else:
+        # A batch resolves the project's backend once (location query, credentials).
+        backend = backend or storage_for_project(project)
+        recovered = _parts_check(backend=backend, upload=upload, data=data,
+                                 stored_parts=stored_parts)
+        if data.size_stored > upload.reserved_bytes:
+            # Compression made it bigger than announced: the excess needs quota too.
+            QuotaLedger.locked(project).reserve(data.size_stored - upload.reserved_bytes)
+        existing = _existing_file(upload=upload)
+        _assemble(backend=backend, upload=upload, data=data, recovered=recovered)
     _rules_recheck(upload=upload, by=by, replacing=existing is not None)
     f, old_key = _file_record(upload=upload, by=by, data=data, existing=existing)
     upload_finish(upload, UploadStatus.COMPLETED)
@@ -182,6 +343,13 @@ def _claims_check(*, upload: Upload, data: CompleteInput) -> None:
     if not data.compressed and data.size_stored != expected:
         raise BadInput(f"Stored size mismatch: {upload.size_original} B uncompressed give "
                        f"{expected} B of segments, not {data.size_stored}.")
+
+
+def _single_put_check(*, upload: Upload, data: CompleteInput) -> None:
+    if data.size_stored != upload.put_size:
+        raise BadInput(f"Stored size mismatch: this upload's PUT was signed for "
+                       f"{upload.put_size} B, size_stored says {data.size_stored}.",
+                       put_size=upload.put_size, size_stored=data.size_stored)
 
 
 def _parts_check(*, backend: StorageBackend, upload: Upload, data: CompleteInput,

@@ -38,6 +38,7 @@ from transfers.services.headers import (
     recipient_key_check,
 )
 from transfers.storage import StorageBackend, StoredPart, storage_for_project
+from transfers.storage.base import single_put_backend
 from transfers.storage.parallel import storage_map
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,9 @@ class StartInput:
     path: str
     size_original: int
     overwrite: bool = False
+    #: The exact bytes the client will PUT (its ciphertext, already made), when it can do
+    #: single PUTs: a file that fits in one part then gets one presigned PutObject.
+    size_stored: int | None = None
 
 
 @dataclass
@@ -144,11 +148,23 @@ class _PathState:
 def _start_input_normalise(item: StartInput) -> StartInput:
     if item.size_original < 0 or item.size_original > MAX_OBJECT_BYTES:
         raise BadInput(f"size_original must be between 0 and {MAX_OBJECT_BYTES} bytes.")
-    return StartInput(path_normalise(item.path), item.size_original, item.overwrite)
+    if item.size_stored is not None and item.size_stored < 0:
+        raise BadInput("size_stored must not be negative.")
+    return StartInput(path_normalise(item.path), item.size_original, item.overwrite,
+                      item.size_stored)
+
+
+def _single_put_size(item: StartInput, reserved: int, part_size: int) -> int | None:
+    """The signed length of a single-PUT upload, or None (multipart): only for what fits
+    in one part and, if compressed, no more than reserved (the quota was checked for it)."""
+    size = item.size_stored
+    if size is None or reserved > part_size or size > reserved:
+        return None
+    return size
 
 
 def _upload_admit(*, project: Project, by: User, item: StartInput, state: _PathState,
-                  ledger: QuotaLedger) -> Upload:
+                  ledger: QuotaLedger, single_put: bool = False) -> Upload:
     """Every rule of starting one upload (the caller holds the unit lock): the upload to
     open, its bytes reserved in ``ledger`` and its path taken in ``state``."""
     path = item.path
@@ -171,10 +187,12 @@ def _upload_admit(*, project: Project, by: User, item: StartInput, state: _PathS
                        "resume or abort it.", upload_id=active)
     reserved = c4gh.stored_size(item.size_original)
     ledger.reserve(reserved)
+    part_size = part_size_for(reserved)
     upload = Upload(public_id=secrets.token_urlsafe(16), project=project, path=path,
                     object_key=secrets.token_hex(20), size_original=item.size_original,
-                    reserved_bytes=reserved, part_size=part_size_for(reserved),
-                    overwrite=item.overwrite, created_by=by)
+                    reserved_bytes=reserved, part_size=part_size,
+                    put_size=_single_put_size(item, reserved, part_size) if single_put
+                    else None, overwrite=item.overwrite, created_by=by)
     state.active[path] = upload.public_id
     # Later items of the same batch see this path's folders as taken by folders.
     state.folders.update(ancestors)
@@ -186,7 +204,7 @@ StartResult = Upload | DDSError
 
 
 def _uploads_admit(*, project: Project, by: User, todo: list[tuple[int, StartInput]],
-                   out: dict[int, StartResult]) -> list[tuple[int, Upload]]:
+                   out: dict[int, StartResult], single_put: bool) -> list[tuple[int, Upload]]:
     """The rules, under one unit lock and one read of the paths, for every item."""
     ledger = QuotaLedger.locked(project)
     state = _PathState.load(project, {item.path for _, item in todo})
@@ -194,7 +212,7 @@ def _uploads_admit(*, project: Project, by: User, todo: list[tuple[int, StartInp
     for i, item in todo:
         try:
             admitted.append((i, _upload_admit(project=project, by=by, item=item, state=state,
-                                              ledger=ledger)))
+                                              ledger=ledger, single_put=single_put)))
         except DDSError as exc:
             out[i] = exc
     return admitted
@@ -202,13 +220,19 @@ def _uploads_admit(*, project: Project, by: User, todo: list[tuple[int, StartInp
 
 def _multiparts_open(*, project: Project, admitted: list[tuple[int, Upload]],
                      out: dict[int, StartResult]) -> list[Upload]:
-    """Open the admitted uploads' multipart uploads in storage, in parallel."""
+    """Open the admitted uploads' multipart uploads in storage, in parallel (a single-PUT
+    upload needs nothing opened: its object is created by the client's PUT)."""
     backend = storage_for_project(project)
     backend.create_bucket(project.bucket)
+    multi = [(i, u) for i, u in admitted if u.put_size is None]
     ids = storage_map(lambda u: backend.start_multipart(project.bucket, u.object_key),
-                      [u for _, u in admitted])
+                      [u for _, u in multi])
     started: list[Upload] = []
-    for (i, upload), multipart_id in zip(admitted, ids, strict=True):
+    for i, upload in admitted:
+        if upload.put_size is not None:
+            started.append(upload)
+            out[i] = upload
+    for (i, upload), multipart_id in zip(multi, ids, strict=True):
         if isinstance(multipart_id, StorageUnavailable):
             raise multipart_id  # nothing is written: the whole batch can be retried
         if isinstance(multipart_id, DDSError):
@@ -233,9 +257,13 @@ def _uploads_record(*, project: Project, by: User, started: list[Upload],
 
 @transaction.atomic
 def uploads_start(*, project: Project, by: User, items: Sequence[StartInput],
-                  ip: str | None = None) -> list[StartResult]:
+                  ip: str | None = None, single_put: bool = False) -> list[StartResult]:
     """Start several uploads under one unit lock: per item the upload or why it was refused
-    (the same refusals as :func:`upload_start`); a refused item changes nothing."""
+    (the same refusals as :func:`upload_start`); a refused item changes nothing.
+
+    ``single_put`` (the client can do them): an item that fits in one part and says its
+    ``size_stored`` becomes a single-PUT upload (``put_size``; :func:`uploads_put_urls`)
+    if the project's backend offers them; the others are multipart uploads as before."""
     batch_size_check(len(items))
     out: dict[int, StartResult] = {}
     todo: list[tuple[int, StartInput]] = []
@@ -244,7 +272,9 @@ def uploads_start(*, project: Project, by: User, items: Sequence[StartInput],
             todo.append((i, _start_input_normalise(item)))
         except DDSError as exc:
             out[i] = exc
-    admitted = _uploads_admit(project=project, by=by, todo=todo, out=out) if todo else []
+    single_put = single_put and single_put_backend(storage_for_project(project)) is not None
+    admitted = (_uploads_admit(project=project, by=by, todo=todo, out=out,
+                               single_put=single_put) if todo else [])
     started = _multiparts_open(project=project, admitted=admitted, out=out) if admitted else []
     if started:
         _uploads_record(project=project, by=by, started=started, ip=ip)
@@ -296,6 +326,9 @@ def upload_part_urls(*, upload: Upload, part_numbers: Sequence[int],
                      backend: StorageBackend | None = None) -> list[PartUrl]:
     """Short-lived presigned UploadPart URLs for a batch of parts (no state change)."""
     require_in_progress(upload)
+    if upload.put_size is not None:
+        raise BadInput(f"Upload {upload.public_id} is a single PUT of {upload.put_size} B: "
+                       "it has no parts (abort it and start again to resend).")
     if not part_numbers or len(part_numbers) > PART_URL_BATCH_MAX:
         raise BadInput(f"Ask for 1 to {PART_URL_BATCH_MAX} parts at a time.")
     top = upload_max_parts(upload)
@@ -316,14 +349,26 @@ def uploads_first_part_urls(*, project: Project, uploads: Sequence[Upload],
                             count: int) -> list[list[PartUrl]]:
     """Per upload, the URLs of its first ``count`` parts (fewer if it has fewer)."""
     backend = storage_for_project(project)
-    return [upload_part_urls(upload=u, backend=backend,
+    return [[] if u.put_size is not None or count == 0 else
+            upload_part_urls(upload=u, backend=backend,
                              part_numbers=range(1, min(count, upload_max_parts(u)) + 1))
+            for u in uploads]
+
+
+def uploads_put_urls(*, project: Project, uploads: Sequence[Upload]) -> list[str | None]:
+    """Per upload, the presigned PUT of exactly ``put_size`` bytes (None: multipart)."""
+    backend = single_put_backend(storage_for_project(project))
+    ttl = part_url_ttl()
+    return [None if u.put_size is None or backend is None else
+            backend.presign_put(project.bucket, u.object_key, ttl, u.put_size)
             for u in uploads]
 
 
 def upload_parts_list(*, upload: Upload) -> list[StoredPart]:
     """The parts storage holds for this upload (to resume after a failure)."""
     require_in_progress(upload)
+    if upload.put_size is not None:
+        return []  # a single PUT: nothing to resume, the object is all or nothing
     return storage_for_project(upload.project).list_parts(
         upload.project.bucket, upload.object_key, upload.multipart_id)
 
@@ -346,7 +391,8 @@ def upload_abort(*, upload: Upload, by: User | None, ip: str | None = None) -> U
         return upload
     project = upload.project
     backend = storage_for_project(project)
-    backend.abort_multipart(project.bucket, upload.object_key, upload.multipart_id)
+    if upload.multipart_id:  # (a single-PUT upload has none)
+        backend.abort_multipart(project.bucket, upload.object_key, upload.multipart_id)
     # An upload still in progress owns no catalogued object, yet its object may exist:
     # storage assembled it and then the complete's transaction failed (the multipart is
     # gone, the row says in progress). Its random key is this upload's alone: delete it.
