@@ -974,6 +974,12 @@ class Decryptor:
         already fed with a kept prefix of the file); ``expected_sha256`` is then checked
         against the whole.
 
+        ``chunks`` may be views of one buffer that the iterable refills once the next item
+        is asked for (``dds data get`` receives into one with ``recv_into``;
+        :func:`decrypt_file` reads into one): what the engine keeps of a chunk (a partial
+        segment, a header not yet complete) it copies. Chunks that end on segment
+        boundaries are decrypted where they lie, without re-assembling segments.
+
         With ``threaded``: a worker thread iterates ``chunks`` (network / disk) and
         authenticates; the caller's thread hashes (and, when compressed, decompresses,
         leaving hashing to one more thread); without it everything runs in the caller's
