@@ -8,6 +8,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +43,11 @@ class _Part(NamedTuple):
     etag: str
     size: int
     offset: int  #: in the data file, or _OWN_FILE
+
+
+def _flock(kind: int, byte: int) -> bytes:
+    """A ``struct flock`` for one byte (l_type, l_whence, l_start, l_len, l_pid = 0)."""
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, byte, 1, 0)
 
 
 def _sidecar_write(path: Path, etag: str, size: int, offset: int) -> None:
@@ -93,7 +99,7 @@ class LocalBackend:
     reads no data, and completing is checking the sidecars, cutting the data file to the
     parts named and renaming it to ``<bucket>/<key>``: no byte is read or copied again,
     whatever the size. ``.lock`` orders part writes (shared) before a complete
-    (exclusive); ``<n>.lock`` serialises two writes of the same part.
+    (exclusive), and a lock on its byte n serialises two writes of part n.
 
     Uploads started before this layout (no ``data`` file) and parts written without a
     part size keep a file per part (``<n>``); their complete copies them (in the kernel,
@@ -210,7 +216,7 @@ class LocalBackend:
                 if not (directory / _DATA).exists():
                     raise _no_such_upload()  # completed (or aborted) meanwhile
             in_place = part_size is not None and upload_lock >= 0
-            with self._part_lock(directory, number):
+            with self._part_lock(directory, number, upload_lock):
                 if in_place:
                     assert part_size is not None
                     return self._write_in_place(bucket, upload_id, number, chunks,
@@ -221,7 +227,18 @@ class LocalBackend:
                 os.close(upload_lock)
 
     @contextmanager
-    def _part_lock(self, directory: Path, number: int) -> Iterator[None]:
+    def _part_lock(self, directory: Path, number: int, upload_lock: int) -> Iterator[None]:
+        """Two writes of one part run one after the other (a client's retry while its
+        first attempt still writes). With the upload's lock file: a write lock on its
+        byte ``number`` (an open-file-description lock, so threads of one process
+        exclude each other too, and no file per part to create and delete)."""
+        if upload_lock >= 0:
+            fcntl.fcntl(upload_lock, fcntl.F_OFD_SETLKW, _flock(fcntl.F_WRLCK, number))
+            try:
+                yield
+            finally:
+                fcntl.fcntl(upload_lock, fcntl.F_OFD_SETLK, _flock(fcntl.F_UNLCK, number))
+            return
         try:
             fd = os.open(directory / f"{number:05d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         except FileNotFoundError:

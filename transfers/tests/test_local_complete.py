@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 import time
 
 import httpx
@@ -321,3 +322,38 @@ def test_a_single_put_that_breaks_leaves_nothing(backend):
     assert sorted(p.name for p in backend._bucket("b").iterdir()) == [".multipart", "k"]
     assert backend.write_object("b", "k", 3, [b"new"]) == _md5(b"new")
     assert backend.object_path("b", "k").read_bytes() == b"new"
+
+
+def test_two_writes_of_one_part_run_one_after_the_other(backend):
+    upload_id, _ = _upload(backend, "b", "k", os.urandom(2 * PART))
+    first, second = os.urandom(PART), os.urandom(PART)
+    go_on = threading.Event()
+    results: dict[str, str] = {}
+
+    def slow():
+        yield first[:1000]
+        go_on.wait(10)
+        yield first[1000:]
+
+    a = threading.Thread(target=lambda: results.__setitem__(
+        "a", backend.write_part("b", upload_id, 2, slow(), part_size=PART)))
+    a.start()
+    time.sleep(0.2)
+    b = threading.Thread(target=lambda: results.__setitem__(
+        "b", backend.write_part("b", upload_id, 2, [second], part_size=PART)))
+    b.start()
+    b.join(0.5)
+    assert b.is_alive() and "b" not in results  # waits for the first write of part 2
+    # Another part is not held up meanwhile.
+    backend.write_part("b", upload_id, 1, [second], part_size=PART)
+    go_on.set()
+    a.join(10)
+    b.join(10)
+    assert results == {"a": _md5(first), "b": _md5(second)}
+    listed = {p.number: p.etag for p in backend.list_parts("b", "k", upload_id)}
+    assert listed == {1: _md5(second), 2: _md5(second)}
+    # No lock file per part (the upload's one lock file holds a lock per part number).
+    assert [p.name for p in backend._mp_dir("b", upload_id).iterdir()
+            if p.name.endswith(".lock")] == [".lock"]
+    backend.complete_multipart("b", "k", upload_id, sorted(listed.items()))
+    assert backend.object_path("b", "k").read_bytes() == second + second
