@@ -317,7 +317,8 @@ def _body(response: httpx.Response, timeout: float | None) -> Iterator[Bytes]:
     """The raw body: views of one reused buffer filled with ``recv_into`` when
     :func:`_direct_socket` allows it, else httpx's chunks (decoded if storage encoded them).
 
-    Read directly, the bytes bypass the HTTP parser, so the connection is not reused:
+    Read directly (bodies over ``RECV``), the bytes bypass the HTTP parser, so the
+    connection is not reused:
     closing the response then closes it (httpcore sees a message it did not finish).
     The parser's own buffer (the body's first bytes, read with the headers) comes first,
     through ``iter_raw``. Errors are httpx's: a short body is ``RemoteProtocolError``,
@@ -325,7 +326,9 @@ def _body(response: httpx.Response, timeout: float | None) -> Iterator[Bytes]:
     partial file is kept for a resume).
     """
     direct = _direct_socket(response)
-    if direct is None:
+    if direct is None or direct[1] <= RECV:
+        # Small bodies through the parser: the connection then stays reusable (a body read
+        # past h11 closes it), and their copies cost nothing worth a new connection.
         encoded = response.headers.get("Content-Encoding", "identity") not in ("identity", "")
         yield from (response.iter_bytes() if encoded else response.iter_raw())
         return

@@ -35,6 +35,7 @@ class _Server:
         self.cut = 0
         self.chunked = False
         self.ranges: list[str] = []
+        self.peers: list[int] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,6 +46,7 @@ class _Server:
 
             def do_GET(self) -> None:  # http.server's name
                 body, status = outer.body, 200
+                outer.peers.append(self.client_address[1])
                 rng = self.headers.get("Range")
                 if rng:
                     outer.ranges.append(rng)
@@ -117,6 +119,15 @@ def test_the_body_comes_from_the_socket_and_is_exact(server: _Server,
     for p in pieces[1:-1]:
         pos += len(p)
         assert pos % c4gh.CIPHER_SEGMENT_SIZE == 0
+
+
+def test_small_bodies_keep_the_connection(server: _Server) -> None:
+    server.body = os.urandom(cli_get.RECV)
+    with httpx.Client() as http:
+        for _ in range(3):
+            with http.stream("GET", server.url) as r:
+                assert b"".join(bytes(p) for p in cli_get._body(r, 5)) == server.body
+    assert len(set(server.peers)) == 1
 
 
 def test_a_chunked_body_falls_back_to_httpx(server: _Server) -> None:
