@@ -134,7 +134,9 @@ def _on_audit(event) -> None:
     elif action == "upload.start":
         metrics.upload_started()
     elif action == "file.upload":
-        metrics.transfer(direction="upload", files=1, nbytes=int(details.get("size_stored") or 0))
+        # One event per file, or per batch of single-PUT files (``files`` of them).
+        metrics.transfer(direction="upload", files=int(details.get("files") or 1),
+                         nbytes=int(details.get("size_stored") or 0))
         if event.project_public_id:
             quota_check_after_upload(public_id=event.project_public_id,
                                      added=int(details.get("size_stored") or 0))

@@ -194,6 +194,9 @@ def test_journey_is_counted_in_the_scraped_metrics(metrics_port, staffed, settin
                      details={"upload": "u1", "size_original": 4000})
         audit_record(action="file.upload", actor=admin, project=project, target="a.txt",
                      details={"upload": "u1", "size_stored": 5000})
+        # A batch of small files completed together is one event naming its count.
+        audit_record(action="file.upload", actor=admin, project=project, target="3 files",
+                     details={"files": 3, "size_stored": 300})
         audit_record(action="upload.abort", actor=None, project=project, target="b.txt",
                      details={"upload": "u2"})
         audit_record(action="file.download", actor=admin, project=project, target="a.txt",
@@ -214,8 +217,8 @@ def test_journey_is_counted_in_the_scraped_metrics(metrics_port, staffed, settin
     assert delta("dds_http_requests_total", route="auth-login", status="429") == 2
     assert delta("dds_http_request_duration_seconds_count", route="auth-2fa") == 2
     assert delta("dds_uploads_started_total") == 1
-    assert delta("dds_transfer_files_total", direction="upload") == 1
-    assert delta("dds_transfer_bytes_total", direction="upload") == 5000
+    assert delta("dds_transfer_files_total", direction="upload") == 4
+    assert delta("dds_transfer_bytes_total", direction="upload") == 5300
     assert delta("dds_transfer_files_total", direction="download") == 1
     assert delta("dds_transfer_bytes_total", direction="download") == 5000
     assert delta("dds_transfer_failures_total", direction="upload", reason="stale") == 1
