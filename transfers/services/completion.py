@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F
@@ -176,6 +177,20 @@ def _single_puts_complete(*, project: Project, by: User, key: ProjectKeyOnce,
     return out
 
 
+def _file_fill(f: File, *, upload: Upload, data: CompleteInput, now: datetime,
+               by: User) -> None:
+    """Point the file row at the upload's new object (one file or a batch alike)."""
+    f.object_key = upload.object_key
+    f.size_original = upload.size_original
+    f.size_stored = data.size_stored
+    f.compressed = data.compressed
+    f.header = data.header
+    f.checksum = data.checksum
+    f.uploaded_at = now
+    f.uploaded_by = by
+    f.last_downloaded_at = None
+
+
 def _files_record_many(*, project: Project, by: User,
                        ok: dict[int, tuple[Upload, CompleteInput]],
                        existing: dict[str, File], ip: str | None) -> dict[int, File]:
@@ -193,15 +208,7 @@ def _files_record_many(*, project: Project, by: User,
         folder, name = path_split(upload.path)
         f = existing.get(upload.path) or File(project=project, path=upload.path, name=name,
                                               folder=folder)
-        f.object_key = upload.object_key
-        f.size_original = upload.size_original
-        f.size_stored = data.size_stored
-        f.compressed = data.compressed
-        f.header = data.header
-        f.checksum = data.checksum
-        f.uploaded_at = now
-        f.uploaded_by = by
-        f.last_downloaded_at = None
+        _file_fill(f, upload=upload, data=data, now=now, by=by)
         files[i] = f
     File.objects.bulk_create([f for f in files.values() if f.pk is None])
     if replaced:
@@ -459,15 +466,7 @@ def _file_record(*, upload: Upload, by: User, data: CompleteInput,
         f = existing
     else:
         f = File(project=project, path=upload.path, name=name, folder=folder)
-    f.object_key = upload.object_key
-    f.size_original = upload.size_original
-    f.size_stored = data.size_stored
-    f.compressed = data.compressed
-    f.header = data.header
-    f.checksum = data.checksum
-    f.uploaded_at = now
-    f.uploaded_by = by
-    f.last_downloaded_at = None
+    _file_fill(f, upload=upload, data=data, now=now, by=by)
     f.save()
     FileVersion.objects.create(project=project, file=f, object_key=f.object_key,
                                size_stored=f.size_stored, uploaded_at=now)
