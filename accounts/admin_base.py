@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
 
 from accounts.models import Role
+from accounts.selectors import is_operator
 
 #: Scope for rows a role may not see at all.
 NOTHING = Q(pk__in=[])
@@ -87,4 +88,4 @@ class SuperAdminOnly(ScopedAdmin):
     delete_roles = ()
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.is_active and request.user.role == Role.SUPER_ADMIN
+        return is_operator(request.user)

@@ -36,6 +36,15 @@ from keys.models import InviteProjectKey
 from keys.services import invite_token_hash
 
 
+def is_operator(user: object) -> bool:
+    """The one rule of "operator-only" actions: an active, signed-in Super Admin.
+
+    Statistics, announcements and maintenance mode, second-factor resets and every other
+    operator-only API ask this (through ``accounts.api.OperatorOnly`` or a service)."""
+    return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_active", False)
+                and getattr(user, "role", None) == Role.SUPER_ADMIN)
+
+
 def users_visible_to(actor: User) -> QuerySet[User]:
     """Users the actor may look up: a unit's staff and the members of its projects; for a
     researcher, the members of their projects; a Super Admin sees everyone."""

@@ -12,7 +12,7 @@ from django.shortcuts import render
 from rest_framework.exceptions import APIException, AuthenticationFailed
 
 from accounts.authentication import SessionJWTAuthentication
-from accounts.models import Role
+from accounts.selectors import is_operator
 from accounts.services.announcements import (
     MAINTENANCE_CACHE_KEY,
     MAINTENANCE_CACHE_SECONDS,
@@ -70,7 +70,7 @@ class _BadToken(Exception):
 def _is_super_admin(request) -> bool:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        return user.role == Role.SUPER_ADMIN
+        return is_operator(user)
     if request.path.startswith("/api/"):
         # API callers authenticate per view (DRF); resolve the bearer token here only to
         # let the operator through.
@@ -84,7 +84,7 @@ def _is_super_admin(request) -> bool:
             raise _BadToken(_unauthenticated(exc)) from exc
         except Exception:  # noqa: BLE001 - any other bad token is simply "not the operator"
             return False
-        return bool(found) and found[0].role == Role.SUPER_ADMIN
+        return bool(found) and is_operator(found[0])
     return False
 
 

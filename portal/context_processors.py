@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from accounts.services.announcements import maintenance_message, may_announce, motd_list
+from accounts.selectors import is_operator
+from accounts.services.announcements import maintenance_message, motd_list
 
 #: Messages in the banner at the top of every page (the newest first).
 BANNER_MOTDS = 3
@@ -16,6 +17,6 @@ def motd(request) -> dict:
         "motds": lambda: list(motd_list(active_only=True)
                               .values_list("message", flat=True)[:BANNER_MOTDS]),
         "maintenance_notice": lambda: (maintenance_message()
-                                       if may_announce(getattr(request, "user", None))
+                                       if is_operator(getattr(request, "user", None))
                                        else None),
     }

@@ -16,10 +16,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api import StaffOnly
 from accounts.models import MAX_DAYS_AVAILABLE
 from accounts.services.invites import invite_is_held
 from accounts.sessions import request_kek
@@ -343,13 +343,10 @@ class ProjectAccessFix(APIView):
 # --------------------------------------------------------------------------- in flight
 
 
-class StaffOrOperator(BasePermission):
+class StaffOrOperator(StaffOnly):
     """Unit staff (their unit's projects) and the Super Admin (all); researchers 403."""
 
     message = "Only unit staff and operators can see which projects are busy."
-
-    def has_permission(self, request, view) -> bool:
-        return bool(getattr(request.user, "is_staff", False))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from accounts.models import UNIT_ROLES, Role, Unit, User
+from accounts.selectors import is_operator
 from core.errors import NotAllowed, NotFound
 
 
@@ -27,5 +28,5 @@ def usage_units_for(*, actor: User, unit: str | None = None) -> QuerySet[Unit]:
 
 
 def stats_allowed(*, actor: User) -> None:
-    if actor.role != Role.SUPER_ADMIN:
+    if not is_operator(actor):
         raise NotAllowed("Only operators (Super Admin) can see the system statistics.")

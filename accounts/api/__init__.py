@@ -19,6 +19,7 @@ from accounts.errors import TokenInvalid
 from accounts.models import AuthSessionKind, AuthSessionState, Role, Unit, User
 from accounts.selectors import (
     invites_pending,
+    is_operator,
     unit_get_for_actor,
     units_visible_to,
     user_get_for_actor,
@@ -474,6 +475,16 @@ class UserDeleteApi(APIView):
 
 
 # --------------------------------------------------------------------------- lists
+
+
+class OperatorOnly(BasePermission):
+    """The Super Admin only (:func:`accounts.selectors.is_operator`); others get 403.
+    Subclasses change only ``message``."""
+
+    message = "Only a Super Admin can do this."
+
+    def has_permission(self, request, view) -> bool:
+        return is_operator(request.user)
 
 
 class StaffOnly(BasePermission):

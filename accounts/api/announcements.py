@@ -13,16 +13,17 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated
-from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api import OperatorOnly
+from accounts.selectors import is_operator
 from accounts.services.announcements import (
     MAINTENANCE_MESSAGE_MAX_LENGTH,
     MOTD_MAX_LENGTH,
     maintenance_set,
     maintenance_status,
-    may_announce,
     motd_add,
     motd_deactivate,
     motd_list,
@@ -38,13 +39,8 @@ DETAIL = inline_serializer("AnnouncementDetail", {"detail": serializers.CharFiel
 _SLACK = 100
 
 
-class Operator(BasePermission):
-    """The Super Admin (accounts.services.announcements.may_announce)."""
-
+class Operator(OperatorOnly):
     message = "Only a Super Admin can manage announcements and maintenance mode."
-
-    def has_permission(self, request, view) -> bool:
-        return may_announce(request.user)
 
 
 class MotdOut(serializers.Serializer):
@@ -79,7 +75,7 @@ class MotdListApi(APIView):
         every = _flag(request.query_params.get("all"))
         if every and not getattr(request.user, "is_authenticated", False):
             raise NotAuthenticated()
-        if every and not may_announce(request.user):
+        if every and not is_operator(request.user):
             raise NotAllowed("Only a Super Admin can list deactivated messages.")
         rows = motd_list(active_only=not every)
         if not every:

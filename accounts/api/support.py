@@ -12,23 +12,15 @@ from __future__ import annotations
 from django.urls import URLPattern, path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api import DETAIL, StaffOnly
-from accounts.models import Role
+from accounts.api import DETAIL, OperatorOnly, StaffOnly
 from accounts.selectors import user_get_for_actor
 from accounts.services.support import invite_cancel
 from accounts.services.totp import user_second_factor_reset
 from core.client_ip import client_ip
-
-
-class SuperAdminOnly(BasePermission):
-    message = "Only a Super Admin can do this."
-
-    def has_permission(self, request, view) -> bool:
-        return getattr(request.user, "role", None) == Role.SUPER_ADMIN
 
 
 class InviteCancelers(StaffOnly):
@@ -67,7 +59,7 @@ class SecondFactorResetOut(serializers.Serializer):
 
 
 class SecondFactorResetApi(APIView):
-    permission_classes = [IsAuthenticated, SuperAdminOnly]
+    permission_classes = [IsAuthenticated, OperatorOnly]
 
     @extend_schema(request=None, responses={200: SecondFactorResetOut, 403: DETAIL,
                                             404: DETAIL},

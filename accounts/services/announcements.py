@@ -1,8 +1,8 @@
 """Announcements: messages of the day (MOTD) and maintenance mode.
 
-Only the Super Admin writes them (:func:`may_announce`, the one rule the API's permission
-class and the admin also use). Everyone sees the active messages: at the top of ``dds``
-output once per login session, and on every portal page.
+Only the Super Admin writes them (:func:`accounts.selectors.is_operator`, the one rule
+the API's permission class and the admin also use). Everyone sees the active messages:
+at the top of ``dds`` output once per login session, and on every portal page.
 
 Maintenance mode is read on every request (ddsite.middleware), so its state is cached
 under :data:`MAINTENANCE_CACHE_KEY`; :func:`maintenance_set` writes the new state to the
@@ -16,14 +16,15 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import MOTD, Maintenance, Role, Unit, User
+from accounts.models import MOTD, Maintenance, Unit, User
+from accounts.selectors import is_operator
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.errors import BadInput, NotAllowed, NotFound
@@ -60,14 +61,8 @@ class MaintenanceState:
     changed_at: datetime
 
 
-def may_announce(user: Any) -> bool:
-    """Who may add, deactivate and send messages and switch maintenance mode."""
-    return bool(getattr(user, "is_authenticated", False) and user.is_active
-                and user.role == Role.SUPER_ADMIN)
-
-
 def _require_operator(by: User) -> None:
-    if not may_announce(by):
+    if not is_operator(by):
         raise NotAllowed("Only a Super Admin can manage announcements and maintenance mode.")
 
 
