@@ -173,13 +173,18 @@ _PART_CHECKSUM_HELP = ("'crc32': the client sends each part's CRC32, storage ver
                        "part_checksum). Absent: no part checksums, as before.")
 
 
+class UploadItemIn(serializers.Serializer):
+    """What one upload's start says (the single start, and each item of a batch)."""
+
+    path = serializers.CharField(max_length=4096, trim_whitespace=False)
+    size_original = serializers.IntegerField(min_value=0)
+    overwrite = serializers.BooleanField(default=False)
+
+
 class UploadStartApi(TransferView):
     op = Op.UPLOAD
 
-    class UploadStartIn(serializers.Serializer):
-        path = serializers.CharField(max_length=4096, trim_whitespace=False)
-        size_original = serializers.IntegerField(min_value=0)
-        overwrite = serializers.BooleanField(default=False)
+    class UploadStartIn(UploadItemIn):
         part_checksum = serializers.ChoiceField(
             choices=[PART_CHECKSUM_CRC32], required=False, allow_null=True,
             help_text=_PART_CHECKSUM_HELP)
@@ -198,7 +203,7 @@ class UploadsStartBatchApi(TransferView):
     op = Op.UPLOAD
 
     class UploadsStartBatchIn(serializers.Serializer):
-        class UploadsStartBatchInItem(UploadStartApi.UploadStartIn):
+        class UploadsStartBatchInItem(UploadItemIn):
             size_stored = serializers.IntegerField(
                 min_value=0, required=False, allow_null=True, default=None,
                 help_text="With single_put: the exact bytes the client will PUT.")
@@ -206,7 +211,6 @@ class UploadsStartBatchApi(TransferView):
                 max_length=16, required=False, allow_null=True, default=None,
                 help_text="With single_put and part_checksum: the CRC32 of those bytes "
                           "(base64 of 4 big-endian bytes), signed into the PUT URL.")
-            part_checksum = None  # (for the whole batch, below)
 
         uploads: serializers.ListSerializer[Any] = serializers.ListSerializer(
             child=UploadsStartBatchInItem(), allow_empty=False, max_length=UPLOAD_BATCH_MAX)
