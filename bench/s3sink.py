@@ -14,7 +14,11 @@ into one reused buffer and discarded, unless the sink was started with ``--store
 ``PUT /_sink/store/on|off`` switched it at run time): then they are kept in memory (a
 completed multipart object is its list of parts, never concatenated) and served from
 memory; GETs of discarded bodies answer zeros of the right length. ETags are random
-tokens, not MD5s (nothing here hashes). ``aws-chunked`` bodies (boto3's trailing
+tokens, not MD5s (nothing here hashes). An ``x-amz-checksum-crc32`` header (DDS's part
+checksums) is taken on UploadPart and PutObject without being verified (that would cost
+the CPU this sink exists to save), echoed, kept, reported in ListParts, and the complete
+answers S3's composite checksum (the CRC32 of the parts' CRC32s, ``-<parts>``).
+``aws-chunked`` bodies (boto3's trailing
 checksums) are stored decoded. ``Expect: 100-continue`` is answered before the body is
 read; every answer goes out in one ``sendmsg`` (headers and body together). One thread
 per connection, keep-alive.
@@ -25,6 +29,7 @@ per connection, keep-alive.
 from __future__ import annotations
 
 import argparse
+import base64
 import re
 import secrets
 import socket
@@ -32,6 +37,7 @@ import socketserver
 import sys
 import threading
 import time
+import zlib
 from urllib.parse import parse_qs, unquote, urlsplit
 
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
@@ -52,6 +58,16 @@ def _xml(body: str) -> bytes:
 def _error(code: str, status: int = 404) -> tuple[int, dict, list]:
     body = _xml(f"<Error><Code>{code}</Code><Message>{code}</Message></Error>")
     return status, {"Content-Type": "application/xml"}, [body]
+
+
+def _b64(crc: int) -> str:
+    return base64.b64encode(crc.to_bytes(4, "big")).decode()
+
+
+def _crc32_echo(hdr: dict) -> dict:
+    """S3 answers an upload that carried a checksum with the checksum it took."""
+    value = hdr.get("x-amz-checksum-crc32")
+    return {"x-amz-checksum-crc32": value} if value else {}
 
 
 def _now() -> str:
@@ -213,7 +229,7 @@ class Handler(socketserver.BaseRequestHandler):
             etag = '"' + secrets.token_hex(16) + '"'
             with _lock:
                 objects.setdefault(bucket, {})[key] = (data if keep else None, size, etag)
-            return 200, {"ETag": etag}, []
+            return 200, {"ETag": etag, **_crc32_echo(hdr)}, []
         if method == "POST" and "uploads" in q:
             self._body(hdr, False)
             uid = secrets.token_hex(16)
@@ -234,9 +250,15 @@ class Handler(socketserver.BaseRequestHandler):
                 size = sum(p[1] for p in parts)
                 etag = '"' + secrets.token_hex(16) + f'-{len(parts)}"'
                 objects.setdefault(bucket, {})[key] = (data, size, etag)
+            checksum = ""
+            if parts and all(p[3] for p in parts):
+                composite = zlib.crc32(b"".join(base64.b64decode(p[3]) for p in parts))
+                checksum = (f"<ChecksumCRC32>{_b64(composite)}-{len(parts)}</ChecksumCRC32>"
+                            "<ChecksumType>COMPOSITE</ChecksumType>")
             return 200, {"Content-Type": "application/xml"}, [_xml(
                 f"<CompleteMultipartUploadResult {NS}><Bucket>{bucket}</Bucket>"
-                f"<Key>{key}</Key><ETag>{etag}</ETag></CompleteMultipartUploadResult>")]
+                f"<Key>{key}</Key><ETag>{etag}</ETag>{checksum}"
+                "</CompleteMultipartUploadResult>")]
         if method == "GET" and "uploadId" in q:
             with _lock:
                 up = uploads.get(q["uploadId"])
@@ -244,8 +266,9 @@ class Handler(socketserver.BaseRequestHandler):
             if parts is None:
                 return _error("NoSuchUpload")
             items = "".join(f"<Part><PartNumber>{n}</PartNumber><LastModified>{_now()}"
-                            f"</LastModified><ETag>{p[2]}</ETag><Size>{p[1]}</Size></Part>"
-                            for n, p in parts)
+                            f"</LastModified><ETag>{p[2]}</ETag><Size>{p[1]}</Size>"
+                            + (f"<ChecksumCRC32>{p[3]}</ChecksumCRC32>" if p[3] else "")
+                            + "</Part>" for n, p in parts)
             return 200, {"Content-Type": "application/xml"}, [_xml(
                 f"<ListPartsResult {NS}><Bucket>{bucket}</Bucket><Key>{key}</Key>"
                 f"<UploadId>{q['uploadId']}</UploadId><IsTruncated>false</IsTruncated>"
@@ -274,8 +297,9 @@ class Handler(socketserver.BaseRequestHandler):
             up = uploads.get(uid)
             if up is None:
                 return _error("NoSuchUpload")
-            up[2][number] = (data if keep else None, size, etag)
-        return 200, {"ETag": etag}, []
+            up[2][number] = (data if keep else None, size, etag,
+                             hdr.get("x-amz-checksum-crc32"))
+        return 200, {"ETag": etag, **_crc32_echo(hdr)}, []
 
     def get_object(self, obj, hdr: dict, method: str):
         data, size, etag = obj

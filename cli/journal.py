@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +43,31 @@ class Journal:
 
     def drop(self, remote: str) -> None:
         self._path(remote).unlink(missing_ok=True)
+        self._crc_path(remote).unlink(missing_ok=True)
+
+    _append_lock = threading.Lock()
+
+    def _crc_path(self, remote: str) -> Path:
+        path = self._path(remote)
+        return path.with_name(path.name + ".crc32")
+
+    def part_crc32(self, remote: str, number: int, crc32: str) -> None:
+        """Storage took part ``number`` with this CRC32 (the last line of a part wins)."""
+        path = self._crc_path(remote)
+        with self._append_lock:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, f"{int(number)} {crc32}\n".encode())
+            finally:
+                os.close(fd)
+
+    def parts_crc32(self, remote: str) -> dict[int, str]:
+        """The CRC32s recorded for the upload's parts (a torn last line is skipped)."""
+        raw = config.read_private(self._crc_path(remote))
+        out: dict[int, str] = {}
+        for line in (raw or b"").decode(errors="replace").splitlines():
+            number, _, crc32 = line.partition(" ")
+            if number.isdigit() and len(crc32) == 8:
+                out[int(number)] = crc32
+        return out

@@ -16,7 +16,9 @@ import logging
 import os
 import stat
 import threading
+import time
 import unicodedata
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -68,8 +70,28 @@ BATCH_BYTES = 8 * 1024 * 1024
 JSON = dict[str, Any]
 #: The bytes of one part: a view of a recycled buffer, or bytes.
 Chunk = bytes | bytearray | memoryview
-#: Parts storage already holds: part number -> (ETag, size).
-Stored = dict[int, tuple[str, int]]
+#: Parts storage already holds: part number -> (ETag, size, CRC32 storage verified).
+Stored = dict[int, tuple[str, int, str | None]]
+#: What `dds` asks for at start: a CRC32 per part, signed into its URL, checked by storage.
+PART_CHECKSUM = "crc32"
+#: A checksummed part's URL can be asked for only once its bytes are known: parts wait
+#: for this many of the file's parts to be ready, while others are still being sent, so
+#: one part-urls request serves several (docs/cli.md, "Part checksums").
+CHECKSUM_GROUP = 2
+#: ... but no longer than this (seconds) for the group to fill.
+CHECKSUM_LINGER = 0.5
+
+
+def crc32_b64(data: Chunk) -> str:
+    """The CRC32 of ``data`` as S3 takes it (``x-amz-checksum-crc32``): base64 of its 4
+    big-endian bytes. (zlib releases the GIL for large buffers.)"""
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def _bad_digest(r: httpx.Response) -> bool:
+    """Storage says the body did not match the CRC32 signed into the URL (S3's BadDigest,
+    also the local store's)."""
+    return r.status_code == 400 and "BadDigest" in r.text
 
 
 @dataclass
@@ -370,12 +392,12 @@ class Uploader:
                        else self._encryptor(fh, part_size, entry, force_plain))
                 if max_parts > 1 and entry is None:
                     entry = self._journal_new(src, before, upload, enc)
-                etags = self._send(src, upload, enc, stored, max_parts, task, fh)
+                etags, crcs = self._send(src, upload, enc, stored, max_parts, task, fh)
             self._check_unchanged(src, before, enc, upload["upload_id"],
                                   pre.original if pre else src.size)
             try:
                 self.api.post(self.base + f"uploads/{upload['upload_id']}/complete",
-                              _complete_body(enc, etags))
+                              _complete_body(enc, etags, crcs))
             except CliError as exc:
                 if not upload_completed(exc):  # else: an earlier complete went through
                     if upload_gone(exc):
@@ -484,8 +506,10 @@ class Uploader:
             return
         got = self.api.post(self.base + "uploads/batch", {
             "first_parts": SMALL_FIRST_PARTS, "single_put": True,
+            "part_checksum": PART_CHECKSUM,
             "uploads": [{"path": s.remote, "size_original": stats[s.remote].st_size,
                          "size_stored": len(sealed[s.remote].body),
+                         "crc32": crc32_b64(sealed[s.remote].body),
                          "overwrite": self.overwrite} for s in todo]})
         futures: dict[Future[JSON | None], Source] = {}
         for src, item in zip(todo, got["uploads"], strict=True):
@@ -576,7 +600,8 @@ class Uploader:
             raise CliError(f"the server signed a PUT of {put['size']} B, not "
                            f"{len(sealed.body)} B")
         try:
-            etag = self._put_part(_FixedUrl(put["url"]), 1, sealed.body)
+            etag = self._put_part(_FixedUrl(put["url"]), 1, sealed.body,
+                                  checksum=bool(upload.get("part_checksum")))
         except CliError:
             self._abort(upload["upload_id"], src.remote)
             raise
@@ -589,9 +614,9 @@ class Uploader:
         if self.cancel.is_set():
             raise Cancelled()
         upload = item["upload"]
-        urls = _PartUrls(self.api, self.base + f"uploads/{upload['upload_id']}/part-urls",
-                         upload["max_parts"])
-        urls.urls.update({p["part_number"]: p["url"] for p in item["parts"]})
+        urls = self._part_urls(upload)
+        if isinstance(urls, _PartUrls):
+            urls.urls.update({p["part_number"]: p["url"] for p in item["parts"]})
         part_size = upload["part_size"]
         view = memoryview(sealed.body)
         chunks: list[Chunk] = [view[i:i + part_size]
@@ -602,8 +627,22 @@ class Uploader:
             self._abort(upload["upload_id"], src.remote)
             self._put(src, force_plain=True)
             return None
-        etags = {n: self._put_part(urls, n, chunk) for n, chunk in enumerate(chunks, 1)}
-        return {"upload_id": upload["upload_id"], **_complete_body(sealed.enc, etags)}
+        checksum = isinstance(urls, _CheckedPartUrls)
+        crcs: dict[int, str] | None = {} if checksum else None
+        try:
+            etags = {n: self._put_part(urls, n, chunk, checksum=checksum, crcs=crcs)
+                     for n, chunk in enumerate(chunks, 1)}
+        finally:
+            urls.end()
+        return {"upload_id": upload["upload_id"], **_complete_body(sealed.enc, etags, crcs)}
+
+    def _part_urls(self, upload: JSON) -> _PartUrls | _CheckedPartUrls:
+        """Where a multipart upload's part URLs come from: fetched ahead (no checksums),
+        or in groups of parts whose bytes (and so CRC32s) are known."""
+        path = self.base + f"uploads/{upload['upload_id']}/part-urls"
+        if upload.get("part_checksum") == PART_CHECKSUM:
+            return _CheckedPartUrls(self.api, path)
+        return _PartUrls(self.api, path, upload["max_parts"])
 
     def _resume_or_start(self, src: Source, st: os.stat_result, force_plain: bool,
                          pre: _Checked | None = None) -> tuple[JSON, Stored, JSON | None]:
@@ -615,7 +654,11 @@ class Uploader:
             if same:
                 try:
                     got = self.api.get(self.base + f"uploads/{entry['upload_id']}/parts")
-                    stored = {p["part_number"]: (p["etag"], p["size"]) for p in got["parts"]}
+                    # The CRC32s storage reports, else those journaled as parts landed.
+                    sums = self.journal.parts_crc32(src.remote)
+                    stored = {p["part_number"]: (p["etag"], p["size"],
+                                                 p.get("crc32") or sums.get(p["part_number"]))
+                              for p in got["parts"]}
                     return got["upload"], stored, entry
                 except CliError as exc:
                     if not upload_gone(exc):
@@ -628,7 +671,8 @@ class Uploader:
                 self._abort(entry["upload_id"], src.remote)
             self.journal.drop(src.remote)
         body = {"path": src.remote, "overwrite": self.overwrite,
-                "size_original": pre.original if pre else st.st_size}
+                "size_original": pre.original if pre else st.st_size,
+                "part_checksum": PART_CHECKSUM}
         try:
             return self.api.post(self.base + "uploads", body), {}, None
         except CliError as exc:
@@ -664,12 +708,15 @@ class Uploader:
 
     def _send(self, src: Source, upload: JSON, enc: c4gh.Encryptor | _Passthrough,
               stored: Stored, max_parts: int, task: TaskID | None,
-              fh: BinaryIO) -> dict[int, str]:
+              fh: BinaryIO) -> tuple[dict[int, str], dict[int, str] | None]:
+        """Send the parts storage does not hold yet: (ETags, CRC32s or None: the upload
+        is not checksummed) of every part."""
         etags: dict[int, str] = {}
         reported = 0
         futures: list[Future[None]] = []
-        urls = _PartUrls(self.api, self.base + f"uploads/{upload['upload_id']}/part-urls",
-                         max_parts)
+        urls = self._part_urls(upload)
+        checksum = isinstance(urls, _CheckedPartUrls)
+        crcs: dict[int, str] | None = {} if checksum else None
         number = 0
         # Parts of the encryptor come in a few recycled buffers, each given back once its
         # PUT is done: no fresh part-sized allocation (page faults) per part.
@@ -689,25 +736,33 @@ class Uploader:
                 self.bars.advance(task, pos - reported)
                 reported = pos
                 have = stored.get(number)
-                if have is not None and have[1] == len(chunk):
+                # (A checksummed upload's part whose CRC32 storage does not report, e.g.
+                # moto's, is sent again: the complete must name it.)
+                if (have is not None and have[1] == len(chunk)
+                        and (crcs is None or have[2] is not None)):
                     etags[number] = have[0]  # resumed: storage already holds this part
+                    if crcs is not None and have[2] is not None:
+                        crcs[number] = have[2]
                     if release is not None:
                         release()
                     continue
-                futures.append(self._submit(urls, number, chunk, etags, release))
+                futures.append(self._submit(urls, number, chunk, etags, release, crcs,
+                                            src.remote if max_parts > 1 else None))
                 futures = [f for f in futures if not f.done() or f.exception()]
                 self._raise_first(futures)
             if number == 0:  # an empty file is one empty part
-                futures.append(self._submit(urls, 1, b"", etags))
+                futures.append(self._submit(urls, 1, b"", etags, crcs=crcs))
+            urls.end()  # no more parts: those waiting for a group go now
             wait(futures)
             self._raise_first(futures)
             self.bars.advance(task, src.size - reported)
         except BaseException:
+            urls.end()
             for f in futures:
                 f.cancel()
             wait(futures)
             raise
-        return etags
+        return etags, crcs
 
     @staticmethod
     def _raise_first(futures: list[Future[None]]) -> None:
@@ -716,15 +771,20 @@ class Uploader:
             if exc is not None:
                 raise exc
 
-    def _submit(self, urls: _PartUrls, number: int, chunk: Chunk, etags: dict[int, str],
-                release: Callable[[], None] | None = None) -> Future[None]:
+    def _submit(self, urls: _PartUrls | _CheckedPartUrls, number: int, chunk: Chunk,
+                etags: dict[int, str], release: Callable[[], None] | None = None,
+                crcs: dict[int, str] | None = None,
+                journaled: str | None = None) -> Future[None]:
         while not self.in_flight.acquire(timeout=0.2):
             if self.cancel.is_set():
                 raise Cancelled()
 
         def run() -> None:
             try:
-                etags[number] = self._put_part(urls, number, chunk)
+                etags[number] = self._put_part(urls, number, chunk,
+                                               checksum=crcs is not None, crcs=crcs)
+                if crcs is not None and journaled is not None:
+                    self.journal.part_crc32(journaled, number, crcs[number])
             finally:
                 self.in_flight.release()
                 if release is not None:
@@ -736,31 +796,56 @@ class Uploader:
             self.in_flight.release()
             raise
 
-    def _put_part(self, urls: _PartUrls | _FixedUrl, number: int, chunk: Chunk) -> str:
+    def _put_part(self, urls: _PartUrls | _CheckedPartUrls | _FixedUrl, number: int,
+                  chunk: Chunk, *, checksum: bool = False,
+                  crcs: dict[int, str] | None = None) -> str:
+        """PUT one part (retried); its ETag. ``checksum``: the part's CRC32 goes in
+        ``x-amz-checksum-crc32`` (signed into its URL); storage refusing the body for it
+        (BadDigest: damaged on the way) is retried with the part re-read from its buffer
+        and checksummed again, a bounded number of times."""
         last: str = ""
+        digests = 0
         for attempt in range(PART_ATTEMPTS):
             if self.cancel.is_set():
                 raise Cancelled()
-            url = urls.get(number, refresh=attempt > 0 and last.startswith("HTTP 403"))
+            refresh = attempt > 0 and last.startswith("HTTP 403")
+            headers = {"Content-Length": str(len(chunk))}
+            crc32 = None
+            if checksum:
+                # In this part's thread (zlib releases the GIL): off the encryptor's path.
+                crc32 = headers["x-amz-checksum-crc32"] = crc32_b64(chunk)
+            url = urls.get(number, refresh=refresh, crc32=crc32)
             try:
                 # Sent in 1 MiB slices of the part itself: handing httpx one bytes object
                 # would copy the part twice more (bytes(), then h11's join) per part in
                 # flight, which is what bounds memory with 10 MB parts.
                 # (httpx sends any buffer; its hint says bytes.)
                 r = self.http.put(url, content=cast("Iterator[bytes]", _slices(chunk)),
-                                  headers={"Content-Length": str(len(chunk))})
+                                  headers=headers)
             except httpx.TransportError as exc:
                 last = f"network error: {exc}"
                 log.debug("part %d: %s", number, last)
                 backoff(attempt)
                 continue
+            finally:
+                urls.sent(number)
             if r.status_code == 200 and r.headers.get("ETag"):
+                if crcs is not None and crc32 is not None:
+                    crcs[number] = crc32
                 return r.headers["ETag"].strip('"')
             last = f"HTTP {r.status_code}: {r.text.strip()[:200]}"
             log.debug("part %d: storage answered %s", number, last)
+            if checksum and _bad_digest(r):
+                digests += 1
+                continue  # resent at once: nothing of it was stored
             if r.status_code < 500 and r.status_code not in (403, 408, 429):
                 break
             backoff(attempt)
+        if digests:
+            raise CliError(f"storage refused part {number}: its bytes arrived damaged "
+                           f"{digests} time(s) in {PART_ATTEMPTS} (the CRC32 did not match, "
+                           "BadDigest); nothing damaged was stored — check the network "
+                           "path to storage and put the file again", status=400)
         raise CliError(f"storage refused part {number} ({last})")
 
     def _abort(self, upload_id: str, remote: str) -> None:
@@ -771,9 +856,12 @@ class Uploader:
         self.journal.drop(remote)
 
 
-def _complete_body(enc: _Sealed, etags: dict[int, str]) -> JSON:
+def _complete_body(enc: _Sealed, etags: dict[int, str],
+                   crcs: dict[int, str] | None = None) -> JSON:
     result = enc.result
-    return {"parts": [{"part_number": n, "etag": e} for n, e in sorted(etags.items())],
+    return {"parts": [{"part_number": n, "etag": e} if crcs is None else
+                      {"part_number": n, "etag": e, "crc32": crcs[n]}
+                      for n, e in sorted(etags.items())],
             "header": base64.b64encode(enc.header).decode(), "checksum": result.sha256,
             "size_original": result.original_size, "size_stored": result.stored_size,
             "compressed": result.compressed}
@@ -811,8 +899,11 @@ class _FixedUrl:
 
     url: str
 
-    def get(self, number: int, refresh: bool = False) -> str:
+    def get(self, number: int, refresh: bool = False, crc32: str | None = None) -> str:
         return self.url
+
+    def sent(self, number: int) -> None:
+        pass
 
 
 class _PartUrls:
@@ -825,13 +916,100 @@ class _PartUrls:
         self.urls: dict[int, str] = {}
         self.lock = threading.Lock()
 
-    def get(self, number: int, refresh: bool = False) -> str:
+    def get(self, number: int, refresh: bool = False, crc32: str | None = None) -> str:
         with self.lock:
             if refresh or number not in self.urls:
                 wanted = list(range(number, min(number + self.BATCH, self.max_parts + 1)))
                 got = self.api.post(self.path, {"part_numbers": wanted})
                 self.urls.update({p["part_number"]: p["url"] for p in got["parts"]})
             return self.urls[number]
+
+    def sent(self, number: int) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+class _CheckedPartUrls:
+    """Part URLs of a checksummed upload: each signs its part's CRC32, so it can be asked
+    for only once that part's bytes are known. Parts that are ready wait for each other:
+    one request fetches the URLs of every part waiting (up to 100). A part waits while
+    fewer than ``CHECKSUM_GROUP`` are waiting *and* other parts of the file are being
+    sent (so the file's transfer does not stall), at most ``CHECKSUM_LINGER`` seconds,
+    and not at all once the file has no more parts to come (:meth:`end`)."""
+
+    BATCH = 100
+
+    def __init__(self, api: Api, path: str) -> None:
+        self.api, self.path = api, path
+        self.urls: dict[int, tuple[str, str]] = {}  # number -> (crc32, url)
+        self.waiting: dict[int, str] = {}
+        self.fetching: set[int] = set()  # the parts of the request in flight
+        self.ended = False
+        self.sending = 0
+        #: part-urls requests made (bench/tests count them)
+        self.requests = 0
+        self.cond = threading.Condition()
+
+    def get(self, number: int, refresh: bool = False, crc32: str | None = None) -> str:
+        assert crc32 is not None
+        deadline = time.monotonic() + CHECKSUM_LINGER
+        with self.cond:
+            have = self.urls.get(number)
+            if have is None or have[0] != crc32 or refresh:
+                self.urls.pop(number, None)
+                self.waiting[number] = crc32
+                self.cond.notify_all()
+            while True:
+                have = self.urls.get(number)
+                if have is not None and have[0] == crc32:
+                    self.sending += 1
+                    return have[1]
+                if number not in self.fetching:  # (a failed group gave it back)
+                    self.waiting.setdefault(number, crc32)
+                if not self.fetching and (
+                        self.ended or self.sending == 0
+                        or len(self.waiting) >= CHECKSUM_GROUP
+                        or time.monotonic() >= deadline):
+                    break
+                self.cond.wait(None if self.fetching else
+                               max(deadline - time.monotonic(), 0.001))
+            group = {number: self.waiting.pop(number)}
+            for n in list(self.waiting)[:self.BATCH - 1]:
+                group[n] = self.waiting.pop(n)
+            self.fetching = set(group)
+            self.requests += 1
+        try:
+            got = self.api.post(self.path, {"parts": [
+                {"part_number": n, "crc32": c} for n, c in sorted(group.items())]})
+        except BaseException:
+            with self.cond:
+                self.fetching = set()
+                for n, c in group.items():  # the others' parts: whoever waits asks again
+                    if n != number:
+                        self.waiting.setdefault(n, c)
+                self.cond.notify_all()
+            raise
+        with self.cond:
+            self.fetching = set()
+            for p in got["parts"]:
+                self.urls[p["part_number"]] = (group[p["part_number"]], p["url"])
+            self.sending += 1
+            self.cond.notify_all()
+            return self.urls[number][1]
+
+    def sent(self, number: int) -> None:
+        """A PUT that :meth:`get` gave a URL for is over (whatever its outcome)."""
+        with self.cond:
+            self.sending -= 1
+            self.cond.notify_all()
+
+    def end(self) -> None:
+        """The file has no more parts to come: nothing waits for a group any more."""
+        with self.cond:
+            self.ended = True
+            self.cond.notify_all()
 
 
 # --------------------------------------------------------------------------- command

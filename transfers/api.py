@@ -33,6 +33,7 @@ from transfers.services.downloads import (
 from transfers.services.headers import HEADER_MAX_BYTES, PUBLIC_KEY_BYTES
 from transfers.services.uploads import (
     MAX_PARTS,
+    PART_CHECKSUM_CRC32,
     PART_URL_BATCH_MAX,
     UPLOAD_BATCH_MAX,
     PartUrl,
@@ -135,11 +136,18 @@ class UploadOut(serializers.Serializer):
     put_size = serializers.IntegerField(
         allow_null=True, help_text="A single-PUT upload: the exact bytes its URL takes "
                                    "(null: a multipart upload).")
+    part_checksum = serializers.SerializerMethodField(
+        help_text="'crc32': every part URL signs the part's CRC32 (ask for part URLs with "
+                  "parts: [{part_number, crc32}], send x-amz-checksum-crc32, name each "
+                  "part's crc32 in the complete); null: not checksummed.")
     overwrite = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 
     def get_max_parts(self, obj) -> int:
         return upload_max_parts(obj)
+
+    def get_part_checksum(self, obj) -> str | None:
+        return obj.part_checksum or None
 
 
 # --------------------------------------------------------------------------- uploads
@@ -160,13 +168,26 @@ def _absolute(request, urls: list[_WithUrl]) -> list[_WithUrl]:
     return urls
 
 
+_PART_CHECKSUM_HELP = ("'crc32': the client sends each part's CRC32, storage verifies it "
+                       "(if the server has part checksums on: see the upload's "
+                       "part_checksum). Absent: no part checksums, as before.")
+
+
+class UploadItemIn(serializers.Serializer):
+    """What one upload's start says (the single start, and each item of a batch)."""
+
+    path = serializers.CharField(max_length=4096, trim_whitespace=False)
+    size_original = serializers.IntegerField(min_value=0)
+    overwrite = serializers.BooleanField(default=False)
+
+
 class UploadStartApi(TransferView):
     op = Op.UPLOAD
 
-    class UploadStartIn(serializers.Serializer):
-        path = serializers.CharField(max_length=4096, trim_whitespace=False)
-        size_original = serializers.IntegerField(min_value=0)
-        overwrite = serializers.BooleanField(default=False)
+    class UploadStartIn(UploadItemIn):
+        part_checksum = serializers.ChoiceField(
+            choices=[PART_CHECKSUM_CRC32], required=False, allow_null=True,
+            help_text=_PART_CHECKSUM_HELP)
 
     @extend_schema(request=UploadStartIn, responses={201: UploadOut},
                    summary="Start an upload: reserve quota, open a multipart upload")
@@ -182,10 +203,14 @@ class UploadsStartBatchApi(TransferView):
     op = Op.UPLOAD
 
     class UploadsStartBatchIn(serializers.Serializer):
-        class UploadsStartBatchInItem(UploadStartApi.UploadStartIn):
+        class UploadsStartBatchInItem(UploadItemIn):
             size_stored = serializers.IntegerField(
                 min_value=0, required=False, allow_null=True, default=None,
                 help_text="With single_put: the exact bytes the client will PUT.")
+            crc32 = serializers.CharField(
+                max_length=16, required=False, allow_null=True, default=None,
+                help_text="With single_put and part_checksum: the CRC32 of those bytes "
+                          "(base64 of 4 big-endian bytes), signed into the PUT URL.")
 
         uploads: serializers.ListSerializer[Any] = serializers.ListSerializer(
             child=UploadsStartBatchInItem(), allow_empty=False, max_length=UPLOAD_BATCH_MAX)
@@ -195,6 +220,10 @@ class UploadsStartBatchApi(TransferView):
         single_put = serializers.BooleanField(
             default=False, help_text="The client can PUT a file that fits in one part in "
                                      "one request: such items (with size_stored) get `put`.")
+        part_checksum = serializers.ChoiceField(
+            choices=[PART_CHECKSUM_CRC32], required=False, allow_null=True,
+            help_text=_PART_CHECKSUM_HELP + " A checksummed item gets `put` only with its "
+                      "crc32, and no first part URLs.")
 
     class UploadsStartBatchOut(serializers.Serializer):
         class UploadsStartBatchItem(serializers.Serializer):
@@ -219,16 +248,20 @@ class UploadsStartBatchApi(TransferView):
         project = self.project(request, project_id)
         data = self.valid(self.UploadsStartBatchIn, request.data)
         single_put = data["single_put"]
+        items = [StartInput(item["path"], item["size_original"], item["overwrite"],
+                            item.get("size_stored") if single_put else None,
+                            item.get("crc32") if single_put else None)
+                 for item in data["uploads"]]
         results = uploads_start(
             project=project, by=request.user, ip=client_ip(request), single_put=single_put,
-            items=[StartInput(item["path"], item["size_original"], item["overwrite"],
-                              item.get("size_stored") if single_put else None)
-                   for item in data["uploads"]])
+            part_checksum=data.get("part_checksum"), items=items)
         started = [r for r in results if not isinstance(r, DDSError)]
         urls = dict(zip((u.pk for u in started), uploads_first_part_urls(
             project=project, uploads=started, count=data["first_parts"]), strict=True))
         puts = dict(zip((u.pk for u in started), uploads_put_urls(
-            project=project, uploads=started), strict=True))
+            project=project, uploads=started,
+            crc32s=[i.crc32 for i, r in zip(items, results, strict=True)
+                    if not isinstance(r, DDSError)]), strict=True))
         out = []
         for item, result in zip(data["uploads"], results, strict=True):
             if isinstance(result, DDSError):
@@ -249,6 +282,9 @@ class PartOut(serializers.Serializer):
     part_number = serializers.IntegerField()
     etag = serializers.CharField()
     size = serializers.IntegerField()
+    crc32 = serializers.CharField(
+        allow_null=True, help_text="The CRC32 storage verified for the part (null: sent "
+                                   "without one, or the store does not report it).")
 
 
 class UploadPartsApi(TransferView):
@@ -262,17 +298,34 @@ class UploadPartsApi(TransferView):
         upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
         parts = upload_parts_list(upload=upload)
         return Response({"upload": UploadOut(upload).data,
-                         "parts": [{"part_number": p.number, "etag": p.etag, "size": p.size}
-                                   for p in parts]})
+                         "parts": [{"part_number": p.number, "etag": p.etag, "size": p.size,
+                                    "crc32": p.crc32} for p in parts]})
 
 
 class UploadPartUrlsApi(TransferView):
     op = Op.UPLOAD
 
     class UploadPartUrlsIn(serializers.Serializer):
+        class UploadPartUrlsPartIn(serializers.Serializer):
+            part_number = serializers.IntegerField(min_value=1, max_value=MAX_PARTS)
+            crc32 = serializers.CharField(
+                max_length=16, help_text="The part's CRC32: base64 of its 4 big-endian "
+                                         "bytes (S3's x-amz-checksum-crc32).")
+
         part_numbers = serializers.ListField(
             child=serializers.IntegerField(min_value=1, max_value=MAX_PARTS),
-            min_length=1, max_length=PART_URL_BATCH_MAX)
+            min_length=1, max_length=PART_URL_BATCH_MAX, required=False,
+            help_text="Uploads without part checksums.")
+        parts: serializers.ListSerializer[Any] = serializers.ListSerializer(
+            child=UploadPartUrlsPartIn(), allow_empty=False, max_length=PART_URL_BATCH_MAX,
+            required=False, help_text="Checksummed uploads (part_checksum 'crc32'): each "
+                                      "part with its CRC32, signed into its URL.")
+
+        def validate(self, attrs):
+            if ("part_numbers" in attrs) == ("parts" in attrs):
+                raise serializers.ValidationError("Give part_numbers or parts (with their "
+                                                  "crc32), not both.")
+            return attrs
 
     @extend_schema(request=UploadPartUrlsIn, responses={200: inline_serializer(
         "UploadPartUrlsResponse", {"parts": UploadPartUrlOut(many=True),
@@ -282,7 +335,11 @@ class UploadPartUrlsApi(TransferView):
         project = self.project(request, project_id)
         upload = selectors.upload_get(project=project, user=request.user, public_id=upload_id)
         data = self.valid(self.UploadPartUrlsIn, request.data)
-        urls = upload_part_urls(upload=upload, part_numbers=data["part_numbers"])
+        if "parts" in data:
+            crc32s = {p["part_number"]: p["crc32"] for p in data["parts"]}
+            urls = upload_part_urls(upload=upload, part_numbers=list(crc32s), crc32s=crc32s)
+        else:
+            urls = upload_part_urls(upload=upload, part_numbers=data["part_numbers"])
         return Response({"parts": _absolute(request, urls),
                          "expires_in": part_url_ttl()})
 
@@ -294,6 +351,9 @@ class UploadCompleteApi(TransferView):
         class UploadCompletePartIn(serializers.Serializer):
             part_number = serializers.IntegerField(min_value=1, max_value=MAX_PARTS)
             etag = serializers.CharField(max_length=200)
+            crc32 = serializers.CharField(
+                max_length=16, required=False, help_text="Checksummed uploads: the part's "
+                                                         "CRC32 (every part).")
 
         parts: serializers.ListSerializer[Any] = serializers.ListSerializer(
             child=UploadCompletePartIn(), allow_empty=False, max_length=MAX_PARTS)
@@ -319,7 +379,8 @@ def _complete_input(v: dict) -> CompleteInput:
     return CompleteInput(
         parts=[(p["part_number"], p["etag"]) for p in v["parts"]], header=v["header"],
         checksum=v["checksum"].lower(), size_original=v["size_original"],
-        size_stored=v["size_stored"], compressed=v["compressed"])
+        size_stored=v["size_stored"], compressed=v["compressed"],
+        crc32s={p["part_number"]: p["crc32"] for p in v["parts"] if "crc32" in p})
 
 
 class UploadsCompleteBatchApi(TransferView):

@@ -148,6 +148,9 @@ class Upload(models.Model):
     part_size = models.PositiveIntegerField()
     #: A single-PUT upload (no multipart): the exact bytes its URL was signed for.
     put_size = models.PositiveBigIntegerField(null=True, blank=True)
+    #: "crc32": every part (or the single PUT) carries its CRC32, signed into its URL and
+    #: verified by storage; "": not checksummed (older clients, or the switch is off).
+    part_checksum = models.CharField(max_length=8, blank=True, default="")
     overwrite = models.BooleanField(default=False)
     status = models.CharField(max_length=20, choices=UploadStatus.choices,
                               default=UploadStatus.IN_PROGRESS)

@@ -40,6 +40,25 @@ def _open(token: str, op: str, want: set[str]) -> dict | HttpResponse:
     return payload
 
 
+def _signed_crc32(request, payload: dict) -> HttpResponse | None:
+    """A URL that signs a CRC32 wants it sent as S3 does (``x-amz-checksum-crc32``, the
+    same value): another value or none is refused before any byte is read (S3 answers
+    403 SignatureDoesNotMatch for a signed header that differs)."""
+    crc32 = payload.get("c")
+    if crc32 is not None and request.headers.get("x-amz-checksum-crc32") != crc32:
+        return HttpResponse("This URL signs x-amz-checksum-crc32: send that header with "
+                            "the value it was signed for.", status=403,
+                            content_type="text/plain")
+    return None
+
+
+def _bad_digest(exc: DDSError) -> HttpResponse | None:
+    """The body did not have the CRC32 signed into the URL: 400 BadDigest, as S3."""
+    if exc.details.get("storage_code") != "BadDigest":
+        return None
+    return HttpResponse(f"BadDigest: {exc.message}", status=400, content_type="text/plain")
+
+
 class PartTooLarge(Exception):
     """The body is longer than the upload's part size signed into the URL."""
 
@@ -62,6 +81,8 @@ def storage_part(request, token: str):
     payload = _open(token, "put", {"b", "k", "u", "n"})
     if isinstance(payload, HttpResponse):
         return payload
+    if (refused := _signed_crc32(request, payload)) is not None:
+        return refused
     limit = payload.get("m")
     declared = request.META.get("CONTENT_LENGTH") or ""
     if not declared.isdigit():
@@ -75,11 +96,14 @@ def storage_part(request, token: str):
     try:
         # The signed part size places the part in the upload's data file.
         etag = LocalBackend().write_part(payload["b"], payload["u"], payload["n"],
-                                         _chunks(request, limit=limit), part_size=limit)
+                                         _chunks(request, limit=limit), part_size=limit,
+                                         crc32=payload.get("c"))
     except PartTooLarge:
         return HttpResponse(f"A part of this upload is at most {limit} bytes.", status=413,
                             content_type="text/plain")
     except DDSError as exc:
+        if (digest := _bad_digest(exc)) is not None:
+            return digest
         # This endpoint speaks the object store's protocol to the client's plain HTTP
         # PUT (as S3 would: a text body, 404 for an upload that is gone), not the API's
         # JSON, so it answers the backend's errors itself.
@@ -98,6 +122,8 @@ def storage_put(request, token: str):
     payload = _open(token, "putobj", {"b", "k", "s"})
     if isinstance(payload, HttpResponse):
         return payload
+    if (refused := _signed_crc32(request, payload)) is not None:
+        return refused
     size = int(payload["s"])
     declared = request.META.get("CONTENT_LENGTH") or ""
     if not declared.isdigit():
@@ -108,11 +134,14 @@ def storage_put(request, token: str):
                             status=400, content_type="text/plain")
     try:
         etag = LocalBackend().write_object(payload["b"], payload["k"], size,
-                                           _chunks(request, limit=size))
+                                           _chunks(request, limit=size),
+                                           crc32=payload.get("c"))
     except PartTooLarge:
         return HttpResponse(f"This URL takes exactly {size} bytes.", status=400,
                             content_type="text/plain")
     except DDSError as exc:
+        if (digest := _bad_digest(exc)) is not None:
+            return digest
         status = exc.status_code
         if exc.details.get("storage_code") == "NoSuchBucket":
             status = 404

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
@@ -40,6 +40,7 @@ from transfers.services.headers import ProjectKeyOnce, header_validate
 from transfers.services.uploads import (
     QuotaLedger,
     batch_size_check,
+    crc32_check,
     require_in_progress,
     upload_finish,
 )
@@ -57,6 +58,8 @@ class CompleteInput:
     size_original: int
     size_stored: int
     compressed: bool
+    #: Part number -> the CRC32 the client computed (checksummed uploads: every part).
+    crc32s: dict[int, str] = field(default_factory=dict)
 
 
 class _AssembledWrong(Exception):
@@ -376,7 +379,28 @@ def _parts_check(*, backend: StorageBackend, upload: Upload, data: CompleteInput
             return True
     _parts_validate(upload=upload, parts=data.parts, stored=stored_parts,
                     size_stored=data.size_stored)
+    _checksums_validate(upload=upload, data=data, stored=stored_parts)
     return False
+
+
+def _checksums_validate(*, upload: Upload, data: CompleteInput,
+                        stored: list[StoredPart]) -> None:
+    """A checksummed upload's complete names every part's CRC32; where storage reports
+    the CRC32 it verified for a part (S3's ListParts, the local store), they must agree.
+    (An upload that is not checksummed ignores any: nothing was verified.)"""
+    if not upload.part_checksum:
+        return
+    by_number = {p.number: p for p in stored}
+    for n, _ in data.parts:
+        if n not in data.crc32s:
+            raise BadInput(f"Upload {upload.public_id} checksums its parts: give part "
+                           f"{n}'s crc32 in the complete.", part_number=n)
+        claimed = crc32_check(data.crc32s[n], what=f"part {n}")
+        have = by_number[n].crc32
+        if have is not None and have != claimed:
+            raise StorageRejected(f"Part {n}: the CRC32 does not match the stored part "
+                                  f"(storage verified {have}); upload the part again.",
+                                  part_number=n)
 
 
 def _parts_validate(*, upload: Upload, parts: Sequence[tuple[int, str]],
@@ -424,8 +448,10 @@ def _assemble(*, backend: StorageBackend, upload: Upload, data: CompleteInput,
     the client sent."""
     bucket = upload.project.bucket
     if not recovered:
-        backend.complete_multipart(bucket, upload.object_key, upload.multipart_id,
-                                   data.parts)
+        backend.complete_multipart(
+            bucket, upload.object_key, upload.multipart_id, data.parts,
+            checksums={n: data.crc32s[n] for n, _ in data.parts}
+            if upload.part_checksum else None)
     actual = backend.head_size(bucket, upload.object_key)
     if actual != data.size_stored:
         raise _AssembledWrong(f"Stored size mismatch: storage holds {actual} B, "

@@ -8,11 +8,14 @@ the client then PUTs the parts to presigned URLs and completes it
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import logging
 import math
+import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -56,6 +59,33 @@ def part_url_ttl() -> int:
     """Seconds a presigned part URL lives (DDS_UPLOAD_PART_URL_TTL)."""
     ttl: int = settings.DDS_UPLOAD_PART_URL_TTL
     return ttl
+
+
+#: The part checksum a client may ask for at start ("part_checksum").
+PART_CHECKSUM_CRC32 = "crc32"
+_CRC32_B64 = re.compile(r"^[A-Za-z0-9+/]{6}==$")
+
+
+def part_checksums_enabled() -> bool:
+    """The operator's switch (DDS_STORAGE_PART_CHECKSUMS): off for an S3-compatible store
+    that lacks checksum support; uploads are then never checksummed."""
+    return bool(settings.DDS_STORAGE_PART_CHECKSUMS)
+
+
+def crc32_check(value: object, *, what: str) -> str:
+    """A CRC32 as S3 takes it in ``x-amz-checksum-crc32``: standard base64 of the 4
+    big-endian bytes (8 characters, e.g. ``AAAAAA==`` for no bytes). ``what`` names it in
+    the refusal."""
+    if isinstance(value, str) and _CRC32_B64.match(value):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        # Canonical only ("AAAAAB==" decodes too): storage compares the text.
+        if len(raw) == 4 and base64.b64encode(raw).decode() == value:
+            return value
+    raise BadInput(f"{what}: crc32 must be the base64 of the CRC32's 4 big-endian bytes "
+                   "(8 characters, e.g. 'AAAAAA==' for an empty part).")
 
 
 def part_size_for(stored_bytes: int) -> int:
@@ -119,6 +149,8 @@ class StartInput:
     #: The exact bytes the client will PUT (its ciphertext, already made), when it can do
     #: single PUTs: a file that fits in one part then gets one presigned PutObject.
     size_stored: int | None = None
+    #: The CRC32 of those bytes (checksummed uploads): signed into the single PUT's URL.
+    crc32: str | None = None
 
 
 @dataclass
@@ -150,21 +182,27 @@ def _start_input_normalise(item: StartInput) -> StartInput:
         raise BadInput(f"size_original must be between 0 and {MAX_OBJECT_BYTES} bytes.")
     if item.size_stored is not None and item.size_stored < 0:
         raise BadInput("size_stored must not be negative.")
+    crc32 = None if item.crc32 is None else crc32_check(item.crc32, what=item.path)
     return StartInput(path_normalise(item.path), item.size_original, item.overwrite,
-                      item.size_stored)
+                      item.size_stored, crc32)
 
 
-def _single_put_size(item: StartInput, reserved: int, part_size: int) -> int | None:
+def _single_put_size(item: StartInput, reserved: int, part_size: int,
+                     checksum: str) -> int | None:
     """The signed length of a single-PUT upload, or None (multipart): only for what fits
-    in one part and, if compressed, no more than reserved (the quota was checked for it)."""
+    in one part and, if compressed, no more than reserved (the quota was checked for it);
+    a checksummed one also needs the CRC32 of its bytes (else multipart it is)."""
     size = item.size_stored
     if size is None or reserved > part_size or size > reserved:
+        return None
+    if checksum and item.crc32 is None:
         return None
     return size
 
 
 def _upload_admit(*, project: Project, by: User, item: StartInput, state: _PathState,
-                  ledger: QuotaLedger, single_put: bool = False) -> Upload:
+                  ledger: QuotaLedger, single_put: bool = False,
+                  checksum: str = "") -> Upload:
     """Every rule of starting one upload (the caller holds the unit lock): the upload to
     open, its bytes reserved in ``ledger`` and its path taken in ``state``."""
     path = item.path
@@ -191,8 +229,9 @@ def _upload_admit(*, project: Project, by: User, item: StartInput, state: _PathS
     upload = Upload(public_id=secrets.token_urlsafe(16), project=project, path=path,
                     object_key=secrets.token_hex(20), size_original=item.size_original,
                     reserved_bytes=reserved, part_size=part_size,
-                    put_size=_single_put_size(item, reserved, part_size) if single_put
-                    else None, overwrite=item.overwrite, created_by=by)
+                    put_size=_single_put_size(item, reserved, part_size, checksum)
+                    if single_put else None, part_checksum=checksum,
+                    overwrite=item.overwrite, created_by=by)
     state.active[path] = upload.public_id
     # Later items of the same batch see this path's folders as taken by folders.
     state.folders.update(ancestors)
@@ -204,7 +243,8 @@ StartResult = Upload | DDSError
 
 
 def _uploads_admit(*, project: Project, by: User, todo: list[tuple[int, StartInput]],
-                   out: dict[int, StartResult], single_put: bool) -> list[tuple[int, Upload]]:
+                   out: dict[int, StartResult], single_put: bool,
+                   checksum: str) -> list[tuple[int, Upload]]:
     """The rules, under one unit lock and one read of the paths, for every item."""
     ledger = QuotaLedger.locked(project)
     state = _PathState.load(project, {item.path for _, item in todo})
@@ -212,7 +252,8 @@ def _uploads_admit(*, project: Project, by: User, todo: list[tuple[int, StartInp
     for i, item in todo:
         try:
             admitted.append((i, _upload_admit(project=project, by=by, item=item, state=state,
-                                              ledger=ledger, single_put=single_put)))
+                                              ledger=ledger, single_put=single_put,
+                                              checksum=checksum)))
         except DDSError as exc:
             out[i] = exc
     return admitted
@@ -225,8 +266,8 @@ def _multiparts_open(*, project: Project, admitted: list[tuple[int, Upload]],
     backend = storage_for_project(project)
     backend.create_bucket(project.bucket)
     multi = [(i, u) for i, u in admitted if u.put_size is None]
-    ids = storage_map(lambda u: backend.start_multipart(project.bucket, u.object_key),
-                      [u for _, u in multi])
+    ids = storage_map(lambda u: backend.start_multipart(
+        project.bucket, u.object_key, checksum=bool(u.part_checksum)), [u for _, u in multi])
     started: list[Upload] = []
     for i, upload in admitted:
         if upload.put_size is not None:
@@ -257,14 +298,24 @@ def _uploads_record(*, project: Project, by: User, started: list[Upload],
 
 @transaction.atomic
 def uploads_start(*, project: Project, by: User, items: Sequence[StartInput],
-                  ip: str | None = None, single_put: bool = False) -> list[StartResult]:
+                  ip: str | None = None, single_put: bool = False,
+                  part_checksum: str | None = None) -> list[StartResult]:
     """Start several uploads under one unit lock: per item the upload or why it was refused
     (the same refusals as :func:`upload_start`); a refused item changes nothing.
 
     ``single_put`` (the client can do them): an item that fits in one part and says its
     ``size_stored`` becomes a single-PUT upload (``put_size``; :func:`uploads_put_urls`)
-    if the project's backend offers them; the others are multipart uploads as before."""
+    if the project's backend offers them; the others are multipart uploads as before.
+
+    ``part_checksum="crc32"`` (the client computes them): unless the operator switched
+    part checksums off, the uploads are checksummed (``Upload.part_checksum``): every
+    part URL signs the part's CRC32, storage verifies it, the complete names it; a
+    single PUT then also needs the item's ``crc32``."""
     batch_size_check(len(items))
+    if part_checksum not in (None, PART_CHECKSUM_CRC32):
+        raise BadInput(f"part_checksum must be '{PART_CHECKSUM_CRC32}' (or absent).")
+    checksum = (PART_CHECKSUM_CRC32 if part_checksum and part_checksums_enabled()
+                else "")
     out: dict[int, StartResult] = {}
     todo: list[tuple[int, StartInput]] = []
     for i, item in enumerate(items):
@@ -274,7 +325,7 @@ def uploads_start(*, project: Project, by: User, items: Sequence[StartInput],
             out[i] = exc
     single_put = single_put and single_put_backend(storage_for_project(project)) is not None
     admitted = (_uploads_admit(project=project, by=by, todo=todo, out=out,
-                               single_put=single_put) if todo else [])
+                               single_put=single_put, checksum=checksum) if todo else [])
     started = _multiparts_open(project=project, admitted=admitted, out=out) if admitted else []
     if started:
         _uploads_record(project=project, by=by, started=started, ip=ip)
@@ -282,9 +333,10 @@ def uploads_start(*, project: Project, by: User, items: Sequence[StartInput],
 
 
 def upload_start(*, project: Project, by: User, path: str, size_original: int,
-                 overwrite: bool = False, ip: str | None = None) -> Upload:
+                 overwrite: bool = False, ip: str | None = None,
+                 part_checksum: str | None = None) -> Upload:
     """Reserve quota, create the project's bucket if needed, start a multipart upload."""
-    [result] = uploads_start(project=project, by=by, ip=ip,
+    [result] = uploads_start(project=project, by=by, ip=ip, part_checksum=part_checksum,
                              items=[StartInput(path, size_original, overwrite)])
     if isinstance(result, DDSError):
         raise result
@@ -323,8 +375,13 @@ def require_in_progress(upload: Upload) -> None:
 
 
 def upload_part_urls(*, upload: Upload, part_numbers: Sequence[int],
+                     crc32s: Mapping[int, object] | None = None,
                      backend: StorageBackend | None = None) -> list[PartUrl]:
-    """Short-lived presigned UploadPart URLs for a batch of parts (no state change)."""
+    """Short-lived presigned UploadPart URLs for a batch of parts (no state change).
+
+    A checksummed upload (``part_checksum``) signs each part's CRC32 into its URL, so
+    ``crc32s`` must give one for every part asked for; an upload that is not checksummed
+    takes none (its client must not believe they are checked)."""
     require_in_progress(upload)
     if upload.put_size is not None:
         raise BadInput(f"Upload {upload.public_id} is a single PUT of {upload.put_size} B: "
@@ -336,32 +393,56 @@ def upload_part_urls(*, upload: Upload, part_numbers: Sequence[int],
     if bad:
         raise BadInput(f"Part numbers must be between 1 and {top} for this upload.",
                        invalid=bad[:20])
+    signed: dict[int, str | None] = dict.fromkeys(part_numbers)
+    if upload.part_checksum:
+        missing = [n for n in part_numbers if n not in (crc32s or {})]
+        if missing:
+            raise BadInput(f"Upload {upload.public_id} checksums its parts: ask with "
+                           "parts: [{part_number, crc32}], a CRC32 for every part.",
+                           missing_crc32=missing[:20])
+        assert crc32s is not None
+        signed = {n: crc32_check(crc32s[n], what=f"part {n}") for n in part_numbers}
+    elif crc32s:
+        raise BadInput(f"Upload {upload.public_id} does not checksum its parts: ask with "
+                       "part_numbers (start it with part_checksum to have them checked).")
     backend = backend or storage_for_project(upload.project)
     ttl = part_url_ttl()
     return [{"part_number": n,
              "url": backend.presign_part(upload.project.bucket, upload.object_key,
                                          upload.multipart_id, n, ttl,
-                                         max_bytes=upload.part_size)}
-            for n in sorted(set(part_numbers))]
+                                         max_bytes=upload.part_size, crc32=signed[n])}
+            for n in sorted(signed)]
 
 
 def uploads_first_part_urls(*, project: Project, uploads: Sequence[Upload],
                             count: int) -> list[list[PartUrl]]:
-    """Per upload, the URLs of its first ``count`` parts (fewer if it has fewer)."""
+    """Per upload, the URLs of its first ``count`` parts (fewer if it has fewer). A
+    checksummed upload gets none: its part URLs need the parts' CRC32s."""
     backend = storage_for_project(project)
-    return [[] if u.put_size is not None or count == 0 else
+    return [[] if u.put_size is not None or u.part_checksum or count == 0 else
             upload_part_urls(upload=u, backend=backend,
                              part_numbers=range(1, min(count, upload_max_parts(u)) + 1))
             for u in uploads]
 
 
-def uploads_put_urls(*, project: Project, uploads: Sequence[Upload]) -> list[str | None]:
-    """Per upload, the presigned PUT of exactly ``put_size`` bytes (None: multipart)."""
+def uploads_put_urls(*, project: Project, uploads: Sequence[Upload],
+                     crc32s: Sequence[str | None] | None = None) -> list[str | None]:
+    """Per upload, the presigned PUT of exactly ``put_size`` bytes (None: multipart);
+    a checksummed one signs its CRC32 (``crc32s``, in the order of ``uploads``: the
+    start items' values, checked when they started)."""
     backend = single_put_backend(storage_for_project(project))
     ttl = part_url_ttl()
-    return [None if u.put_size is None or backend is None else
-            backend.presign_put(project.bucket, u.object_key, ttl, u.put_size)
-            for u in uploads]
+    sums = list(crc32s) if crc32s is not None else [None] * len(uploads)
+    out: list[str | None] = []
+    for u, crc32 in zip(uploads, sums, strict=True):
+        if u.put_size is None or backend is None:
+            out.append(None)
+            continue
+        if u.part_checksum and crc32 is None:  # (cannot be: such an item is multipart)
+            raise BadInput(f"{u.path}: a checksummed single PUT needs its crc32.")
+        out.append(backend.presign_put(project.bucket, u.object_key, ttl, u.put_size,
+                                       crc32=crc32 if u.part_checksum else None))
+    return out
 
 
 def upload_parts_list(*, upload: Upload) -> list[StoredPart]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -13,6 +14,10 @@ class StoredPart:
     number: int
     etag: str
     size: int
+    #: The CRC32 storage verified and keeps for the part (S3's ``ChecksumCRC32``: base64
+    #: of the 4 big-endian bytes); None for a part sent without one, or a store that does
+    #: not report it.
+    crc32: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,12 +42,14 @@ class StorageBackend(Protocol):
     name: str
 
     def create_bucket(self, bucket: str) -> None: ...
-    def start_multipart(self, bucket: str, key: str) -> str: ...
+    def start_multipart(self, bucket: str, key: str, checksum: bool = False) -> str: ...
     def presign_part(self, bucket: str, key: str, upload_id: str, number: int,
-                     expires: int, max_bytes: int | None = None) -> str: ...
+                     expires: int, max_bytes: int | None = None,
+                     crc32: str | None = None) -> str: ...
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart]: ...
     def complete_multipart(self, bucket: str, key: str, upload_id: str,
-                           parts: Sequence[tuple[int, str]]) -> None: ...
+                           parts: Sequence[tuple[int, str]],
+                           checksums: Mapping[int, str] | None = None) -> None: ...
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None: ...
     def head_size(self, bucket: str, key: str) -> int | None: ...
     def object_etag(self, bucket: str, key: str) -> str | None: ...
@@ -62,9 +69,11 @@ class SinglePutBackend(Protocol):
     """What a backend offers for small objects (optional: a backend without it gets
     multipart uploads; :func:`single_put_backend` tells which)."""
 
-    def presign_put(self, bucket: str, key: str, expires: int, size: int) -> str:
+    def presign_put(self, bucket: str, key: str, expires: int, size: int,
+                    crc32: str | None = None) -> str:
         """A URL to which the client PUTs exactly ``size`` bytes, creating the object in
-        one request; the length is signed into the URL, so storage refuses any other."""
+        one request; the length is signed into the URL, so storage refuses any other
+        (and, with ``crc32``, a body with another CRC32)."""
         ...
 
 
@@ -77,3 +86,8 @@ def single_put_backend(backend: object) -> SinglePutBackend | None:
 def etag_bare(value: str) -> str:
     """An ETag without the quotes S3 puts around it (clients send either form)."""
     return value.strip().strip('"')
+
+
+def crc32_b64(value: int) -> str:
+    """A CRC32 as S3 writes it (``x-amz-checksum-crc32``): base64 of 4 big-endian bytes."""
+    return base64.b64encode((value & 0xFFFFFFFF).to_bytes(4, "big")).decode()

@@ -10,7 +10,8 @@ import secrets
 import shutil
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -21,7 +22,13 @@ from django.core import signing
 from django.urls import reverse
 
 from transfers.errors import StorageRejected, StorageUnavailable
-from transfers.storage.base import StoredMultipart, StoredObject, StoredPart, etag_bare
+from transfers.storage.base import (
+    StoredMultipart,
+    StoredObject,
+    StoredPart,
+    crc32_b64,
+    etag_bare,
+)
 
 _SIGNER_SALT = "dds.transfers.local-storage"
 _T = TypeVar("_T")
@@ -43,6 +50,13 @@ class _Part(NamedTuple):
     etag: str
     size: int
     offset: int  #: in the data file, or _OWN_FILE
+    crc32: str | None = None  #: verified when the part was written (its URL signed one)
+
+
+def _bad_digest(crc32: str, actual: int) -> StorageRejected:
+    return StorageRejected(f"The CRC32 you specified ({crc32}) did not match the body's "
+                           f"({crc32_b64(actual)}); nothing was stored.",
+                           storage_code="BadDigest")
 
 
 def _flock(kind: int, byte: int) -> bytes:
@@ -50,16 +64,18 @@ def _flock(kind: int, byte: int) -> bytes:
     return struct.pack("hhqqi4x", kind, os.SEEK_SET, byte, 1, 0)
 
 
-def _sidecar_write(path: Path, etag: str, size: int, offset: int) -> None:
+def _sidecar_write(path: Path, etag: str, size: int, offset: int,
+                   crc32: str | None = None) -> None:
     tmp = path.with_name(f"{path.name}.tmp{secrets.token_hex(4)}")
-    tmp.write_text(f"{etag} {size} {offset}\n")
+    tmp.write_text(f"{etag} {size} {offset}" + (f" {crc32}" if crc32 else "") + "\n")
     os.replace(tmp, path)
 
 
 def _sidecar_read(path: Path) -> _Part | None:
     try:
-        etag, size, offset = path.read_text().split()
-        return _Part(etag, int(size), int(offset))
+        # "<md5> <size> <offset>", and " <crc32>" for a part whose checksum was verified.
+        etag, size, offset, *crc32 = path.read_text().split()
+        return _Part(etag, int(size), int(offset), crc32[0] if crc32 else None)
     except FileNotFoundError:
         return None  # rewritten meanwhile: the part is being replaced
     except ValueError:
@@ -161,7 +177,8 @@ class LocalBackend:
         self._fs(lambda: (self._bucket(bucket) / ".multipart").mkdir(parents=True,
                                                                        exist_ok=True))
 
-    def start_multipart(self, bucket: str, key: str) -> str:
+    def start_multipart(self, bucket: str, key: str, checksum: bool = False) -> str:
+        # (``checksum``: each part's URL signs its CRC32, checked as it is written.)
         upload_id = secrets.token_hex(16)
         directory = self._mp_dir(bucket, upload_id)
 
@@ -175,20 +192,26 @@ class LocalBackend:
         return upload_id
 
     def presign_part(self, bucket: str, key: str, upload_id: str, number: int, expires: int,
-                     max_bytes: int | None = None) -> str:
+                     max_bytes: int | None = None, crc32: str | None = None) -> str:
         payload: dict[str, Any] = {"op": "put", "b": bucket, "k": key, "u": upload_id,
                                    "n": int(number)}
         if max_bytes is not None:
             payload["m"] = int(max_bytes)  # signed: the PUT view refuses a longer body
+        if crc32 is not None:
+            payload["c"] = crc32  # signed: a body with another CRC32 is refused (BadDigest)
         return self._url("storage-part", payload, expires)
 
-    def presign_put(self, bucket: str, key: str, expires: int, size: int) -> str:
+    def presign_put(self, bucket: str, key: str, expires: int, size: int,
+                    crc32: str | None = None) -> str:
         """A URL to PUT exactly ``size`` bytes to, creating the object in one request."""
-        payload = {"op": "putobj", "b": bucket, "k": key, "s": int(size)}
+        payload: dict[str, Any] = {"op": "putobj", "b": bucket, "k": key, "s": int(size)}
+        if crc32 is not None:
+            payload["c"] = crc32
         return self._url("storage-put", payload, expires)
 
     def write_part(self, bucket: str, upload_id: str, number: int,
-                   chunks: Iterable[bytes], part_size: int | None = None) -> str:
+                   chunks: Iterable[bytes], part_size: int | None = None,
+                   crc32: str | None = None) -> str:
         """Store one part (called by the signed PUT view); returns its ETag (MD5).
 
         With the upload's ``part_size`` (signed into the part URL) and a data file, the
@@ -196,6 +219,11 @@ class LocalBackend:
         own. Either way the part is the previous one or the new one, never half of each:
         its sidecar is removed before and written after the bytes, and a part without a
         sidecar in the data file is not stored (the client sends it again).
+
+        With ``crc32`` (signed into the URL) the body's CRC32 must match, else BadDigest
+        and the part is not stored. A part that is already stored is then replaced by a
+        file of its own, renamed into place only once its CRC32 matched: a bad body
+        never overwrites a good part's bytes.
         """
         number = int(number)
         if number < 1:
@@ -217,11 +245,12 @@ class LocalBackend:
                     raise _no_such_upload()  # completed (or aborted) meanwhile
             in_place = part_size is not None and upload_lock >= 0
             with self._part_lock(directory, number, upload_lock):
-                if in_place:
+                if in_place and not (crc32 is not None and self._sidecar(
+                        bucket, upload_id, number).exists()):
                     assert part_size is not None
                     return self._write_in_place(bucket, upload_id, number, chunks,
-                                                (number - 1) * int(part_size))
-                return self._write_own_file(bucket, upload_id, number, chunks)
+                                                (number - 1) * int(part_size), crc32)
+                return self._write_own_file(bucket, upload_id, number, chunks, crc32)
         finally:
             if upload_lock >= 0:
                 os.close(upload_lock)
@@ -253,17 +282,21 @@ class LocalBackend:
             os.close(fd)
 
     def _write_in_place(self, bucket: str, upload_id: str, number: int,
-                        chunks: Iterable[bytes], offset: int) -> str:
+                        chunks: Iterable[bytes], offset: int, crc32: str | None) -> str:
         sidecar = self._sidecar(bucket, upload_id, number)
         md5 = hashlib.md5(usedforsecurity=False)
+        crc = 0
 
         def write() -> int:
+            nonlocal crc
             sidecar.unlink(missing_ok=True)  # until the bytes are all there: not stored
             fd = os.open(self._mp_dir(bucket, upload_id) / _DATA, os.O_WRONLY)
             try:
                 at = offset
                 for chunk in chunks:
                     md5.update(chunk)
+                    if crc32 is not None:
+                        crc = zlib.crc32(chunk, crc)
                     view = memoryview(chunk)
                     while view:
                         written = os.pwrite(fd, view, at)
@@ -274,14 +307,18 @@ class LocalBackend:
             return at - offset
 
         size = self._fs(write)
+        if crc32 is not None and crc32_b64(crc) != crc32:
+            # No sidecar: the part is not stored (its bytes in the data file are not part
+            # of anything; the resend overwrites them).
+            raise _bad_digest(crc32, crc)
         etag = md5.hexdigest()
-        self._fs(lambda: _sidecar_write(sidecar, etag, size, offset))
+        self._fs(lambda: _sidecar_write(sidecar, etag, size, offset, crc32))
         # A file of its own written for this part before is stale now.
         self._fs(lambda: self.part_path(bucket, upload_id, number).unlink(missing_ok=True))
         return etag
 
     def _write_own_file(self, bucket: str, upload_id: str, number: int,
-                        chunks: Iterable[bytes]) -> str:
+                        chunks: Iterable[bytes], crc32: str | None = None) -> str:
         target = self.part_path(bucket, upload_id, number)
         sidecar = self._sidecar(bucket, upload_id, number)
         tmp = target.with_suffix(f".tmp{secrets.token_hex(4)}")
@@ -289,12 +326,17 @@ class LocalBackend:
 
         def write() -> int:
             size = 0
+            crc = 0
             try:
                 with open(tmp, "wb") as fh:
                     for chunk in chunks:
                         md5.update(chunk)
+                        if crc32 is not None:
+                            crc = zlib.crc32(chunk, crc)
                         fh.write(chunk)
                         size += len(chunk)
+                if crc32 is not None and crc32_b64(crc) != crc32:
+                    raise _bad_digest(crc32, crc)  # the stored part (if any) is untouched
             except BaseException:
                 tmp.unlink(missing_ok=True)  # a refused or broken body leaves nothing
                 raise
@@ -305,7 +347,7 @@ class LocalBackend:
 
         size = self._fs(write)
         etag = md5.hexdigest()
-        self._fs(lambda: _sidecar_write(sidecar, etag, size, _OWN_FILE))
+        self._fs(lambda: _sidecar_write(sidecar, etag, size, _OWN_FILE, crc32))
         return etag
 
     def _stored_parts(self, bucket: str, upload_id: str) -> dict[int, _Part]:
@@ -347,11 +389,12 @@ class LocalBackend:
         return parts
 
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart]:
-        return [StoredPart(n, p.etag, p.size)
+        return [StoredPart(n, p.etag, p.size, p.crc32)
                 for n, p in sorted(self._stored_parts(bucket, upload_id).items())]
 
     def complete_multipart(self, bucket: str, key: str, upload_id: str,
-                           parts: Sequence[tuple[int, str]]) -> None:
+                           parts: Sequence[tuple[int, str]],
+                           checksums: Mapping[int, str] | None = None) -> None:
         directory = self._mp_dir(bucket, upload_id)
         with self._upload_exclusive(directory):
             stored = self._stored_parts(bucket, upload_id)
@@ -362,6 +405,9 @@ class LocalBackend:
             for n, etag in parts:
                 if n not in stored or stored[n].etag != etag_bare(etag):
                     raise StorageRejected(f"Part {n}: no stored part with this ETag.",
+                                          storage_code="InvalidPart")
+                if checksums is not None and stored[n].crc32 != checksums[n]:
+                    raise StorageRejected(f"Part {n}: no stored part with this CRC32.",
                                           storage_code="InvalidPart")
             chosen = [stored[n] for n in numbers]
             target = self.object_path(bucket, key)
@@ -438,11 +484,12 @@ class LocalBackend:
         os.replace(tmp, target)
 
     def write_object(self, bucket: str, key: str, size: int,
-                     chunks: Iterable[bytes]) -> str:
+                     chunks: Iterable[bytes], crc32: str | None = None) -> str:
         """Create an object from exactly ``size`` bytes (the signed single-PUT view);
         returns its ETag (MD5, as S3's PutObject). Written to ``<key>.assembling`` and
         renamed: the object is the previous one or the new one, and a body of another
-        length (or a broken one) leaves nothing."""
+        length (or a broken one, or with ``crc32`` one of another CRC32) leaves
+        nothing."""
         target = self.object_path(bucket, key)
         if not target.parent.is_dir():
             raise StorageRejected("No such bucket.", storage_code="NoSuchBucket")
@@ -465,9 +512,12 @@ class LocalBackend:
                     raise busy
                 os.ftruncate(fd, 0)
                 done = 0
+                crc = 0
                 try:
                     for chunk in chunks:
                         md5.update(chunk)
+                        if crc32 is not None:
+                            crc = zlib.crc32(chunk, crc)
                         done += len(chunk)
                         if done > size:
                             raise StorageRejected(f"The body must be exactly {size} bytes.",
@@ -478,6 +528,8 @@ class LocalBackend:
                     if done != size:
                         raise StorageRejected(f"The body must be exactly {size} bytes, "
                                               f"not {done}.", storage_code="IncompleteBody")
+                    if crc32 is not None and crc32_b64(crc) != crc32:
+                        raise _bad_digest(crc32, crc)
                     os.replace(tmp, target)
                 except BaseException:
                     tmp.unlink(missing_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -94,24 +94,39 @@ class S3Backend:
                                                         "BucketAlreadyExists"):
                 raise
 
-    def start_multipart(self, bucket: str, key: str) -> str:
-        answer = self._call("create_multipart_upload", Bucket=bucket, Key=key,
-                            ContentType="application/octet-stream")
+    def start_multipart(self, bucket: str, key: str, checksum: bool = False) -> str:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key,
+                                  "ContentType": "application/octet-stream"}
+        if checksum:
+            # Every part then carries its CRC32, which S3 verifies against the body
+            # (BadDigest) and keeps; the complete must name each part's CRC32.
+            kwargs["ChecksumAlgorithm"] = "CRC32"
+        answer = self._call("create_multipart_upload", **kwargs)
         return str(answer["UploadId"])
 
     def presign_part(self, bucket: str, key: str, upload_id: str, number: int, expires: int,
-                     max_bytes: int | None = None) -> str:
+                     max_bytes: int | None = None, crc32: str | None = None) -> str:
         # S3 bounds a part itself (5 GiB) and the complete checks sizes against the parts.
-        return str(self._client.generate_presigned_url(
-            "upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload_id,
-                                   "PartNumber": number}, ExpiresIn=expires))
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id,
+                                  "PartNumber": number}
+        if crc32 is not None:
+            # botocore signs it as a header (X-Amz-SignedHeaders=host;x-amz-checksum-crc32),
+            # not as a query parameter: the client must send exactly this value, and S3
+            # checks the body against it.
+            params["ChecksumCRC32"] = crc32
+        return str(self._client.generate_presigned_url("upload_part", Params=params,
+                                                       ExpiresIn=expires))
 
-    def presign_put(self, bucket: str, key: str, expires: int, size: int) -> str:
+    def presign_put(self, bucket: str, key: str, expires: int, size: int,
+                    crc32: str | None = None) -> str:
         """A presigned PutObject of exactly ``size`` bytes: Content-Length is one of the
-        signed headers, so S3 refuses a body of any other length (403/400)."""
-        return str(self._client.generate_presigned_url(
-            "put_object", Params={"Bucket": bucket, "Key": key, "ContentLength": size},
-            ExpiresIn=expires))
+        signed headers, so S3 refuses a body of any other length (403/400); with
+        ``crc32``, ``x-amz-checksum-crc32`` is signed too."""
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ContentLength": size}
+        if crc32 is not None:
+            params["ChecksumCRC32"] = crc32
+        return str(self._client.generate_presigned_url("put_object", Params=params,
+                                                       ExpiresIn=expires))
 
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[StoredPart]:
         parts: list[StoredPart] = []
@@ -119,17 +134,24 @@ class S3Backend:
         while True:
             resp = self._call("list_parts", Bucket=bucket, Key=key, UploadId=upload_id,
                               PartNumberMarker=marker)
-            parts += [StoredPart(p["PartNumber"], etag_bare(p["ETag"]), p["Size"])
+            parts += [StoredPart(p["PartNumber"], etag_bare(p["ETag"]), p["Size"],
+                                 p.get("ChecksumCRC32"))
                       for p in resp.get("Parts", [])]
             if not resp.get("IsTruncated"):
                 return parts
             marker = resp["NextPartNumberMarker"]
 
     def complete_multipart(self, bucket: str, key: str, upload_id: str,
-                           parts: Sequence[tuple[int, str]]) -> None:
+                           parts: Sequence[tuple[int, str]],
+                           checksums: Mapping[int, str] | None = None) -> None:
+        listed: list[dict[str, Any]] = []
+        for n, e in parts:
+            part: dict[str, Any] = {"PartNumber": n, "ETag": f'"{etag_bare(e)}"'}
+            if checksums is not None:
+                part["ChecksumCRC32"] = checksums[n]
+            listed.append(part)
         self._call("complete_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id,
-                   MultipartUpload={"Parts": [{"PartNumber": n, "ETag": f'"{etag_bare(e)}"'}
-                                              for n, e in parts]})
+                   MultipartUpload={"Parts": listed})
 
     def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None:
         try:
