@@ -283,7 +283,7 @@ DDS_UPLOAD_MIN_PART_SEGMENTS = env.int("DDS_UPLOAD_MIN_PART_SEGMENTS", default=1
 DDS_UPLOAD_PART_URL_TTL = env.int("DDS_UPLOAD_PART_URL_TTL", default=15 * 60)
 # Uploads whose client asks for it get per-part CRC32 checksums verified by storage
 # (docs/transfers.md); off for an S3-compatible store without checksum support.
-DDS_STORAGE_PART_CHECKSUMS = env.bool("DDS_STORAGE_PART_CHECKSUMS", default=True)
+DDS_STORAGE_PART_CHECKSUMS = env.bool("DDS_STORAGE_PART_CHECKSUMS", default=False)
 DDS_DOWNLOAD_URL_TTL = min(env.int("DDS_DOWNLOAD_URL_TTL", default=60 * 60), 60 * 60)
 DDS_UPLOAD_STALE_HOURS = env.int("DDS_UPLOAD_STALE_HOURS", default=24)
 # Folders with more files than this are removed by a Celery task, not in the request.

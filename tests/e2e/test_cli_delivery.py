@@ -261,6 +261,7 @@ def test_put_over_s3_checksums_its_parts(e2e, tmp_path, moto_endpoint, settings,
     staff.login()
     project = _project(staff)
     settings.DDS_UPLOAD_MIN_PART_SEGMENTS = 80
+    settings.DDS_STORAGE_PART_CHECKSUMS = True  # the operator's switch (default off)
     big = tmp_path / "sums.bin"
     big.write_bytes(os.urandom(64 * MB))
     r = staff("data", "put", "-p", project, "-s", str(big), "--silent")

@@ -20,6 +20,13 @@ from transfers.tests.helpers import api_url, complete, encrypt, put_part
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+def _checksums_on(settings):
+    """The operator's switch is off by default; these tests are of uploads with it on
+    (test_switch_off_gives_unchecksummed_uploads turns it off again)."""
+    settings.DDS_STORAGE_PART_CHECKSUMS = True
+
 #: 80 segments: S3's 5 MiB minimum part, so three parts stay small.
 SEGMENTS = 80
 
