@@ -188,15 +188,29 @@ class UploadStartApi(TransferView):
         part_checksum = serializers.ChoiceField(
             choices=[PART_CHECKSUM_CRC32], required=False, allow_null=True,
             help_text=_PART_CHECKSUM_HELP)
+        first_parts = serializers.IntegerField(
+            default=0, min_value=0, max_value=PART_URL_BATCH_MAX,
+            help_text="Presigned URLs of this many first parts come with the answer "
+                      "(`parts`), saving the first part-urls request; none for a "
+                      "checksummed upload (its URLs need the parts' CRC32s).")
 
-    @extend_schema(request=UploadStartIn, responses={201: UploadOut},
+    class UploadStartOut(UploadOut):
+        parts = UploadPartUrlOut(many=True, required=False,
+                                 help_text="With first_parts: the first parts' URLs.")
+
+    @extend_schema(request=UploadStartIn, responses={201: UploadStartOut},
                    summary="Start an upload: reserve quota, open a multipart upload")
     def post(self, request, project_id: str):
         project = self.project(request, project_id)
         data = self.valid(self.UploadStartIn, request.data)
+        first = data.pop("first_parts")
         upload = upload_start(project=project, by=request.user, ip=client_ip(request),
-                                       **data)
-        return Response(UploadOut(upload).data, status=status.HTTP_201_CREATED)
+                              **data)
+        out = UploadOut(upload).data
+        if first:  # (older clients get the answer they know)
+            [urls] = uploads_first_part_urls(project=project, uploads=[upload], count=first)
+            out["parts"] = _absolute(request, urls)
+        return Response(out, status=status.HTTP_201_CREATED)
 
 
 class UploadsStartBatchApi(TransferView):

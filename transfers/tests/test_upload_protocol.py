@@ -12,7 +12,15 @@ import pytest
 import c4gh
 from transfers.models import File, FileVersion, Upload, UploadStatus
 from transfers.storage import storage_for_project
-from transfers.tests.helpers import api_url, complete, encrypt, put_parts, start, upload
+from transfers.tests.helpers import (
+    api_url,
+    complete,
+    encrypt,
+    put_part,
+    put_parts,
+    start,
+    upload,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,3 +111,31 @@ def test_overwrite_keeps_the_old_version_and_deletes_its_object(world, storage):
     assert listing["folder"]["file_count"] == 1
     assert listing["folder"]["size_original"] == 6
     assert first["path"] == "a/x.txt"
+
+
+def test_the_start_can_bring_the_first_part_urls(world, storage):
+    """`first_parts` on the one-file start: the answer carries those parts' URLs (the
+    client's first part need not wait for a part-urls request); they work as any."""
+    data = os.urandom(BIG)
+    enc = encrypt(data, world.project.public_key)
+    client = world.client()
+    plain = start(client, world.project, "without.bin", len(data)).json()
+    assert "parts" not in plain  # (an older client's answer, unchanged)
+    r = client.post(api_url(world.project, "uploads"),
+                    {"path": "first.bin", "size_original": len(data), "first_parts": 2},
+                    format="json")
+    assert r.status_code == 201, r.json()
+    up = r.json()
+    assert [p["part_number"] for p in up["parts"]] == [1, 2]
+    size = up["part_size"]
+    etags = {p["part_number"]: put_part(p["url"], enc.body[(p["part_number"] - 1) * size:
+                                                           p["part_number"] * size])
+             for p in up["parts"]}
+    etags |= put_parts(client, world.project, up, enc.body, only=[3])
+    r = complete(client, world.project, up["upload_id"], enc, etags)
+    assert r.status_code == 201, r.json()
+    assert File.objects.get(path="first.bin").size_stored == len(enc.body)
+    r = client.post(api_url(world.project, "uploads"),
+                    {"path": "many.bin", "size_original": 1, "first_parts": 101},
+                    format="json")
+    assert r.status_code == 400 and "first_parts" in r.json()["detail"]
