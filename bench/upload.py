@@ -194,7 +194,9 @@ class Bench:
         self.server = subprocess.Popen(
             [BIN / "gunicorn", "ddsite.wsgi:application", "-b", self.url[7:], "-k", "gthread",
              "--workers", "2", "--threads", "8", "--timeout", "600", "--log-level",
-             "warning"], cwd=REPO, env=self.env,
+             # the image's hooks too (docker/entrypoint.sh): metrics, the S3 client made
+             # as each worker starts
+             "warning", "--config", "python:ddsite.gunicorn_conf"], cwd=REPO, env=self.env,
             stderr=open(self.tmp / "server.log", "wb"))
         self.procs.append(self.server)
         _wait_http(self.url + "/healthz")

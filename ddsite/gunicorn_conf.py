@@ -41,6 +41,16 @@ def on_starting(server):
     server.cfg.set("bind", metrics_bind(server.cfg.bind, os.environ.get("DDS_METRICS_PORT")))
 
 
+def post_worker_init(worker):
+    # The app is loaded (Django set up): make the S3 client before the first request.
+    try:
+        from transfers.storage.s3 import s3_warm_up  # noqa: PLC0415 - after Django setup
+
+        s3_warm_up()
+    except Exception:
+        worker.log.exception("could not make the S3 client at start; first use will")
+
+
 def child_exit(server, worker):
     # Not at the top: prometheus_client picks its value class from PROMETHEUS_MULTIPROC_DIR
     # when first imported, and this file sets that variable first.

@@ -10,10 +10,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
 
 from transfers.errors import StorageRejected, StorageUnavailable
 from transfers.storage.base import StoredMultipart, StoredObject, StoredPart, etag_bare
-from transfers.storage.credentials import S3Target
+from transfers.storage.credentials import S3Target, s3_target
 
 _clients: dict[tuple[str | None, str | None, str | None, str], Any] = {}
 _clients_lock = threading.Lock()
@@ -46,6 +47,17 @@ def _s3_client(target: S3Target) -> Any:
                                   aws_secret_access_key=secret_key, config=config)
             _clients[key] = client
     return client
+
+
+def s3_warm_up() -> bool:
+    """Make the default S3 client now (a web worker calls this as it starts), not in the
+    first request that needs it: loading botocore's S3 model took 0.28 CPU-s of the
+    first put a worker served on the benchmark machine (py-spy), and clients of other
+    locations then reuse the loaded model. False when the default backend is not S3."""
+    if settings.DDS_STORAGE_BACKEND != "s3":
+        return False
+    _s3_client(s3_target(None))
+    return True
 
 
 class S3Backend:

@@ -50,3 +50,19 @@ def test_bucket_is_created_in_the_backends_region(moto_endpoint, region, monkeyp
     assert r.status_code == 200
     backend.complete_multipart(bucket, "obj", upload_id, [(1, r.headers["ETag"])])
     assert backend.head_size(bucket, "obj") == 10
+
+
+def test_the_default_s3_client_is_made_at_worker_start(s3_region_storage, settings):
+    """gunicorn's post_worker_init calls s3_warm_up: the first request then finds the
+    client (and botocore's S3 model) made; with local storage there is nothing to make."""
+    from transfers.storage import s3
+
+    s3._clients.clear()
+    assert s3.s3_warm_up() is True
+    assert len(s3._clients) == 1
+    client = next(iter(s3._clients.values()))
+    assert client.meta.region_name == S3_OTHER_REGION
+    assert S3Backend(s3.s3_target(None))._client is client  # what requests then use
+    s3._clients.clear()
+    settings.DDS_STORAGE_BACKEND = "local"
+    assert s3.s3_warm_up() is False and not s3._clients
