@@ -7,13 +7,6 @@ come from transfers.annotations, applied here.
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
-
-from django.conf import settings
-from django.db.models import Count, DateTimeField, IntegerField, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -25,19 +18,17 @@ from accounts.services.invites import invite_is_held
 from accounts.sessions import request_kek
 from core.client_ip import client_ip
 from core.throttling import throttle_check
-from keys.models import KeyRotation, KeyRotationStatus
 from projects import services
-from projects.models import FINAL_STATUSES, Project, ProjectMembership, ProjectStatusEvent
+from projects.models import Project, ProjectMembership
 from projects.selectors import (
     Need,
     project_get_for_user,
     project_members,
     project_role_of,
     projects_list_for,
-    projects_visible_to,
 )
 from transfers.annotations import with_file_totals
-from transfers.models import Upload, UploadStatus
+from transfers.selectors import projects_busy_for
 
 # --------------------------------------------------------------------------- serializers
 
@@ -349,23 +340,6 @@ class StaffOrOperator(StaffOnly):
     message = "Only unit staff and operators can see which projects are busy."
 
 
-@dataclass(frozen=True)
-class BusyProject:
-    """What one project has in flight (a dataclass: model instances get no extra fields)."""
-
-    id: str
-    unit: str
-    status: str
-    uploads: int
-    uploads_since: dt.datetime | None
-    rotation_since: dt.datetime | None
-    rotation_files_done: int | None
-    purge_pending: bool
-    purge_since: dt.datetime | None
-    locked: bool
-    since: dt.datetime | None
-
-
 class BusyProjectOut(serializers.Serializer):
     id = serializers.CharField()
     unit = serializers.CharField()
@@ -381,62 +355,6 @@ class BusyProjectOut(serializers.Serializer):
     locked = serializers.BooleanField(help_text="A long operation holds the project.")
     since = serializers.DateTimeField(help_text="When the oldest of these began.",
                                       allow_null=True)
-
-
-def _live_upload_cutoff() -> dt.datetime:
-    """Uploads older than DDS_UPLOAD_STALE_HOURS are abandoned (the stale-upload job aborts
-    them), not in flight: a deploy does not have to wait for them."""
-    return timezone.now() - dt.timedelta(hours=int(settings.DDS_UPLOAD_STALE_HOURS))
-
-
-def projects_busy_for(user) -> list[BusyProject]:
-    """The projects ``user`` may see with work in flight: uploads in progress, a running
-    key rotation, a storage purge not yet done, or the project held by a long operation;
-    oldest work first. (Here, not in projects.selectors: it reads transfers' uploads,
-    which projects' domain code may not import.)"""
-    uploads = Upload.objects.filter(project=OuterRef("pk"), status=UploadStatus.IN_PROGRESS,
-                                    created_at__gte=_live_upload_cutoff())
-    rotation = KeyRotation.objects.filter(project=OuterRef("pk"),
-                                          status=KeyRotationStatus.RUNNING)
-    ended = ProjectStatusEvent.objects.filter(project=OuterRef("pk")).order_by("-at", "-id")
-    # The candidates first (indexed lookups), so the columns below are computed only for
-    # the projects that are busy, not for every project an operator can see.
-    in_flight = (
-        Q(pk__in=Upload.objects.filter(status=UploadStatus.IN_PROGRESS,
-                                       created_at__gte=_live_upload_cutoff())
-          .values("project_id"))
-        | Q(pk__in=KeyRotation.objects.filter(status=KeyRotationStatus.RUNNING)
-            .values("project_id"))
-        | Q(busy=True) | Q(status__in=FINAL_STATUSES, storage_purged_at__isnull=True))
-    found = (
-        projects_visible_to(user).filter(in_flight)
-        .annotate(
-            n_uploads=Coalesce(Subquery(uploads.order_by().values("project")
-                                        .annotate(n=Count("pk")).values("n"),
-                                        output_field=IntegerField()), 0),
-            uploads_since=Subquery(uploads.order_by("created_at").values("created_at")[:1],
-                                   output_field=DateTimeField()),
-            rotation_since=Subquery(rotation.values("started_at")[:1],
-                                    output_field=DateTimeField()),
-            rotation_files_done=Subquery(rotation.values("files_done")[:1],
-                                         output_field=IntegerField()),
-            last_status_at=Subquery(ended.values("at")[:1], output_field=DateTimeField()))
-        .values("public_id", "unit__name", "unit__display_name", "status", "busy",
-                "storage_purged_at", "n_uploads", "uploads_since", "rotation_since",
-                "rotation_files_done", "last_status_at"))
-    rows: list[BusyProject] = []
-    for r in found:
-        purging = r["status"] in FINAL_STATUSES and r["storage_purged_at"] is None
-        purge_since = r["last_status_at"] if purging else None
-        started = [t for t in (r["uploads_since"], r["rotation_since"], purge_since) if t]
-        rows.append(BusyProject(
-            id=r["public_id"], unit=r["unit__display_name"] or r["unit__name"],
-            status=r["status"], uploads=r["n_uploads"], uploads_since=r["uploads_since"],
-            rotation_since=r["rotation_since"], rotation_files_done=r["rotation_files_done"],
-            purge_pending=purging, purge_since=purge_since, locked=r["busy"],
-            since=min(started) if started else None))
-    far = timezone.now() + dt.timedelta(days=1)
-    return sorted(rows, key=lambda b: (b.since or far, b.id))
 
 
 class ProjectsBusy(APIView):

@@ -9,22 +9,41 @@ recursive totals, ``File`` is indexed by (project, folder, name) and (project, p
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.conf import settings
+from django.db.models import (
+    Count,
+    DateTimeField,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from accounts.models import Role, Unit, User
 from core.errors import DDSError
-from projects.models import Project, ProjectStatus
-from projects.selectors import Need, project_get_for_user, user_is_project_staff
+from keys.models import KeyRotation, KeyRotationStatus
+from projects.models import FINAL_STATUSES, Project, ProjectStatus, ProjectStatusEvent
+from projects.selectors import (
+    Need,
+    project_get_for_user,
+    projects_visible_to,
+    user_is_project_staff,
+)
 from transfers.annotations import (
     with_file_totals,
     with_unit_storage,
 )
 from transfers.errors import BadInput, FileLost, NotAllowed, NotFound, ProjectBusy
-from transfers.models import File, FileVersion, Folder, Upload
+from transfers.models import File, FileVersion, Folder, Upload, UploadStatus
 from transfers.paths import path_normalise
 
 
@@ -287,3 +306,81 @@ def project_totals(*, project: Project) -> ProjectTotals:
     row = (with_file_totals(Project.objects.filter(pk=project.pk))  # type: ignore[misc]
            .values_list("file_count", "size").first())
     return ProjectTotals(int(row[0]), int(row[1])) if row else ProjectTotals(0, 0)
+
+
+# --------------------------------------------------------------------------- in flight
+
+
+def upload_stale_cutoff(older_than: dt.timedelta | None = None) -> dt.datetime:
+    """Uploads in progress created before this are stale (DDS_UPLOAD_STALE_HOURS): the
+    hourly job aborts them, and they do not count as work in flight."""
+    older_than = older_than or dt.timedelta(hours=int(settings.DDS_UPLOAD_STALE_HOURS))
+    return timezone.now() - older_than
+
+
+@dataclass(frozen=True)
+class BusyProject:
+    """What one project has in flight (a dataclass: model instances get no extra fields)."""
+
+    id: str
+    unit: str
+    status: str
+    uploads: int
+    uploads_since: dt.datetime | None
+    rotation_since: dt.datetime | None
+    rotation_files_done: int | None
+    purge_pending: bool
+    purge_since: dt.datetime | None
+    locked: bool
+    since: dt.datetime | None
+
+
+def projects_busy_for(user) -> list[BusyProject]:
+    """The projects ``user`` may see with work in flight: uploads in progress, a running
+    key rotation, a storage purge not yet done, or the project held by a long operation;
+    oldest work first. (In transfers, not projects: it reads transfers' uploads.)
+    Uploads older than the stale cutoff are abandoned, not in flight: the stale-upload
+    job aborts them, and a deploy does not have to wait for them."""
+    uploads = Upload.objects.filter(project=OuterRef("pk"), status=UploadStatus.IN_PROGRESS,
+                                    created_at__gte=upload_stale_cutoff())
+    rotation = KeyRotation.objects.filter(project=OuterRef("pk"),
+                                          status=KeyRotationStatus.RUNNING)
+    ended = ProjectStatusEvent.objects.filter(project=OuterRef("pk")).order_by("-at", "-id")
+    # The candidates first (indexed lookups), so the columns below are computed only for
+    # the projects that are busy, not for every project an operator can see.
+    in_flight = (
+        Q(pk__in=Upload.objects.filter(status=UploadStatus.IN_PROGRESS,
+                                       created_at__gte=upload_stale_cutoff())
+          .values("project_id"))
+        | Q(pk__in=KeyRotation.objects.filter(status=KeyRotationStatus.RUNNING)
+            .values("project_id"))
+        | Q(busy=True) | Q(status__in=FINAL_STATUSES, storage_purged_at__isnull=True))
+    found = (
+        projects_visible_to(user).filter(in_flight)
+        .annotate(
+            n_uploads=Coalesce(Subquery(uploads.order_by().values("project")
+                                        .annotate(n=Count("pk")).values("n"),
+                                        output_field=IntegerField()), 0),
+            uploads_since=Subquery(uploads.order_by("created_at").values("created_at")[:1],
+                                   output_field=DateTimeField()),
+            rotation_since=Subquery(rotation.values("started_at")[:1],
+                                    output_field=DateTimeField()),
+            rotation_files_done=Subquery(rotation.values("files_done")[:1],
+                                         output_field=IntegerField()),
+            last_status_at=Subquery(ended.values("at")[:1], output_field=DateTimeField()))
+        .values("public_id", "unit__name", "unit__display_name", "status", "busy",
+                "storage_purged_at", "n_uploads", "uploads_since", "rotation_since",
+                "rotation_files_done", "last_status_at"))
+    rows: list[BusyProject] = []
+    for r in found:
+        purging = r["status"] in FINAL_STATUSES and r["storage_purged_at"] is None
+        purge_since = r["last_status_at"] if purging else None
+        started = [t for t in (r["uploads_since"], r["rotation_since"], purge_since) if t]
+        rows.append(BusyProject(
+            id=r["public_id"], unit=r["unit__display_name"] or r["unit__name"],
+            status=r["status"], uploads=r["n_uploads"], uploads_since=r["uploads_since"],
+            rotation_since=r["rotation_since"], rotation_files_done=r["rotation_files_done"],
+            purge_pending=purging, purge_since=purge_since, locked=r["busy"],
+            since=min(started) if started else None))
+    far = timezone.now() + dt.timedelta(days=1)
+    return sorted(rows, key=lambda b: (b.since or far, b.id))

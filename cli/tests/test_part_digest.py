@@ -32,7 +32,7 @@ class _Storage:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+            def do_PUT(self) -> None:
                 body = bytearray(self.rfile.read(int(self.headers["Content-Length"])))
                 with storage.lock:
                     if storage.damaged > 0:

@@ -204,7 +204,7 @@ def test_busy_is_not_a_project_id(world):
 
 @pytest.mark.django_db
 def test_busy_list_is_one_query(world, django_assert_num_queries):
-    from projects.api import projects_busy_for
+    from transfers.selectors import projects_busy_for
 
     for n in range(3):
         project = project_create(unit=world.unit, by=world.admin, title=f"P{n}")

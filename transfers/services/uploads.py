@@ -33,7 +33,13 @@ from projects.models import Project
 from transfers.errors import BadInput, Conflict, NotAllowed, QuotaExceeded, StorageUnavailable
 from transfers.models import File, Folder, Upload, UploadStatus
 from transfers.paths import path_ancestors, path_normalise, path_split
-from transfers.selectors import Op, released_files_message, transfer_check, unit_bytes_used
+from transfers.selectors import (
+    Op,
+    released_files_message,
+    transfer_check,
+    unit_bytes_used,
+    upload_stale_cutoff,
+)
 from transfers.services.headers import (
     ProjectKeyOnce,
     header_validate,
@@ -488,8 +494,7 @@ def uploads_abort_stale(*, older_than: dt.timedelta | None = None,
                         batch_size: int = 200) -> int:
     """Abort uploads untouched for DDS_UPLOAD_STALE_HOURS; a storage failure on one is
     logged and left for the next run. Returns how many were aborted."""
-    older_than = older_than or dt.timedelta(hours=settings.DDS_UPLOAD_STALE_HOURS)
-    cutoff = timezone.now() - older_than
+    cutoff = upload_stale_cutoff(older_than)
     done = 0
     ids = list(Upload.objects.filter(status=UploadStatus.IN_PROGRESS, created_at__lt=cutoff)
                .order_by("created_at").values_list("pk", flat=True)[:batch_size])
