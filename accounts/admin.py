@@ -1,13 +1,12 @@
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
 from accounts import services
-from accounts.admin_base import ScopedAdmin, SuperAdminOnly
+from accounts.admin_base import NOTHING, ScopedAdmin, SuperAdminOnly
 from accounts.models import MOTD, Invite, Maintenance, Role, Unit, User
-from accounts.selectors import users_visible_to
+from accounts.selectors import invites_visible_q, users_visible_to
 from accounts.services import announcements
 from audit.actions import AuditAction
 from audit.services import audit_record
@@ -136,9 +135,14 @@ class InviteAdmin(ScopedAdmin):
     readonly_fields = fields
 
     def scope_filter(self, user):
+        # The API's rule (GET /invites): the unit's invites and those carrying one of its
+        # projects, e.g. another unit's invite that a grant added this unit's project to.
         if user.role == Role.SUPER_ADMIN:
             return None
-        return Q(unit_id=user.unit_id) | Q(project__unit_id=user.unit_id)
+        try:
+            return invites_visible_q(user)
+        except PermissionDenied:
+            return NOTHING
 
 
 class MOTDForm(forms.ModelForm):

@@ -49,6 +49,21 @@ def test_unit_admin_changelists_show_only_their_unit(client, admin_a, admin_b, w
 
 
 @pytest.mark.django_db
+def test_unit_admin_sees_an_invite_that_carries_one_of_their_projects(client, admin_a,
+                                                                       world, project_a):
+    """As GET /invites: unit B's invite to which a grant added unit A's project (its key
+    waits with the invite) is unit A's to see, and unit B's other invites are not."""
+    from keys.models import InviteProjectKey
+
+    shared = world["invite_b"]
+    InviteProjectKey.objects.create(invite=shared, project=project_a, key_encrypted=b"x")
+    portal_login(client, admin_a)
+    invites = client.get(_changelist(shared.__class__)).content.decode()
+    assert "inv-b@example.org" in invites and invites.count("inv-b@example.org") == 1
+    assert client.get(_change_url(shared)).status_code == 200
+
+
+@pytest.mark.django_db
 def test_unit_admin_gets_404_for_other_units_objects(client, admin_a, admin_b, world,
                                                      project_b):
     portal_login(client, admin_a)
