@@ -73,7 +73,7 @@ class Unit(models.Model):
     #: (the next crossing warns again).
     quota_warned_at = models.DateTimeField(null=True, blank=True, editable=False)
     billing_email = models.EmailField(
-        blank=True, help_text="Where the monthly usage report goes (empty: the contact email).")
+        blank=True, db_default="", help_text="Where the monthly usage report goes (empty: the contact email).")
     price_per_gb_month = models.DecimalField(
         max_digits=12, decimal_places=4, null=True, blank=True,
         validators=[MinValueValidator(0)],
@@ -148,8 +148,10 @@ class User(AbstractBaseUser):  # type: ignore[django-manager-missing]
     # registration or on the portal's acceptance page; AgreementAcceptance keeps the
     # history). An account made outside registration (the admin, createsuperuser) starts
     # at the version in force, so it is asked again only when the version changes.
+    # db_default: a row inserted by the previous release's code during a roll-out (it
+    # knows no such column) has accepted nothing, so it is asked.
     agreement_version = models.CharField(max_length=32, default=user_agreement_version,
-                                         editable=False)
+                                         db_default="", editable=False)
 
     objects = UserManager()
 

@@ -150,7 +150,7 @@ class Upload(models.Model):
     put_size = models.PositiveBigIntegerField(null=True, blank=True)
     #: "crc32": every part (or the single PUT) carries its CRC32, signed into its URL and
     #: verified by storage; "": not checksummed (older clients, or the switch is off).
-    part_checksum = models.CharField(max_length=8, blank=True, default="")
+    part_checksum = models.CharField(max_length=8, blank=True, default="", db_default="")
     overwrite = models.BooleanField(default=False)
     status = models.CharField(max_length=20, choices=UploadStatus.choices,
                               default=UploadStatus.IN_PROGRESS)
