@@ -6,7 +6,12 @@ from django.template.defaultfilters import filesizeformat
 from accounts import services
 from accounts.admin_base import NOTHING, ScopedAdmin, SuperAdminOnly
 from accounts.models import MOTD, Invite, Maintenance, Role, Unit, User
-from accounts.selectors import invites_visible_q, users_visible_to
+from accounts.selectors import (
+    invite_inviter_shown,
+    invite_project_shown,
+    invites_visible_q,
+    users_visible_to,
+)
 from accounts.services import announcements
 from audit.actions import AuditAction
 from audit.services import audit_record
@@ -126,13 +131,36 @@ class UserAdmin(ScopedAdmin):
 
 @admin.register(Invite)
 class InviteAdmin(ScopedAdmin):
+    """Read-only. Unit staff also see another unit's invite that carries one of their
+    projects, but not that unit's project or inviter (as GET /invites)."""
+
     change_roles = ()
-    list_display = ("email", "role", "unit", "project", "is_owner", "created_at", "expires_at")
     list_filter = ("role",)
     search_fields = ("email",)
     fields = ("email", "role", "unit", "project", "is_owner", "created_by", "created_at",
               "expires_at")
     readonly_fields = fields
+
+    def get_list_display(self, request):
+        # Callables bound to this request's user (the admin instance is shared by threads).
+        user = request.user
+
+        @admin.display(description="project")
+        def project(obj):
+            return obj.project if invite_project_shown(user, obj) else "-"
+
+        return ("email", "role", "unit", project, "is_owner", "created_at", "expires_at")
+
+    def get_fields(self, request, obj=None):
+        hidden = set()
+        if obj is not None and not invite_project_shown(request.user, obj):
+            hidden.add("project")
+        if obj is not None and invite_inviter_shown(request.user, obj) is None:
+            hidden.add("created_by")
+        return [f for f in self.fields if f not in hidden]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("project", "created_by")
 
     def scope_filter(self, user):
         # The API's rule (GET /invites): the unit's invites and those carrying one of its

@@ -73,7 +73,8 @@ class Unit(models.Model):
     #: (the next crossing warns again).
     quota_warned_at = models.DateTimeField(null=True, blank=True, editable=False)
     billing_email = models.EmailField(
-        blank=True, db_default="", help_text="Where the monthly usage report goes (empty: the contact email).")
+        blank=True, db_default="",
+        help_text="Where the monthly usage report goes (empty: the contact email).")
     price_per_gb_month = models.DecimalField(
         max_digits=12, decimal_places=4, null=True, blank=True,
         validators=[MinValueValidator(0)],

@@ -144,7 +144,7 @@ def invites_visible_q(actor: User) -> Q:
                            "pending invites are among its members (dds user ls -p).")
 
 
-def _inviter_shown(actor: User, invite: Invite) -> str | None:
+def invite_inviter_shown(actor: User, invite: Invite) -> str | None:
     """Who made the invite, for a Super Admin or the inviter's own unit only: another
     unit sharing the invite does not learn that unit's staff usernames."""
     by = invite.created_by
@@ -153,6 +153,14 @@ def _inviter_shown(actor: User, invite: Invite) -> str | None:
     if actor.role == Role.SUPER_ADMIN or (by.unit_id is not None and by.unit_id == actor.unit_id):
         return by.username
     return None
+
+
+def invite_project_shown(actor: User, invite: Invite) -> bool:
+    """Whether the invite's own project may be shown to the actor: a Super Admin's, or
+    one of the actor's unit (another unit sharing the invite does not see it)."""
+    project = invite.project
+    return project is not None and (actor.role == Role.SUPER_ADMIN
+                                    or project.unit_id == actor.unit_id)
 
 
 def invites_pending(actor: User) -> list[PendingInvite]:
@@ -170,14 +178,13 @@ def invites_pending(actor: User) -> list[PendingInvite]:
     rows = []
     for invite in invites:
         projects = [key.project.public_id for key in invite.project_keys.all()]
-        if (invite.project is not None and invite.project.public_id not in projects
-                and (actor.role == Role.SUPER_ADMIN
-                     or invite.project.unit_id == actor.unit_id)):
+        if (invite_project_shown(actor, invite)
+                and invite.project.public_id not in projects):
             projects.insert(0, invite.project.public_id)
         rows.append(PendingInvite(
             email=invite.email, role=invite.role,
             unit=invite.unit.name if invite.unit else None, projects=projects,
-            invited_by=_inviter_shown(actor, invite),
+            invited_by=invite_inviter_shown(actor, invite),
             created_at=invite.created_at, expires_at=invite.expires_at))
     return rows
 

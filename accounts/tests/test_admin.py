@@ -21,7 +21,8 @@ def world(unit_a, unit_b, admin_a, admin_b, project_a, project_b):
     return {
         "invite_a": InviteFactory(email="inv-a@example.org", unit=unit_a,
                                   role=Role.UNIT_PERSONNEL),
-        "invite_b": InviteFactory(email="inv-b@example.org", project=project_b),
+        "invite_b": InviteFactory(email="inv-b@example.org", project=project_b,
+                                  created_by=admin_b),
         "researcher_a": researcher_a,
         "researcher_b": researcher_b,
     }
@@ -60,7 +61,22 @@ def test_unit_admin_sees_an_invite_that_carries_one_of_their_projects(client, ad
     portal_login(client, admin_a)
     invites = client.get(_changelist(shared.__class__)).content.decode()
     assert "inv-b@example.org" in invites and invites.count("inv-b@example.org") == 1
-    assert client.get(_change_url(shared)).status_code == 200
+    page = client.get(_change_url(shared))
+    assert page.status_code == 200
+    # ...but not unit B's project, nor which of unit B's staff made the invite
+    for shown in (invites, page.content.decode()):
+        assert shared.project.public_id not in shown
+        assert shared.created_by.username not in shown
+
+
+@pytest.mark.django_db
+def test_the_inviting_unit_still_sees_its_invites_project_and_inviter(client, admin_b,
+                                                                      world):
+    invite = world["invite_b"]
+    portal_login(client, admin_b)
+    assert invite.project.public_id in client.get(_changelist(invite.__class__)).content.decode()
+    page = client.get(_change_url(invite)).content.decode()
+    assert invite.project.public_id in page and admin_b.username in page
 
 
 @pytest.mark.django_db
