@@ -10,6 +10,7 @@ from accounts.selectors import (
     invite_inviter_shown,
     invite_project_shown,
     invites_visible_q,
+    is_operator,
     users_visible_to,
 )
 from accounts.services import announcements
@@ -41,7 +42,7 @@ class UnitAdmin(ScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
-        if request.user.role != Role.SUPER_ADMIN:
+        if not is_operator(request.user):
             # Identity and quota are the operator's decision, not the unit's.
             fields += ["name", "internal_ref", "quota_bytes"]
         return fields
@@ -70,7 +71,7 @@ class UserAdmin(ScopedAdmin):
         # sessions and check the two-admin minimum), never a bare field edit. The email
         # address is where login codes and reset links go: only the operator changes it.
         fields.append("is_active")
-        if request.user.role != Role.SUPER_ADMIN:
+        if not is_operator(request.user):
             fields += ["email", "role", "unit"]
         return fields
 
@@ -95,7 +96,7 @@ class UserAdmin(ScopedAdmin):
 
     def get_actions(self, request):
         actions = super().get_actions(request)
-        if request.user.role != Role.SUPER_ADMIN:
+        if not is_operator(request.user):
             actions.pop("second_factor_reset", None)
         return actions
 

@@ -9,7 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from accounts.errors import PasswordRequired
-from accounts.models import TOTP_DIGITS, EmailDevice, Role, TOTPDevice, User
+from accounts.models import TOTP_DIGITS, EmailDevice, TOTPDevice, User
+from accounts.selectors import is_operator
 from accounts.services.auth import auth_sessions_end, code_clean
 from accounts.services.links import confirmation_check, confirmation_email
 from accounts.services.lockout import login_failure_refuse, login_lock_check
@@ -119,7 +120,7 @@ def user_second_factor_reset(*, user: User, by: User, ip: str | None = None) -> 
     codes again. Removes the app, voids any pending code and ends the user's sessions;
     audited and emailed to the user. No secret is read or shown. Returns whether an
     authenticator app was removed."""
-    if by.role != Role.SUPER_ADMIN:
+    if not is_operator(by):
         raise PermissionDenied("Only a Super Admin may reset a user's second factor.")
     removed: bool = TOTPDevice.objects.filter(user=user).delete()[0] > 0
     EmailDevice.objects.filter(user=user).update(code_hash="", valid_until=None)
