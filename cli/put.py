@@ -19,7 +19,7 @@ import threading
 import time
 import unicodedata
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -923,7 +923,10 @@ class _PartUrls:
         self.api, self.path, self.max_parts = api, path, max_parts
         self.urls: dict[int, str] = {p["part_number"]: p["url"] for p in first or ()}
         self.cond = threading.Condition()
-        self.ahead: threading.Thread | None = None  # the background request in flight
+        #: the thread of the request in flight (in the background, or a part's own)
+        self.ahead: threading.Thread | None = None
+        self.renewals = 0  # requests of parts for their own URL, finished
+        self.renewed: dict[int, int] = {}  # part -> the last such request that gave its URL
         #: part-urls requests made (tests count them)
         self.requests = 0
 
@@ -931,8 +934,7 @@ class _PartUrls:
         wanted = list(range(start, min(start + self.BATCH, self.max_parts + 1)))
         with self.cond:
             self.requests += 1
-        got = self.api.post(self.path, {"part_numbers": wanted})
-        return {p["part_number"]: p["url"] for p in got["parts"]}
+        return _part_urls_of(self.api.post(self.path, {"part_numbers": wanted}), wanted)
 
     def _fetch_ahead(self, start: int) -> None:
         try:
@@ -948,8 +950,13 @@ class _PartUrls:
 
     def get(self, number: int, refresh: bool = False, crc32: str | None = None) -> str:
         with self.cond:
-            while not refresh and number not in self.urls and self.ahead is not None:
+            seen = self.renewals
+            # One request at a time: a part whose URL is missing (or expired) waits for
+            # the one in flight, which may bring it, rather than asking for it as well.
+            while self.ahead is not None and (refresh or number not in self.urls):
                 self.cond.wait()
+                if refresh and self.renewed.get(number, 0) > seen:
+                    refresh = False  # a request made since this part's URL failed renewed it
             if not refresh and number in self.urls:
                 top = max(self.urls)
                 if (self.ahead is None and top < self.max_parts
@@ -958,10 +965,18 @@ class _PartUrls:
                                                   name="dds-part-urls", daemon=True)
                     self.ahead.start()
                 return self.urls[number]
-        got = self._fetch(number)  # expired, or not asked for yet: this part waits
-        with self.cond:
-            self.urls.update(got)
-            return self.urls[number]
+            self.ahead = threading.current_thread()  # this part asks, the others wait
+        got: dict[int, str] = {}
+        try:
+            got = self._fetch(number)
+            return got[number]
+        finally:
+            with self.cond:
+                self.renewals += 1
+                self.urls.update(got)
+                self.renewed.update(dict.fromkeys(got, self.renewals))
+                self.ahead = None
+                self.cond.notify_all()
 
     def sent(self, number: int) -> None:
         pass
@@ -1020,8 +1035,8 @@ class _CheckedPartUrls:
             self.fetching = set(group)
             self.requests += 1
         try:
-            got = self.api.post(self.path, {"parts": [
-                {"part_number": n, "crc32": c} for n, c in sorted(group.items())]})
+            got = _part_urls_of(self.api.post(self.path, {"parts": [
+                {"part_number": n, "crc32": c} for n, c in sorted(group.items())]}), group)
         except BaseException:
             with self.cond:
                 self.fetching = set()
@@ -1032,8 +1047,8 @@ class _CheckedPartUrls:
             raise
         with self.cond:
             self.fetching = set()
-            for p in got["parts"]:
-                self.urls[p["part_number"]] = (group[p["part_number"]], p["url"])
+            for n, url in got.items():
+                self.urls[n] = (group[n], url)
             self.sending += 1
             self.cond.notify_all()
             return self.urls[number][1]
@@ -1049,6 +1064,19 @@ class _CheckedPartUrls:
         with self.cond:
             self.ended = True
             self.cond.notify_all()
+
+
+def _part_urls_of(answer: JSON, wanted: Iterable[int]) -> dict[int, str]:
+    """The URLs of a part-urls answer, by part number; every part asked for must be in
+    it (a short or malformed answer is the server's error, not a KeyError)."""
+    try:
+        urls = {int(p["part_number"]): str(p["url"]) for p in answer["parts"]}
+    except (KeyError, TypeError, ValueError):
+        raise CliError("the server's answer to part-urls is malformed") from None
+    missing = [n for n in wanted if n not in urls]
+    if missing:
+        raise CliError(f"the server gave no URL for part(s) {missing[:5]}")
+    return urls
 
 
 # --------------------------------------------------------------------------- command

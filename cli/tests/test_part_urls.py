@@ -9,6 +9,7 @@ import time
 
 from cli import put as cli_put
 from cli.client import Api
+from cli.errors import CliError
 from cli.tests.fake_api import FakeApi, Seen
 
 PATH = "projects/p1/uploads/u1/part-urls"
@@ -86,3 +87,79 @@ def test_a_failed_request_ahead_is_made_again_by_the_part_that_needs_it(
     _answer_part_urls(logged_in)  # the server is back
     assert urls.get(101) == "https://s3/101"
     assert _asked(logged_in)[-1] == (101, 150)
+
+
+def _slow_answers(api: FakeApi, delay: float) -> None:
+    def before(seen: Seen) -> None:
+        time.sleep(delay)
+        wanted = (seen.body or {}).get("part_numbers") or []
+        api.on("POST", PATH, {"parts": [{"part_number": n, "url": f"https://s3/{n}/"
+                                                                  f"{len(api.seen)}"}
+                                        for n in wanted]})
+    api.before_answer = before
+
+
+def _all_at_once(fn, args: list) -> list:
+    out: list = [None] * len(args)
+
+    def run(i: int) -> None:
+        out[i] = fn(*args[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(args))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    return out
+
+
+def test_parts_without_urls_at_hand_make_one_request_not_one_each(logged_in: FakeApi):
+    """A resumed upload, or an older server that brings no first URLs: the 8 parts in
+    flight wait for the first one's request instead of each asking for 100 URLs."""
+    _slow_answers(logged_in, 0.2)
+    urls = cli_put._PartUrls(Api(logged_in.url), PATH, 300)
+    got = _all_at_once(urls.get, [(n,) for n in range(1, 9)])
+    assert all(u.startswith(f"https://s3/{n}/") for n, u in zip(range(1, 9), got, strict=True))
+    assert len(_asked(logged_in)) == 1
+
+
+def test_expired_urls_are_renewed_once_for_the_parts_in_flight(logged_in: FakeApi):
+    _slow_answers(logged_in, 0.2)
+    urls = cli_put._PartUrls(Api(logged_in.url), PATH, 300, _first(100))
+    got = _all_at_once(lambda n: urls.get(n, refresh=True), [(5,), (6,), (7,)])
+    assert len(_asked(logged_in)) == 1  # the first renewed all three
+    # every one a renewed URL (the expired ones had no request number in them)
+    assert all(u.startswith(f"https://s3/{n}/") for n, u in zip((5, 6, 7), got, strict=True))
+
+
+def test_a_malformed_answer_fails_that_part_and_leaves_no_part_waiting(logged_in: FakeApi):
+    """Checksummed uploads: a group's answer without its URLs is the server's error for
+    the part that asked; the other parts of the group ask again and get theirs."""
+    path = PATH
+    answers = iter([{"parts": [{"part_number": 1, "url": "https://s3/1"}]},  # alone
+                    {"nonsense": True},  # the group of 2 and 3
+                    ])
+
+    def before(seen: Seen) -> None:
+        time.sleep(0.2)
+        wanted = [p["part_number"] for p in seen.body["parts"]]
+        body = next(answers, None) or {"parts": [{"part_number": n, "url": f"https://s3/{n}"}
+                                                 for n in wanted]}
+        logged_in.on("POST", path, body)
+
+    logged_in.before_answer = before
+    urls = cli_put._CheckedPartUrls(Api(logged_in.url), path)
+
+    def get(n: int, delay: float):
+        time.sleep(delay)
+        try:
+            return urls.get(n, crc32=cli_put.crc32_b64(bytes([n])))
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            return exc
+
+    got = _all_at_once(get, [(1, 0), (2, 0.05), (3, 0.05)])
+    assert got[0] == "https://s3/1"
+    failed = [g for g in got[1:] if isinstance(g, CliError)]
+    served = [g for g in got[1:] if isinstance(g, str)]
+    assert len(failed) == 1 and "malformed" in failed[0].message
+    assert len(served) == 1 and served[0] in ("https://s3/2", "https://s3/3")
