@@ -52,11 +52,25 @@ def test_bucket_is_created_in_the_backends_region(moto_endpoint, region, monkeyp
     assert backend.head_size(bucket, "obj") == 10
 
 
-def test_the_default_s3_client_is_made_at_worker_start(s3_region_storage, settings):
-    """gunicorn's post_worker_init calls s3_warm_up: the first request then finds the
-    client (and botocore's S3 model) made; with local storage there is nothing to make."""
+def test_the_default_s3_client_is_made_at_worker_start(s3_region_storage, settings,
+                                                        monkeypatch, tmp_path):
+    """gunicorn's post_worker_init (ddsite/gunicorn_conf.py, the image's config) makes
+    the client: the first request then finds it (and botocore's S3 model) made; with
+    local storage there is nothing to make."""
+    # gunicorn_conf makes a metrics directory at import unless one is given
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    from ddsite import gunicorn_conf
     from transfers.storage import s3
 
+    class Worker:
+        class log:
+            @staticmethod
+            def exception(msg):
+                raise AssertionError(msg)
+
+    s3._clients.clear()
+    gunicorn_conf.post_worker_init(Worker())
+    assert len(s3._clients) == 1
     s3._clients.clear()
     assert s3.s3_warm_up() is True
     assert len(s3._clients) == 1
