@@ -325,6 +325,7 @@ class Encryptor:
     ``session_key`` + ``header``: resume an earlier encryption of the same source (a
     journal keeps them); otherwise a fresh session key and header are made.
     ``zstd_threads``: zstd worker threads when compressing (default: number of CPUs, max 4).
+    ``zstd_level``: zstd's settings of that level instead of ``compression.ZSTD_PARAMS``.
     """
 
     def __init__(
@@ -336,7 +337,7 @@ class Encryptor:
         writer_sk: bytes | None = None,
         segments_per_chunk: int = DEFAULT_SEGMENTS_PER_CHUNK,
         zstd_threads: int | None = None,
-        zstd_level: int = compression.ZSTD_LEVEL,
+        zstd_level: int | None = None,
         session_key: bytes | None = None,
         header: bytes | None = None,
     ) -> None:
@@ -357,7 +358,7 @@ class Encryptor:
         self._zstd_threads = (
             min(os.cpu_count() or 1, 4) if zstd_threads is None else zstd_threads
         )
-        self._zstd_level = zstd_level
+        self._zstd_level = zstd_level  # None: compression.ZSTD_PARAMS
         self._result: EncryptResult | None = None
         self._started = False
 
@@ -566,7 +567,7 @@ def encrypt_inline(
     recipient_pks: list[bytes],
     *,
     compress: bool | None = None,
-    zstd_level: int = compression.ZSTD_LEVEL,
+    zstd_level: int | None = None,
     writer_sk: bytes | None = None,
 ) -> tuple[bytearray, EncryptResult]:
     """Encrypt a small input in the caller's thread: ``(segments, result)``.
