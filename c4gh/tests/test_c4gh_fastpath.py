@@ -17,6 +17,7 @@ def kp():
 
 
 FASTQ = b"@r1\nACGTACGTAC\n+\nIIIIIIIIII\n" * 20_000
+BASES = bytes(b"ACGT"[i % 4] for i in range(256))
 
 
 @pytest.mark.parametrize("data", [b"", b"x", os.urandom(4096), os.urandom(200_000), FASTQ],
@@ -296,3 +297,41 @@ def test_buffered_pwrites_are_at_most_one_segment(tmp_path, kp, monkeypatch):
             [blob[len(res.header):]], fd=f.fileno())
     assert (tmp_path / "out").read_bytes() == data
     assert max(sizes) == stream.PWRITE_PIECE
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("write_header", [True, False])
+def test_encrypt_file_writes_with_o_direct(tmp_path, kp, monkeypatch, compress, write_header):
+    # reads of random bases: compressed, still several staging buffers of output
+    data = b"".join(b"@r\n%s\n+\n%s\n" % (os.urandom(150).translate(BASES), b"F" * 150)
+                    for _ in range(60_000)) if compress else os.urandom(9_000_001)
+    (tmp_path / "a").write_bytes(data)
+    monkeypatch.setattr(stream, "DIRECT_MIN", 0)
+    spy = _PwriteSpy(monkeypatch)
+    res = c4gh.encrypt_file(tmp_path / "a", tmp_path / "a.c4gh", [kp[1]],
+                            write_header=write_header)
+    assert res.compressed is compress
+    blob = (tmp_path / "a.c4gh").read_bytes()
+    assert len(blob) == (len(res.header) if write_header else 0) + res.stored_size
+    if not write_header:
+        blob = res.header + blob
+    assert c4gh.decrypt_bytes(blob, kp[0], compressed=compress,
+                              expected_sha256=res.sha256) == data
+    if _o_direct_works(tmp_path / "probe"):
+        assert spy.direct > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "a.c4gh"]
+
+
+def test_encrypt_file_direct_error_leaves_no_file(tmp_path, kp, monkeypatch):
+    (tmp_path / "a").write_bytes(os.urandom(9_000_001))
+    if not _o_direct_works(tmp_path / "probe"):
+        pytest.skip("this file system does not take O_DIRECT (page-cache path: other tests)")
+
+    def pwrite(fd, data, pos):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stream.os, "pwrite", pwrite)
+    monkeypatch.setattr(stream, "DIRECT_MIN", 0)
+    with pytest.raises(OSError, match="No space"):
+        c4gh.encrypt_file(tmp_path / "a", tmp_path / "a.c4gh", [kp[1]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
