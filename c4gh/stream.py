@@ -1157,8 +1157,8 @@ class _PositionalWriter:
     def _pwrite(self, data: Bytes, pos: int) -> None:
         # At most PWRITE_PIECE per call: on the 2-core VM a new 1 GiB file written in
         # 64 KiB pwrites cost 1.6-2.0 CPU-s, in 1 MiB pwrites 2.5-3.1 (4 interleaved runs,
-        # fresh memory, 2026-12-02; larger writes get larger page-cache folios, which come
-        # from the free memory the host has taken back).
+        # fresh memory, 2026-12-02; why is not isolated: bigger page-cache folios for
+        # bigger writes is a guess).
         mv = memoryview(data)
         done = 0
         while done < len(mv):
