@@ -17,8 +17,12 @@ ORIGINAL data per second), wall and CPU-seconds (user+system) of that process, p
 (the ciphertext iterated as ``dds data put`` does; decryption verifying the SHA-256 with
 the plaintext discarded), plus "ours x2": two files in flight in one process (what a
 multi-file put does). The "2-process ceiling" is two processes, each doing the minimal
-work in one tight loop on half the data (read + SHA-256 + ChaCha20-Poly1305, + zstd for
-FASTQ), at the same time: what two cores can do at all. The last line is
+work in one tight loop on half the data (read + SHA-256 + ChaCha20-Poly1305, + zstd with
+the engine's settings for FASTQ), at the same time: what two cores can do at all.
+"pwrite new-file" is the cost of writing a new file of the input's size from one thread:
+what every "to a file" row through the page cache pays on top of its work on this VM
+(see FRESH_WAIT: each run that writes a file starts with earlier outputs removed and
+freed memory returned to the host). The last line is
 ``ratio_vs_dds_cli_random=<x> ratio_vs_dds_cli_fastq=<y>`` (our encrypt to /dev/null vs
 dds-cli's encrypt, medians of the repetitions).
 """
@@ -187,7 +191,6 @@ def worker_ceiling(src: str, span: str, d: str) -> dict:
     start at the wall-clock time ``start_at`` (after their imports) and report its end."""
     import hashlib
 
-    import zstandard
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
     offset, length, compress, start_at = span.split(":")
@@ -197,7 +200,9 @@ def worker_ceiling(src: str, span: str, d: str) -> dict:
     buf = bytearray(1 << 20)
     out = bytearray(65536 + 16)
     nonce = os.urandom(12)
-    chunker = zstandard.ZstdCompressor(level=3).chunker(chunk_size=65536) \
+    from c4gh import compression  # the engine's zstd settings, one thread
+
+    chunker = compression.make_compressor(0).chunker(chunk_size=65536) \
         if compress == "1" else None
     while time.time() < float(start_at):
         time.sleep(0.001)
@@ -292,7 +297,23 @@ def worker_dds_dec(src: str, dst: str, d: str) -> dict:
     return {"seconds": dt, "verified_sha256": False}
 
 
+def worker_write_probe(src: str, dst: str, d: str) -> dict:
+    """Write ``src``'s size of new file in 1 MiB pwrites from one thread (the VM's cost of
+    new page-cache pages; ``dst`` is removed after)."""
+    size = os.path.getsize(src)
+    buf = bytearray(os.urandom(MiB))
+    t = time.perf_counter()
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for off in range(0, size, MiB):
+            os.pwrite(fd, memoryview(buf)[: min(MiB, size - off)], off)
+    finally:
+        os.close(fd)
+    return {"seconds": time.perf_counter() - t}
+
+
 WORKERS = {
+    "write-probe": worker_write_probe,
     "ours-enc": worker_ours_enc,
     "ours-enc-null": worker_ours_enc_null,
     "ours-enc-x2": worker_ours_enc_x2,
@@ -343,15 +364,43 @@ def run_child(argv: list[str], stdin=None, stdout=None, env=None
     return wall, rss, out.decode(), cpu
 
 
-def settle() -> None:
+#: Seconds to wait before a run that writes a file. This VM (Firecracker, virtio-balloon
+#: with free page reporting, order 9) gives guest memory that has been free for a few
+#: seconds back to the host, and the next touch of it faults in the host: writing a new
+#: 1 GiB file cost 0.3 CPU-s right after 1 GiB was freed, 0.5 after 0.5 s, 0.65 after
+#: 1 s, 1.3 after 2 s, 2.9 after 5 s and 2.9-3.3 after 10 s (load ~2, 2026-12-02). A tool
+#: that started within a second of the previous tool's unlink wrote into warm pages, one
+#: that did not paid ~2.5 CPU-s more per GiB; pre-touching memory once at the start cannot
+#: help (it is reported back within seconds). So every run that writes a file starts
+#: after the outputs of earlier runs are removed and FRESH_WAIT seconds have passed: all
+#: tools write into the same (fresh) kind of memory, the steady state of this VM.
+FRESH_WAIT = 6.0
+
+
+def settle(writes_file: bool = False) -> None:
     """Flush dirty pages left by the previous step (untimed), so no tool pays for another's
-    writeback; each tool still pays for the writeback its own output triggers."""
+    writeback; each tool still pays for the writeback its own output triggers. Before a run
+    that writes a file, also wait until freed memory has gone back to the host (above)."""
     os.sync()
-    time.sleep(1)
+    time.sleep(FRESH_WAIT if writes_file else 1)
+
+
+#: The workers that write a file (the crypt4gh CLI always does).
+FILE_WRITERS = {"ours-enc", "ours-dec", "dds-enc", "dds-dec", "write-probe"}
+
+
+def cache_input(path: Path) -> None:
+    """Read ``path`` once (untimed) so that every tool's input is in the page cache: our
+    encrypt_file writes with O_DIRECT (nothing cached), the other tools' outputs are."""
+    buf = bytearray(8 * MiB)
+    with open(path, "rb", buffering=0) as f:
+        while f.readinto(buf):
+            pass
 
 
 def run_worker(name: str, src: Path, dst: Path, d: Path) -> dict:
-    settle()
+    cache_input(src)
+    settle(name in FILE_WRITERS)
     python = DDS_CLI_VENV / "bin" / "python" if name.startswith("dds-") else sys.executable
     argv = [str(python), __file__, "--worker", name, str(src), str(dst), str(d)]
     _, rss, out, cpu = run_child(argv)
@@ -401,7 +450,8 @@ def run_c4gh_cli(mode: str, src: Path, dst: Path, d: Path) -> dict:
     cli = Path(sys.executable).parent / "crypt4gh"
     if not cli.exists():
         cli = Path(shutil.which("crypt4gh") or "crypt4gh")
-    settle()
+    cache_input(src)
+    settle(writes_file=True)
     env = dict(os.environ, C4GH_PASSPHRASE="bench")
     args = (
         [str(cli), "encrypt", "--recipient_pk", str(d / "bench.pub")]
@@ -414,14 +464,6 @@ def run_c4gh_cli(mode: str, src: Path, dst: Path, d: Path) -> dict:
             "stored": os.path.getsize(dst) if mode == "enc" else None}
 
 
-def warm_memory(gib: float) -> None:
-    """Touch RAM once so first-touch page faults of a fresh VM do not skew the first tool."""
-    if gib <= 0:
-        return
-    block = b"\x01" * int(gib * (1 << 30))
-    del block
-
-
 def fmt_mb(nbytes: int, seconds: float) -> float:
     return nbytes / seconds / 1e6
 
@@ -432,7 +474,6 @@ def main() -> None:
     ap.add_argument("--size-fastq", type=int, default=512, help="MiB of synthetic FASTQ")
     ap.add_argument("--reps", type=int, default=3, help="repetitions (interleaved)")
     ap.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
-    ap.add_argument("--warm-gib", type=float, default=4.0, help="RAM to pre-touch (0 = off)")
     ap.add_argument("--skip-c4gh-cli", action="store_true")
     ap.add_argument("--worker", nargs=4, metavar=("NAME", "SRC", "DST", "DIR"),
                     help=argparse.SUPPRESS)
@@ -463,7 +504,6 @@ def main() -> None:
             maker(path, size)
             print(f"# generated {path.name}: {size / MiB:.0f} MiB in "
                   f"{time.perf_counter() - t:.1f} s", flush=True)
-        warm_memory(args.warm_gib)
         print(f"# cpus={os.cpu_count()} python={sys.version.split()[0]} dds-cli={dds_version} "
               f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} dir={base}")
         print(f"{'rep':3s} {'data':6s} {'tool':10s} {'op':9s} {'MB/s':>7s} {'wall s':>7s} "
@@ -484,7 +524,12 @@ def main() -> None:
                 r = run_ceiling(src, size, data == "fastq", base)
                 report(rep, data, "2-proc-max", "enc-null", size, r,
                        "2 processes x 1 thread: read+SHA-256+ChaCha20" +
-                       ("+zstd-3" if data == "fastq" else ""))
+                       ("+zstd (ours, 1 thread)" if data == "fastq" else ""))
+                r = run_worker("write-probe", src, dec, base)
+                dec.unlink()
+                report(rep, data, "pwrite", "new-file", size, r,
+                       "1 thread writes a new file of this size (1 MiB pwrites): the VM's "
+                       "cost of fresh page-cache pages")
                 r = run_worker("ours-enc-null", src, enc, base)
                 report(rep, data, "ours", "enc-null", size, r, f"compressed={r['compressed']}")
                 r = run_worker("ours-enc-x2", src, enc, base)
@@ -525,7 +570,9 @@ def main() -> None:
         print("# medians of the repetitions:")
         for data in inputs:
             ceiling = med(data, "2-proc-max", "enc-null")
-            line = [f"enc-null {med(data, 'ours', 'enc-null'):.0f} MB/s = "
+            probe = statistics.median(x[1]["cpu"] for x in results[(data, "pwrite", "new-file")])
+            line = [f"new file {probe:.2f} CPU-s (1 thread, fresh pages)",
+                    f"enc-null {med(data, 'ours', 'enc-null'):.0f} MB/s = "
                     f"{med(data, 'ours', 'enc-null') / ceiling:.2f} of the 2-process ceiling "
                     f"({ceiling:.0f} MB/s); 2 files in flight "
                     f"{med(data, 'ours x2', 'enc-null'):.0f} MB/s = "

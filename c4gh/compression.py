@@ -40,11 +40,28 @@ SAMPLE_SIZE = 256 * 1024
 #: Compress only if the trial sample shrinks below this fraction.
 MIN_GAIN_RATIO = 0.95
 
-#: zstd level. Measured on FASTQ (see docs/crypto.md): level 3 with zstd's multithreaded
-#: mode compresses as well as the legacy DDS CLI's single-threaded level 4 (zstd's MT job
-#: layout happens to find slightly more matches) at ~1.8x its speed on 2 cores. Higher
-#: levels cost CPU that the hashing and encryption stages need.
+#: zstd level used when a caller asks for one (``zstd_level=``); the default is ZSTD_PARAMS.
 ZSTD_LEVEL = 3
+
+#: The default zstd settings: the "fast" strategy (one hash table, no chains) with a 1 MiB
+#: window, a 2^18-entry table and matches of at least 7 bytes. FASTQ is mostly literals
+#: (bases, qualities) that only the entropy coder shrinks; short and far matches are noise
+#: there, and a bigger table or window costs cache misses. Measured 2026-12-02, 2 threads
+#: (zstd's multithreaded mode, as the client runs it), CPU-s of the compressor alone:
+#: bench/crypto.py's 512 MiB FASTQ 2.08-2.12 (level 3: 2.53-2.56), 0.2798 of the input
+#: (level 3: 0.2805; dds-cli 2.15.1's level 4 single-threaded with checksum: 0.2807);
+#: a 256 MiB FASTQ of reads from a 50 Mbp genome with HiSeq-like qualities
+#: (bench/README.md) 1.56-1.59 CPU-s (level 3: 1.74-1.75), 0.3594 (level 3: 0.3645;
+#: dds-cli: 0.3568). The output is an ordinary zstd frame (window 1 MiB).
+ZSTD_PARAMS: dict[str, int] = {
+    "strategy": zstandard.STRATEGY_FAST,
+    "window_log": 20,
+    "hash_log": 18,
+    "chain_log": 16,
+    "search_log": 1,
+    "min_match": 7,
+    "target_length": 0,
+}
 
 
 def detect_compressed_format(head: bytes) -> str | None:
@@ -72,9 +89,13 @@ def should_compress(head: bytes) -> bool:
     return len(trial) < MIN_GAIN_RATIO * len(sample)
 
 
-def make_compressor(threads: int = 0, level: int = ZSTD_LEVEL) -> zstandard.ZstdCompressor:
-    """The zstd compressor used for uploads (``threads`` > 0 enables zstd's own workers)."""
-    params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads)
+def make_compressor(threads: int = 0, level: int | None = None) -> zstandard.ZstdCompressor:
+    """The zstd compressor used for uploads (``threads`` > 0 enables zstd's own workers):
+    ZSTD_PARAMS, or zstd's own settings of ``level`` when one is given."""
+    if level is None:
+        params = zstandard.ZstdCompressionParameters(threads=threads, **ZSTD_PARAMS)
+    else:
+        params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads)
     return zstandard.ZstdCompressor(compression_params=params)
 
 

@@ -17,6 +17,7 @@ def kp():
 
 
 FASTQ = b"@r1\nACGTACGTAC\n+\nIIIIIIIIII\n" * 20_000
+BASES = bytes(b"ACGT"[i % 4] for i in range(256))
 
 
 @pytest.mark.parametrize("data", [b"", b"x", os.urandom(4096), os.urandom(200_000), FASTQ],
@@ -187,3 +188,150 @@ def test_run_into_a_file_reports_a_write_error(kp):
             dec.run([blob[len(res.header):]], fd=w)
     finally:
         os.close(w)
+
+
+def _o_direct_works(path):
+    """Whether the file system of ``path`` takes O_DIRECT (tmpfs of old kernels does not)."""
+    import fcntl
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+class _PwriteSpy:
+    """Wraps os.pwrite in the engine: counts writes made with O_DIRECT set on the fd;
+    with ``refuse``, fails those with EINVAL (a file system that takes the flag but not
+    the writes)."""
+
+    def __init__(self, monkeypatch, refuse=False):
+        import errno
+        import fcntl
+
+        self.direct = self.buffered = 0
+        real = os.pwrite
+
+        def pwrite(fd, data, pos):
+            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+                self.direct += 1
+                if refuse:
+                    raise OSError(errno.EINVAL, "Invalid argument")
+                assert pos % stream.DIRECT_ALIGN == 0 and len(data) % stream.DIRECT_ALIGN == 0
+            else:
+                self.buffered += 1
+            return real(fd, data, pos)
+
+        monkeypatch.setattr(stream.os, "pwrite", pwrite)
+
+
+@pytest.mark.parametrize(("compress", "size"), [
+    (False, 9_000_001),                 # two whole staging buffers and an unaligned tail
+    (False, 2 * stream.DIRECT_BLOCK),   # ends on a buffer boundary: no tail
+    (False, 3 * 4096),                  # below one staging buffer, aligned
+    (True, 0),                          # FASTQ: zstd output of any length
+], ids=["random-tail", "random-whole", "small-aligned", "fastq"])
+def test_decrypt_file_writes_with_o_direct(tmp_path, kp, monkeypatch, compress, size):
+    data = FASTQ * 30 if compress else os.urandom(size)
+    blob, res = c4gh.encrypt_bytes(data, [kp[1]], compress=compress)
+    (tmp_path / "a.c4gh").write_bytes(blob)
+    monkeypatch.setattr(stream, "DIRECT_MIN", 0)
+    spy = _PwriteSpy(monkeypatch)
+    dec = c4gh.decrypt_file(tmp_path / "a.c4gh", tmp_path / "b", kp[0],
+                            expected_sha256=res.sha256, compressed=compress)
+    assert dec.sha256 == res.sha256
+    assert (tmp_path / "b").read_bytes() == data
+    if _o_direct_works(tmp_path / "probe"):
+        assert spy.direct > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.c4gh", "b"]
+
+
+def test_direct_writer_falls_back_when_writes_are_refused(tmp_path, kp, monkeypatch):
+    data = os.urandom(9_000_001)
+    blob, res = c4gh.encrypt_bytes(data, [kp[1]], compress=False)
+    spy = _PwriteSpy(monkeypatch, refuse=True)
+    path = tmp_path / "out"
+    with open(path, "wb") as f:
+        dec = c4gh.Decryptor(header=res.header, reader_sk=kp[0], expected_sha256=res.sha256)
+        dec.run(_split(blob[len(res.header):], 1_000_003), fd=f.fileno(), direct=True)
+        import fcntl
+        assert not fcntl.fcntl(f.fileno(), fcntl.F_GETFL) & os.O_DIRECT  # flags restored
+    assert path.read_bytes() == data
+    if _o_direct_works(tmp_path / "probe"):
+        assert 1 <= spy.direct <= stream.DIRECT_IO_THREADS  # refused, then the page cache
+        assert spy.buffered > 0
+
+
+def test_direct_writer_reports_a_write_error(tmp_path, kp, monkeypatch):
+    data = os.urandom(9_000_001)
+    blob, res = c4gh.encrypt_bytes(data, [kp[1]], compress=False)
+
+    def pwrite(fd, data, pos):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stream.os, "pwrite", pwrite)
+    with open(tmp_path / "out", "wb") as f:
+        dec = c4gh.Decryptor(header=res.header, reader_sk=kp[0], expected_sha256=res.sha256)
+        with pytest.raises(OSError, match="No space"):
+            dec.run([blob[len(res.header):]], fd=f.fileno(), direct=True)
+
+
+def test_buffered_pwrites_are_at_most_one_segment(tmp_path, kp, monkeypatch):
+    data = os.urandom(3_000_000)
+    blob, res = c4gh.encrypt_bytes(data, [kp[1]], compress=False)
+    sizes = []
+    real = os.pwrite
+
+    def pwrite(fd, buf, pos):
+        sizes.append(len(buf))
+        return real(fd, buf, pos)
+
+    monkeypatch.setattr(stream.os, "pwrite", pwrite)
+    with open(tmp_path / "out", "wb") as f:
+        c4gh.Decryptor(header=res.header, reader_sk=kp[0]).run(
+            [blob[len(res.header):]], fd=f.fileno())
+    assert (tmp_path / "out").read_bytes() == data
+    assert max(sizes) == stream.PWRITE_PIECE
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("write_header", [True, False])
+def test_encrypt_file_writes_with_o_direct(tmp_path, kp, monkeypatch, compress, write_header):
+    # reads of random bases: compressed, still several staging buffers of output
+    data = b"".join(b"@r\n%s\n+\n%s\n" % (os.urandom(150).translate(BASES), b"F" * 150)
+                    for _ in range(60_000)) if compress else os.urandom(9_000_001)
+    (tmp_path / "a").write_bytes(data)
+    monkeypatch.setattr(stream, "DIRECT_MIN", 0)
+    spy = _PwriteSpy(monkeypatch)
+    res = c4gh.encrypt_file(tmp_path / "a", tmp_path / "a.c4gh", [kp[1]],
+                            write_header=write_header)
+    assert res.compressed is compress
+    blob = (tmp_path / "a.c4gh").read_bytes()
+    assert len(blob) == (len(res.header) if write_header else 0) + res.stored_size
+    if not write_header:
+        blob = res.header + blob
+    assert c4gh.decrypt_bytes(blob, kp[0], compressed=compress,
+                              expected_sha256=res.sha256) == data
+    if _o_direct_works(tmp_path / "probe"):
+        assert spy.direct > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "a.c4gh"]
+
+
+def test_encrypt_file_direct_error_leaves_no_file(tmp_path, kp, monkeypatch):
+    (tmp_path / "a").write_bytes(os.urandom(9_000_001))
+    if not _o_direct_works(tmp_path / "probe"):
+        pytest.skip("this file system does not take O_DIRECT (page-cache path: other tests)")
+
+    def pwrite(fd, data, pos):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stream.os, "pwrite", pwrite)
+    monkeypatch.setattr(stream, "DIRECT_MIN", 0)
+    with pytest.raises(OSError, match="No space"):
+        c4gh.encrypt_file(tmp_path / "a", tmp_path / "a.c4gh", [kp[1]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]

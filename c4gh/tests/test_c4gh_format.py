@@ -2,6 +2,7 @@
 
 import io
 import os
+import random
 import struct
 
 import pytest
@@ -176,3 +177,25 @@ def test_header_in_db_segments_in_storage(kp):
         out += dec.feed(segments[i : i + 7777])
     out += dec.finish()
     assert b"".join(out) == data and dec.sha256 == res.sha256 and dec.size == len(data)
+
+
+@pytest.mark.parametrize("level", [None, 3], ids=["default", "level-3"])
+def test_compressed_segments_are_one_standard_zstd_frame(kp, level):
+    """The segments of a compressed file (zstd's multithreaded mode, several jobs) hold
+    one ordinary zstd frame that a decoder limited to an 8 MiB window reads."""
+    import zstandard
+
+    rnd = random.Random(5)
+    data = b"".join(b"@r%d\n%s\n+\n%s\n" % (i, bytes(rnd.choices(b"ACGT", k=150)),
+                                             bytes(rnd.choices(b"FF:,#", k=150)))
+                    for i in range(40_000))  # ~12 MB
+    enc = Encryptor(io.BytesIO(data), [kp[1]], zstd_threads=2, zstd_level=level)
+    body = b"".join(enc)
+    assert enc.result.compressed is True
+    frame = c4gh.decrypt_bytes(enc.header + body, kp[0])  # not decompressed
+    params = zstandard.get_frame_parameters(frame)
+    assert params.window_size <= 8 << 20
+    dctx = zstandard.ZstdDecompressor(max_window_size=8 << 20)
+    assert dctx.decompressobj().decompress(frame) == data
+    assert c4gh.decrypt_bytes(enc.header + body, kp[0], compressed=True,
+                              expected_sha256=enc.result.sha256) == data

@@ -81,9 +81,7 @@ def test_reuse_chunks(kp):
     assert c4gh.decrypt_bytes(enc.header + body, kp[0]) == data
 
 
-@pytest.mark.parametrize("text", [False, True])
-def test_memory_is_bounded(kp, text):
-    size = 48 << 20
+def _peak_traced(kp, size, text):
     src = Synthetic(size, text=text)
     tracemalloc.start()
     try:
@@ -97,7 +95,18 @@ def test_memory_is_bounded(kp, text):
         tracemalloc.stop()
     assert n == size
     assert dec.sha256 == src.sha.hexdigest() == enc.result.sha256
-    assert peak < 64 << 20, f"peak traced memory {peak / 2**20:.1f} MiB"
+    return peak
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_memory_is_bounded(kp, text):
+    """Peak memory does not grow with the size. (The text sample, one 1 MiB block
+    repeated, shrinks 3x under the default 1 MiB zstd window, so queues hold more
+    compressed data than uncompressed: 61-63 MiB at 48, 96 and 192 MiB of input.)"""
+    small = _peak_traced(kp, 48 << 20, text)
+    big = _peak_traced(kp, 96 << 20, text)
+    assert big < 1.1 * small + (1 << 20), f"{small / 2**20:.1f} -> {big / 2**20:.1f} MiB"
+    assert max(small, big) < 80 << 20, f"peak traced memory {max(small, big) / 2**20:.1f} MiB"
 
 
 def test_file_helpers(tmp_path, kp):
