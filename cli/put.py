@@ -82,6 +82,23 @@ CHECKSUM_GROUP = 2
 CHECKSUM_LINGER = 0.5
 
 
+def zstd_tag() -> str:
+    """What makes our compressed stream what it is: zstandard's version and our settings.
+    A compressed upload resumes only under the same tag (its remaining parts must
+    continue the very stream whose first parts are stored)."""
+    settings = ",".join(f"{k}={v}" for k, v in sorted(c4gh.compression.ZSTD_PARAMS.items()))
+    return f"{zstandard.__version__};{settings}"
+
+
+def journal_resumable(entry: JSON, st: os.stat_result) -> bool:
+    """Whether a journal entry's upload can go on from the parts it stored: the same file
+    (size, mtime) and, if compressed, the same zstd (a newer dds, or zstandard, would
+    compress the rest differently and the object would not decrypt)."""
+    if (entry.get("size"), entry.get("mtime_ns")) != (st.st_size, st.st_mtime_ns):
+        return False
+    return not entry.get("compressed") or entry.get("zstd") == zstd_tag()
+
+
 def crc32_b64(data: Chunk) -> str:
     """The CRC32 of ``data`` as S3 takes it (``x-amz-checksum-crc32``): base64 of its 4
     big-endian bytes. (zlib releases the GIL for large buffers.)"""
@@ -649,9 +666,7 @@ class Uploader:
         """(upload, {part: (etag, size)} already stored, journal entry or None)."""
         entry = self.journal.load(src.remote)
         if entry is not None and not force_plain:
-            same = (entry.get("size"), entry.get("mtime_ns"), entry.get("zstd")) == (
-                st.st_size, st.st_mtime_ns, zstandard.__version__)
-            if same:
+            if journal_resumable(entry, st):
                 try:
                     got = self.api.get(self.base + f"uploads/{entry['upload_id']}/parts")
                     # The CRC32s storage reports, else those journaled as parts landed.
@@ -702,7 +717,7 @@ class Uploader:
                      enc: c4gh.Encryptor | _Passthrough) -> JSON:
         entry = {"upload_id": upload["upload_id"], "size": st.st_size,
                  "mtime_ns": st.st_mtime_ns, "local": str(src.local),
-                 "zstd": zstandard.__version__, "compressed": enc.compressed,
+                 "zstd": zstd_tag(), "compressed": enc.compressed,
                  "session_key": enc.session_key.hex(),
                  "header": base64.b64encode(enc.header).decode()}
         self.journal.save(src.remote, entry)
