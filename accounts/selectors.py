@@ -178,9 +178,10 @@ def invites_pending(actor: User) -> list[PendingInvite]:
     rows = []
     for invite in invites:
         projects = [key.project.public_id for key in invite.project_keys.all()]
-        if (invite_project_shown(actor, invite)
-                and invite.project.public_id not in projects):
-            projects.insert(0, invite.project.public_id)
+        own = invite.project
+        if (own is not None and invite_project_shown(actor, invite)
+                and own.public_id not in projects):
+            projects.insert(0, own.public_id)
         rows.append(PendingInvite(
             email=invite.email, role=invite.role,
             unit=invite.unit.name if invite.unit else None, projects=projects,
