@@ -53,10 +53,12 @@ class _Part(NamedTuple):
     crc32: str | None = None  #: verified when the part was written (its URL signed one)
 
 
-def _bad_digest(crc32: str, actual: int) -> StorageRejected:
-    return StorageRejected(f"The CRC32 you specified ({crc32}) did not match the body's "
-                           f"({crc32_b64(actual)}); nothing was stored.",
-                           storage_code="BadDigest")
+def _crc32_verify(signed: str | None, actual: int) -> None:
+    """BadDigest (as S3) when the URL signed a CRC32 (``signed``) the body's is not."""
+    if signed is not None and crc32_b64(actual) != signed:
+        raise StorageRejected(f"The CRC32 you specified ({signed}) did not match the "
+                              f"body's ({crc32_b64(actual)}); nothing was stored.",
+                              storage_code="BadDigest")
 
 
 def _flock(kind: int, byte: int) -> bytes:
@@ -307,10 +309,9 @@ class LocalBackend:
             return at - offset
 
         size = self._fs(write)
-        if crc32 is not None and crc32_b64(crc) != crc32:
-            # No sidecar: the part is not stored (its bytes in the data file are not part
-            # of anything; the resend overwrites them).
-            raise _bad_digest(crc32, crc)
+        # A refused body gets no sidecar: the part is not stored (its bytes in the data
+        # file are not part of anything; the resend overwrites them).
+        _crc32_verify(crc32, crc)
         etag = md5.hexdigest()
         self._fs(lambda: _sidecar_write(sidecar, etag, size, offset, crc32))
         # A file of its own written for this part before is stale now.
@@ -335,8 +336,7 @@ class LocalBackend:
                             crc = zlib.crc32(chunk, crc)
                         fh.write(chunk)
                         size += len(chunk)
-                if crc32 is not None and crc32_b64(crc) != crc32:
-                    raise _bad_digest(crc32, crc)  # the stored part (if any) is untouched
+                _crc32_verify(crc32, crc)  # refused: the stored part (if any) is untouched
             except BaseException:
                 tmp.unlink(missing_ok=True)  # a refused or broken body leaves nothing
                 raise
@@ -528,8 +528,7 @@ class LocalBackend:
                     if done != size:
                         raise StorageRejected(f"The body must be exactly {size} bytes, "
                                               f"not {done}.", storage_code="IncompleteBody")
-                    if crc32 is not None and crc32_b64(crc) != crc32:
-                        raise _bad_digest(crc32, crc)
+                    _crc32_verify(crc32, crc)
                     os.replace(tmp, target)
                 except BaseException:
                     tmp.unlink(missing_ok=True)
