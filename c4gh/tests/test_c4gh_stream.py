@@ -100,12 +100,18 @@ def _peak_traced(kp, size, text):
 
 @pytest.mark.parametrize("text", [False, True])
 def test_memory_is_bounded(kp, text):
-    """Peak memory does not grow with the size. (The text sample, one 1 MiB block
-    repeated, shrinks 3x under the default 1 MiB zstd window, so queues hold more
-    compressed data than uncompressed: 61-63 MiB at 48, 96 and 192 MiB of input.)"""
-    small = _peak_traced(kp, 48 << 20, text)
-    big = _peak_traced(kp, 96 << 20, text)
-    assert big < 1.1 * small + (1 << 20), f"{small / 2**20:.1f} -> {big / 2**20:.1f} MiB"
+    """Peak memory does not grow with the size: 8x the input adds less than 32 MiB, and
+    neither run passes 80 MiB (512 MiB of input would need far more if data were kept).
+
+    Where the peak lands inside the bounded queues depends on how the threads are
+    scheduled: measured 43-59 MiB (random) and 60-71 MiB (text, whose 1 MiB block
+    repeated shrinks 3x under zstd's 1 MiB window, so the queues hold more input) at 48,
+    96, 256 and 512 MiB, idle and with both cores busy. A ratio of two single runs once
+    failed CI on that noise (60.9 -> 72.2 MiB at 48 -> 96 MiB), so the margins here are
+    wider than the noise and far narrower than any growth with the input."""
+    small = _peak_traced(kp, 64 << 20, text)
+    big = _peak_traced(kp, 512 << 20, text)
+    assert big < small + (32 << 20), f"{small / 2**20:.1f} -> {big / 2**20:.1f} MiB"
     assert max(small, big) < 80 << 20, f"peak traced memory {max(small, big) / 2**20:.1f} MiB"
 
 
