@@ -90,7 +90,7 @@ def test_a_full_queue_answers_busy_at_once(settings):
     with pytest.raises(KdfBusy):
         with budget.slot(1):
             pass
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5  # at once, not after the 30 s wait
     release.set()
     holder.join()
     assert budget.refused == 1
