@@ -21,6 +21,7 @@ import httpx
 from cli import config
 from cli.errors import LoginRequired, Refused, Unreachable, UsageError
 from cli.output import secret
+from cli.tls import tls_context
 from cli.version import CLIENT_VERSION_HEADER, __version__
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class Api:
             self._token = token
             for key in ("access", "refresh"):
                 secret(str(token.get(key) or ""))
-        self.http = httpx.Client(base_url=self.url + API, timeout=timeout,
+        self.http = httpx.Client(base_url=self.url + API, timeout=timeout, verify=tls_context(),
                                  limits=httpx.Limits(max_connections=64,
                                                      max_keepalive_connections=32),
                                  headers={"User-Agent": f"dds-cli/{__version__}",

@@ -30,6 +30,7 @@ from rich.progress import (
 )
 
 from cli.errors import Cancelled, LoginRequired
+from cli.tls import tls_context
 
 log = logging.getLogger(__name__)
 _HTTP11: type[Any] | None
@@ -62,7 +63,7 @@ def storage_client(threads: int) -> httpx.Client:
     hooks: dict[str, list[Callable[[Any], None]]] = {}
     if log.isEnabledFor(logging.DEBUG):
         hooks = {"request": [_request_started], "response": [_response_logged]}
-    return httpx.Client(timeout=httpx.Timeout(120, connect=15),
+    return httpx.Client(timeout=httpx.Timeout(120, connect=15), verify=tls_context(),
                         limits=httpx.Limits(max_connections=threads * 4 + 8,
                                             max_keepalive_connections=threads * 4 + 8),
                         event_hooks=hooks)
