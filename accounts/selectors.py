@@ -91,13 +91,29 @@ def users_find(*, actor: User, query: str, unit: Unit | None = None) -> list[Use
     return list(rows[:USER_FIND_LIMIT])
 
 
+def unit_find(ident: str, *, among: QuerySet[Unit] | None = None) -> Unit:
+    """The unit ``ident`` names: its name, its internal ref (in any case) or its public id.
+
+    The one rule for every unit a person types: the API's ``unit`` fields, ``dds ... --unit``
+    and the management commands' ``--unit``. ``among`` limits the search (the units an
+    actor may see): a unit outside it gets the same 404 as one that does not exist. A
+    name that is also another unit's ref names two units; that is refused, not guessed.
+    """
+    ident = (ident or "").strip()
+    units = Unit.objects.all() if among is None else among
+    found = list(units.filter(Q(name=ident) | Q(internal_ref__iexact=ident)
+                              | Q(public_id=ident)).order_by("pk")[:2]) if ident else []
+    if not found:
+        raise NotFound(f"No such unit: {ident!r:.60} (give its name, internal ref or "
+                       "public id).")
+    if len(found) > 1:
+        raise BadInput(f"{ident!r:.60} names more than one unit: give its public id.")
+    return found[0]
+
+
 def unit_get_for_actor(*, actor: User, name: str) -> Unit:
-    """A unit the actor may see (:func:`units_visible_to`) by name, else 404 — the same
-    answer for another unit as for one that does not exist."""
-    unit = units_visible_to(actor).filter(name=name).first()
-    if unit is None:
-        raise NotFound(f"No unit named {name!r} that you can see.")
-    return unit
+    """A unit the actor may see (:func:`units_visible_to`), by :func:`unit_find`'s rule."""
+    return unit_find(name, among=units_visible_to(actor))
 
 
 def units_visible_to(actor: User) -> QuerySet[Unit]:

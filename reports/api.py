@@ -99,7 +99,7 @@ class UsageApi(APIView):
             _month_param("from", "First month of a range, YYYY-MM (with `to`)."),
             _month_param("to", "Last month of a range, YYYY-MM (default: `from`)."),
             OpenApiParameter("unit", OpenApiTypes.STR, required=False,
-                             description="Only this unit (its name or internal ref)."),
+                             description="Only this unit (its name, internal ref or public id)."),
         ],
         responses={(200, "application/json"): USAGE_OUT,
                    (200, "text/csv"): OpenApiTypes.STR,

@@ -3,15 +3,15 @@ statistics only the Super Admin."""
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from accounts.models import UNIT_ROLES, Role, Unit, User
-from accounts.selectors import is_operator
-from core.errors import NotAllowed, NotFound
+from accounts.selectors import is_operator, unit_find
+from core.errors import NotAllowed
 
 
 def usage_units_for(*, actor: User, unit: str | None = None) -> QuerySet[Unit]:
-    """The units whose usage ``actor`` asked for: ``unit`` (a name or internal ref) or
+    """The units whose usage ``actor`` asked for: ``unit`` (``unit_find``) or
     every unit they may see. Researchers are refused (403); a unit the actor may not see
     is "no such unit" (404), so another unit's existence is not confirmed."""
     if actor.role == Role.SUPER_ADMIN:
@@ -21,9 +21,7 @@ def usage_units_for(*, actor: User, unit: str | None = None) -> QuerySet[Unit]:
     else:
         raise NotAllowed("Only unit staff and operators can see storage usage.")
     if unit:
-        units = units.filter(Q(name=unit) | Q(internal_ref=unit))
-        if not units.exists():
-            raise NotFound(f"No such unit: {unit!r:.60}.")
+        units = Unit.objects.filter(pk=unit_find(unit, among=units).pk)
     return units.order_by("name")
 
 

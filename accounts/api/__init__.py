@@ -373,8 +373,9 @@ class InviteCreateApi(APIView):
         email = serializers.EmailField(max_length=254)
         role = serializers.ChoiceField(choices=Role.choices, default=Role.RESEARCHER)
         project = serializers.CharField(max_length=32, required=False)
-        unit = serializers.CharField(max_length=255, required=False,
-                                     help_text="Unit name (Super Admin inviting staff).")
+        unit = serializers.CharField(max_length=255, required=False, help_text=(
+            "The unit of the staff invited: its name, internal ref or public id "
+            "(Super Admin)."))
         is_owner = serializers.BooleanField(default=False)
         notify = serializers.BooleanField(default=True, help_text=(
             "False: send no email (the facility tells the person itself). A new invite is "
@@ -390,8 +391,9 @@ class InviteCreateApi(APIView):
 
     @extend_schema(request=InviteCreateIn,
                    responses={201: InviteCreateOut, 200: InviteCreateOut, 400: DETAIL,
-                              403: DETAIL, 429: DETAIL},
-                   summary="Invite a user (or add an existing researcher to the project)")
+                              403: DETAIL, 404: DETAIL, 429: DETAIL},
+                   summary="Invite a user (or add an existing researcher to the project)",
+                   description="404: no project or unit of that name that you can see.")
     def post(self, request):
         data = self.InviteCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -403,9 +405,7 @@ class InviteCreateApi(APIView):
             project = project_get_for_user(user=request.user, public_id=v["project"])
             kek = request_kek(request)
         if v.get("unit"):
-            unit = Unit.objects.filter(name=v["unit"]).first()
-            if unit is None:
-                raise serializers.ValidationError({"unit": "No such unit."})
+            unit = unit_get_for_actor(actor=request.user, name=v["unit"])
         if project is not None:  # the projects app decides who may invite to it
             result = invite_to_project(project=project, email=v["email"], role=v["role"],
                                        unit=unit, by=request.user, by_kek=kek,

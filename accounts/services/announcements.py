@@ -24,7 +24,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import MOTD, Maintenance, Unit, User
-from accounts.selectors import is_operator
+from accounts.selectors import is_operator, unit_find
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.errors import BadInput, NotAllowed, NotFound
@@ -155,13 +155,6 @@ def motd_save(*, by: User, motd: MOTD, ip: str | None = None) -> MOTD:
     return current
 
 
-def _unit_get(unit: str) -> Unit:
-    found = Unit.objects.filter(Q(name=unit) | Q(public_id=unit)).first()
-    if found is None:
-        raise NotFound(f"There is no unit {unit!r}.")
-    return found
-
-
 def motd_recipients(*, unit: Unit | None = None) -> QuerySet[User]:
     """Active users with an address: everyone, or a unit's staff and the members of its
     projects (reached through memberships, so accounts does not import projects)."""
@@ -184,7 +177,7 @@ def motd_send(*, by: User, motd_id: int, unit: str | None = None,
     all are queued in this transaction (none if it fails). Returns how many were queued."""
     _require_operator(by)
     motd = _motd_locked(motd_id)
-    target = _unit_get(unit) if unit else None
+    target = unit_find(unit) if unit else None
     # One rendering for all: the email names no recipient.
     subject, body, html = mail_render(MOTD_TEMPLATE, {"motd": motd, "unit": target})
     count = 0

@@ -147,7 +147,7 @@ def test_motd_send_to_one_unit(people, unit_a, django_capture_on_commit_callback
     again = _sent(django_capture_on_commit_callbacks, by=p["superadmin"],
                   motd_id=p["motd"].pk, unit=unit_a.public_id)
     assert len(again) == 3
-    with pytest.raises(NotFound, match="no unit 'Nowhere'"):
+    with pytest.raises(NotFound, match="No such unit: 'Nowhere'"):
         motd_send(by=p["superadmin"], motd_id=p["motd"].pk, unit="Nowhere")
     with pytest.raises(NotFound):
         motd_send(by=p["superadmin"], motd_id=123456789)

@@ -52,7 +52,8 @@ def motd_deactivate(ctx: Ctx, motd_id: int) -> None:
 
 @motd.command("send")
 @click.argument("motd_id", metavar="ID", type=click.IntRange(min=1))
-@click.option("--unit", help="Only this unit's staff and the researchers of its projects.")
+@click.option("--unit", help="Only this unit's staff and the researchers of its projects "
+                             "(the unit's name, internal ref or public id).")
 @yes_option
 @pass_ctx
 def motd_send(ctx: Ctx, motd_id: int, unit: str | None, yes: bool) -> None:

@@ -110,7 +110,7 @@ def usage_params(month: str | None, first: str | None, last: str | None,
 @click.option("--from", "first", metavar="YYYY-MM", help="First month of a range.")
 @click.option("--to", "last", metavar="YYYY-MM", help="Last month of a range (included).")
 @click.option("--unit", "unit_name", metavar="UNIT",
-              help="Only this unit, by name or internal ref (Super Admin).")
+              help="Only this unit: its name, internal ref or public id (Super Admin).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as CSV to this file (the file billing gets).")
 @pass_ctx

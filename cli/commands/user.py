@@ -79,7 +79,8 @@ def _save_emails(path: str, rows: list[dict[str, Any]]) -> list[str]:
 @click.option("-p", "--project", help="List the members of this project.")
 @click.option("--invites", is_flag=True,
               help="List the pending invites (of your unit; all for a Super Admin).")
-@click.option("--unit", help="List this unit's staff (Super Admin: any unit; unit staff: "
+@click.option("--unit", help="List this unit's staff, by name, internal ref or public id "
+                             "(Super Admin: any unit; unit staff: "
                              "their own).")
 @click.option("--save-emails", "save_emails", metavar="FILE",
               help="With --unit: write the addresses of the unit's active staff to FILE, "
@@ -145,7 +146,8 @@ def user_find(ctx: Ctx, term: str) -> Outcome:
               help="Researcher, Unit Personnel, Unit Admin or Super Admin.")
 @click.option("-p", "--project", help="Give access to this project.")
 @click.option("--owner", is_flag=True, help="Make the researcher a project owner.")
-@click.option("--unit", help="Unit name (Super Admin inviting unit staff).")
+@click.option("--unit", help="The unit (name, internal ref or public id) of the staff invited "
+                             "(Super Admin).")
 @click.option("--no-mail", "no_mail", is_flag=True,
               help="Send no email about it (where the facility tells people itself).")
 @pass_ctx

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Unit
+from accounts.selectors import unit_find
 from core.errors import DDSError
 from reports.management.commands._month import month_option
 from reports.services.usage import usage_report, usage_report_csv
@@ -17,19 +18,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--month", help="YYYY-MM (default: last month)")
         parser.add_argument("--to", help="YYYY-MM: a range from --month to this month")
-        parser.add_argument("--unit", help="Only this unit (name or internal ref)")
+        parser.add_argument("--unit", help="Only this unit (name, internal ref or public id)")
         parser.add_argument("--csv", metavar="FILE",
                             help="Write the CSV to FILE ('-' for standard output)")
 
     def handle(self, *args, month=None, to=None, unit=None, csv=None, **options):
         first = month_option(month)
         last = month_option(to) if to else first
-        units = Unit.objects.all()
-        if unit:
-            units = units.filter(name=unit) | units.filter(internal_ref=unit)
-            if not units.exists():
-                raise CommandError(f"No such unit: {unit}")
         try:
+            units = (Unit.objects.filter(pk=unit_find(unit).pk) if unit
+                     else Unit.objects.all())
             report = usage_report(first=first, last=last, units=units)
         except DDSError as exc:
             raise CommandError(exc.message) from None

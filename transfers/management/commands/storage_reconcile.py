@@ -1,10 +1,10 @@
 import json
 
 from django.core.management.base import CommandError
-from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
-from accounts.models import Unit
+from accounts.selectors import unit_find
+from core.errors import DDSError
 from jobs.runner import ScheduledJobCommand
 from transfers.services.reconcile import (
     Report,
@@ -56,7 +56,7 @@ class Command(ScheduledJobCommand):
             "exits non-zero only when it fails, not on findings.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--unit", help="Only this unit (internal ref or name).")
+        parser.add_argument("--unit", help="Only this unit (name, internal ref or public id).")
         parser.add_argument("--delete", action="store_true",
                             help="Delete orphan objects (and abort orphan multipart "
                                  "uploads) older than the grace period and "
@@ -74,10 +74,10 @@ class Command(ScheduledJobCommand):
             raise CommandError("--delete and --dry-run exclude each other.")
         unit = None
         if options["unit"]:
-            ref = options["unit"]
-            unit = Unit.objects.filter(Q(internal_ref__iexact=ref) | Q(name__iexact=ref)).first()
-            if unit is None:
-                raise CommandError(f"No unit {ref!r} (give its internal ref or name).")
+            try:
+                unit = unit_find(options["unit"])
+            except DDSError as exc:
+                raise CommandError(exc.message) from None
         report = storage_reconcile(unit=unit, delete=options["delete"],
                                    dry_run=options["dry_run"])
         if not options["dry_run"] and not options["no_email"]:
