@@ -20,7 +20,8 @@ _TOKEN_PATHS = [
     # (prefix kept, number of path segments after it that are secret)
     (re.compile(r"(/accounts/reset/)[^/\s?\"']+/[^/\s?\"']+"), REDACTED + "/" + REDACTED),
     (re.compile(r"(/accounts/(?:totp/disable|delete)/)[^/\s?\"']+"), REDACTED),
-    (re.compile(r"(/storage/(?:parts|objects)/)[^/\s?\"']+"), REDACTED),
+    # every route of the local backend's signed URLs (parts, objects, puts, any later one)
+    (re.compile(r"(/storage/[A-Za-z0-9_-]+/)[^/\s?\"']+"), REDACTED),
 ]
 # A query string anywhere in a URL or request line: "?" up to white space or a quote.
 _QUERY = re.compile(r"\?[^\s\"']*")

@@ -311,6 +311,14 @@ def project_totals(*, project: Project) -> ProjectTotals:
 # --------------------------------------------------------------------------- in flight
 
 
+def upload_takes_object(*, object_key: str) -> bool:
+    """Whether a signed single-PUT URL may still write ``object_key``: only while its
+    upload is in progress (a retry of the PUT is fine then). Replayed after the complete
+    or the abort, within its lifetime, it would replace the bytes of a stored file."""
+    return Upload.objects.filter(object_key=object_key,
+                                 status=UploadStatus.IN_PROGRESS).exists()
+
+
 def upload_stale_cutoff(older_than: dt.timedelta | None = None) -> dt.datetime:
     """Uploads in progress created before this are stale (DDS_UPLOAD_STALE_HOURS): the
     hourly job aborts them, and they do not count as work in flight."""

@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from core.errors import DDSError
+from transfers.selectors import upload_takes_object
 from transfers.storage import LocalBackend
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -132,6 +133,9 @@ def storage_put(request, token: str):
     if int(declared) != size:
         return HttpResponse(f"This URL takes exactly {size} bytes, not {declared}.",
                             status=400, content_type="text/plain")
+    if not upload_takes_object(object_key=payload["k"]):
+        return HttpResponse("This upload is finished or was aborted: its URL writes "
+                            "nothing any more.", status=409, content_type="text/plain")
     try:
         etag = LocalBackend().write_object(payload["b"], payload["k"], size,
                                            _chunks(request, limit=size),

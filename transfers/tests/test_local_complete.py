@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from transfers.errors import StorageRejected, StorageUnavailable
+from transfers.models import Upload, UploadStatus
 from transfers.storage import LocalBackend
 from transfers.storage import local as local_module
 
@@ -261,10 +262,19 @@ def test_multipart_over_http_then_get_whole_and_by_range(local_storage):
     assert httpx.get(url).content == data
 
 
+def _open_upload(project, key: str, size: int) -> None:
+    """The in-progress upload a single-PUT URL writes for (the view refuses one without)."""
+    Upload.objects.create(public_id=f"up-{key}", project=project, path=key, object_key=key,
+                          size_original=size, reserved_bytes=size, part_size=65564,
+                          put_size=size, status=UploadStatus.IN_PROGRESS)
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_single_put_takes_exactly_its_size(local_storage):
+def test_a_single_put_takes_exactly_its_size(local_storage, world):
     backend = LocalBackend()
     backend.create_bucket("one")
+    _open_upload(world.project, "k", 5000)
+    _open_upload(world.project, "e", 0)
     body = os.urandom(5000)
     url = backend.presign_put("one", "k", 60, size=len(body))
     # Longer or shorter than signed: 400, and nothing is left behind.

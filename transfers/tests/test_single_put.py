@@ -219,3 +219,33 @@ def test_batch_of_single_puts_is_one_event_and_exact(world, s3_storage):
     [item] = _start(client, world.project, [
         {"path": list(data)[5], "size_original": 1, "size_stored": 29}])
     assert item["error"]["status"] == 409
+
+
+def test_a_single_put_url_writes_nothing_once_its_upload_is_finished(world, local_storage):
+    """A retry of the PUT while the upload is open is fine; replayed after the complete
+    (or the abort), within the URL's lifetime, it would replace the bytes of a delivered
+    file, so the local store refuses it (409) and the object stays as it was."""
+    client = world.client()
+    encs = {p: encrypt(b"%s\n" % p.encode() * 300, world.project.public_key)
+            for p in ("rp/kept.txt", "rp/aborted.txt")}
+    items = {i["path"]: i for i in _start(client, world.project, [
+        {"path": p, "size_original": e.size_original, "size_stored": len(e.body)}
+        for p, e in encs.items()])}
+    kept, aborted = items["rp/kept.txt"], items["rp/aborted.txt"]
+    enc = encs["rp/kept.txt"]
+    put_part(kept["put"]["url"], b"\0" * len(enc.body))  # a first try, replaced by:
+    etag = put_part(kept["put"]["url"], enc.body)
+    r = complete_batch(client, world.project, [
+        {"upload_id": kept["upload"]["upload_id"], **complete_payload(enc, {1: etag})}])
+    assert r.json()["uploads"][0]["error"] is None
+    key = File.objects.get(path="rp/kept.txt").object_key
+    replay = httpx.put(kept["put"]["url"], content=b"\xff" * len(enc.body), timeout=30)
+    assert replay.status_code == 409 and "finished" in replay.text
+    assert _object(world.project, key) == enc.body
+    r = client.delete(api_url(world.project, f"uploads/{aborted['upload']['upload_id']}"))
+    assert r.status_code == 200, r.json()
+    late = httpx.put(aborted["put"]["url"], content=encs["rp/aborted.txt"].body, timeout=30)
+    assert late.status_code == 409
+    backend = storage_for_project(world.project)
+    assert backend.head_size(world.project.bucket, Upload.objects.get(
+        public_id=aborted["upload"]["upload_id"]).object_key) is None
