@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -141,10 +144,18 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     """DRF's EXCEPTION_HANDLER: every error of every API view gets the one body."""
     if isinstance(exc, DDSError):
         return domain_error_response(exc)
+    # Django's own 404 and 403 (get_object_or_404, selectors raising Http404): DRF answers
+    # them as its NotFound / PermissionDenied, and so does the code of the body.
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
     if response is not None:
         data = response.data
-        if isinstance(data, dict) and set(data) <= {"detail", "code"} and "detail" in data:
+        if (isinstance(data, dict) and "detail" in data
+                and (set(data) <= {"detail", "code"} or isinstance(data.get("code"), str))):
+            # (simplejwt adds "messages", the token classes tried: not for the client)
             response.data = error_body(data["detail"], str(data.get("code") or _code(exc)))
         else:  # field errors ({"field": [...]}) or a list of messages
             response.data = error_body(data, "invalid",
