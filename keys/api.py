@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 import c4gh
 from accounts.sessions import request_kek
+from core.client_ip import client_ip
 from keys.errors import ProjectKeyMissing
 from keys.models import KeyRotation
 from projects.selectors import Need, project_get_for_user
@@ -52,6 +53,6 @@ class ProjectKeyRotation(APIView):
         project = project_get_for_user(user=request.user, public_id=project_id,
                                        need=Need.UNIT_ADMIN)
         rotation = project_key_rotation_start(project=project, by=request.user,
-                                              kek=request_kek(request))
+                                              kek=request_kek(request), ip=client_ip(request))
         rotation.refresh_from_db()
         return Response(RotationOut(rotation).data, status=status.HTTP_202_ACCEPTED)

@@ -153,7 +153,7 @@ def member_invite(request, project_id: str):
 def member_revoke(request, project_id: str, username: str):
     return _members_action(request, project_id, lambda project: (
         project_services.project_member_revoke(project=project, by=request.user,
-                                               username=username)),
+                                               username=username, ip=client_ip(request))),
         f"{username} no longer has access.")
 
 
@@ -163,7 +163,8 @@ def member_owner(request, project_id: str, username: str):
     owner = request.POST.get("owner") == "1"
     return _members_action(request, project_id, lambda project: (
         project_services.project_member_set_owner(project=project, by=request.user,
-                                                  username=username, owner=owner)),
+                                                  username=username, owner=owner,
+                                                  ip=client_ip(request))),
         f"{username} is {'now' if owner else 'no longer'} a project owner.")
 
 

@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 
 from accounts.admin_base import ScopedAdmin
 from accounts.models import Role, User
+from core.client_ip import client_ip
 from core.errors import DDSError
 from projects.errors import ProjectRuleError
 from projects.models import Project, ProjectMembership, ProjectStatusEvent
@@ -128,12 +129,14 @@ class ProjectAdmin(ScopedAdmin):
     @admin.action(description="Release selected projects (unit's default deadline)")
     def release_projects(self, request, queryset):
         self._apply(request, queryset, "Released",
-                    lambda p: project_release(project=p, by=request.user))
+                    lambda p: project_release(project=p, by=request.user,
+                                              ip=client_ip(request)))
 
     @admin.action(description="Retract selected projects to In Progress")
     def retract_projects(self, request, queryset):
         self._apply(request, queryset, "Retracted",
-                    lambda p: project_retract(project=p, by=request.user))
+                    lambda p: project_retract(project=p, by=request.user,
+                                              ip=client_ip(request)))
 
     @admin.action(description="Archive selected projects…")
     def archive_projects(self, request, queryset):
@@ -147,7 +150,8 @@ class ProjectAdmin(ScopedAdmin):
             })
         abort = request.POST.get("abort") == "on"
         self._apply(request, queryset, "Archived (aborted)" if abort else "Archived",
-                    lambda p: project_archive(project=p, by=request.user, abort=abort))
+                    lambda p: project_archive(project=p, by=request.user, abort=abort,
+                                              ip=client_ip(request)))
         return None
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -180,14 +184,15 @@ class ProjectAdmin(ScopedAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             # Through the service: final projects refuse edits, and the edit is audited.
-            project_update(project=obj, by=request.user,
+            project_update(project=obj, by=request.user, ip=client_ip(request),
                            **{f: form.cleaned_data[f] for f in ("title", "description", "pi")
                               if f in form.changed_data})
             return
         created = project_create(unit=request.user.unit, by=request.user, title=obj.title,
                                  description=obj.description, pi=obj.pi,
                                  non_sensitive=obj.non_sensitive,
-                                 force=form.cleaned_data.get("force", False))
+                                 force=form.cleaned_data.get("force", False),
+                                 ip=client_ip(request))
         obj.__dict__.update({k: v for k, v in created.__dict__.items() if k != "_state"})
         obj._state.adding = False
 

@@ -162,7 +162,7 @@ class ProjectDetail(APIView):
         data = self.ProjectUpdateIn(data=request.data)
         data.is_valid(raise_exception=True)
         project = services.project_update(project=project, by=request.user,
-                                          **data.validated_data)
+                                          ip=client_ip(request), **data.validated_data)
         return Response(_out(request, project))
 
 
@@ -218,13 +218,14 @@ class ProjectRelease(_Transition):
     def act(self, request, project, data):
         return services.project_release(project=project, by=request.user,
                                         deadline_days=data.get("deadline_days"),
-                                        notify=data["notify"])
+                                        notify=data["notify"], ip=client_ip(request))
 
 
 @extend_schema(request=None, responses=ProjectOut, summary="Retract (Available → In Progress)")
 class ProjectRetract(_Transition):
     def act(self, request, project, data):
-        return services.project_retract(project=project, by=request.user)
+        return services.project_retract(project=project, by=request.user,
+                                        ip=client_ip(request))
 
 
 @extend_schema(request=ProjectExtendIn, responses=ProjectOut, summary="Extend the deadline")
@@ -232,7 +233,8 @@ class ProjectExtend(_Transition):
     In = ProjectExtendIn
 
     def act(self, request, project, data):
-        return services.project_extend(project=project, by=request.user, days=data["days"])
+        return services.project_extend(project=project, by=request.user, days=data["days"],
+                                       ip=client_ip(request))
 
 
 @extend_schema(request=ProjectArchiveIn, responses=ProjectOut, summary="Archive (optionally abort)")
@@ -240,14 +242,16 @@ class ProjectArchive(_Transition):
     In = ProjectArchiveIn
 
     def act(self, request, project, data):
-        return services.project_archive(project=project, by=request.user, abort=data["abort"])
+        return services.project_archive(project=project, by=request.user, abort=data["abort"],
+                                        ip=client_ip(request))
 
 
 @extend_schema(request=None, responses=ProjectOut,
                summary="Delete (In Progress, never released)")
 class ProjectDelete(_Transition):
     def act(self, request, project, data):
-        return services.project_delete(project=project, by=request.user)
+        return services.project_delete(project=project, by=request.user,
+                                       ip=client_ip(request))
 
 
 # --------------------------------------------------------------------------- members
@@ -302,13 +306,14 @@ class ProjectMember(APIView):
         data.is_valid(raise_exception=True)
         membership = services.project_member_set_owner(
             project=project, by=request.user, username=username,
-            owner=data.validated_data["owner"])  # with has_key
+            owner=data.validated_data["owner"], ip=client_ip(request))  # with has_key
         return Response(MemberOut(membership).data)
 
     @extend_schema(request=None, responses={204: None}, summary="Revoke a member's access")
     def delete(self, request, project_id, username):
         project = project_get_for_user(user=request.user, public_id=project_id, need=Need.OWNER)
-        services.project_member_revoke(project=project, by=request.user, username=username)
+        services.project_member_revoke(project=project, by=request.user, username=username,
+                                       ip=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

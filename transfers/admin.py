@@ -6,6 +6,7 @@ from django.utils.http import content_disposition_header
 
 from accounts.admin_base import ScopedAdmin
 from accounts.models import Role
+from core.client_ip import client_ip
 from reports.services.usage import (
     usage_report_csv,
     usage_report_filename,
@@ -59,7 +60,8 @@ class StorageLocationAdmin(ScopedAdmin):
     def save_model(self, request, obj, form, change):
         storage_location_save(location=obj, by=request.user,
                               access_key=form.cleaned_data.get("access_key") or None,
-                              secret_key=form.cleaned_data.get("secret_key") or None)
+                              secret_key=form.cleaned_data.get("secret_key") or None,
+                              ip=client_ip(request))
 
     def get_readonly_fields(self, request, obj=None):
         if request.user.role != Role.SUPER_ADMIN:

@@ -178,7 +178,7 @@ def login_verify(*, session: AuthSession, code: str, ip: str | None = None) -> A
         ok = _code_matches(second_factor_device(user, for_update=True), code)
     if not ok:
         if login_failure_record(username=user.username, ip=ip, stage="code", user=user):
-            auth_session_end(session=session, reason="locked")
+            auth_session_end(session=session, reason="locked", ip=ip)
             raise AccountLocked(lockout_policy().minutes)
         raise InvalidCode()
     return _login_complete(session=session, ip=ip)

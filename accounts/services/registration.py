@@ -78,7 +78,7 @@ def _user_register(*, token: str, username: str, name: str, password: str,
     owners = {row.project_id: row.is_owner for row in invite.project_keys.all()}
     user = user_create(username=username, email=invite.email, name=name, password=password,
                        role=invite.role, unit=invite.unit, by=invite.created_by,
-                       keypair=keypair)
+                       keypair=keypair, ip=ip)
     projects: list[Project] = invite_keys_transfer(invite=invite, token=token, user=user)
     invite_accepted.send(sender=Invite, invite=invite, user=user,
                          projects=[(p, owners.get(p.pk, False)) for p in projects])

@@ -20,7 +20,7 @@ MIN_UNIT_ADMINS = 2
 @transaction.atomic
 def user_create(*, username: str, email: str, name: str, password: str, role: str,
                 unit: Unit | None = None, by: User | None = None,
-                keypair: tuple[bytes, bytes] | None = None) -> User:
+                keypair: tuple[bytes, bytes] | None = None, ip: str | None = None) -> User:
     """Create an account with its key pair. Unit roles need a unit, others must not have one."""
     if role in UNIT_ROLES and unit is None:
         raise ValueError(f"a {Role(role).label} must belong to a unit")
@@ -30,7 +30,7 @@ def user_create(*, username: str, email: str, name: str, password: str, role: st
                                     name=name, role=role, unit=unit)
     user_keys_create(user=user, password=password, keypair=keypair)
     audit_record(action=AuditAction.USER_CREATE, actor=by or user, target=user.username,
-                 details={"role": role, "unit": unit.name if unit else None})
+                 ip=ip, details={"role": role, "unit": unit.name if unit else None})
     return user
 
 

@@ -95,7 +95,8 @@ def _new_project(*, unit: Unit, by: User, title: str, description: str, pi: str,
 @transaction.atomic
 def project_create(*, unit: Unit | None, by: User, title: str, description: str = "",
                    pi: str = "", non_sensitive: bool = False, force: bool = False,
-                   researchers: Sequence[User] = (), owners: Sequence[User] = ()) -> Project:
+                   researchers: Sequence[User] = (), owners: Sequence[User] = (),
+                   ip: str | None = None) -> Project:
     """Create a project with its key pair; add existing users as researchers/owners.
 
     Only the staff of ``unit`` may (a caller passing its own unit, which a researcher
@@ -118,7 +119,7 @@ def project_create(*, unit: Unit | None, by: User, title: str, description: str 
         for u, owner in members.values()])
     ProjectStatusEvent.objects.create(project=project, status=ProjectStatus.IN_PROGRESS, by=by)
     audit_record(action=AuditAction.PROJECT_CREATE, actor=by, project=project,
-                 target=project.public_id,
+                 target=project.public_id, ip=ip,
                  details={"members": [u.username for u, _ in members.values()]})
     return project
 
@@ -214,7 +215,7 @@ def project_create_with_members(*, unit: Unit | None, by: User, by_kek: bytes | 
             unit=unit, by=by, title=title, description=description, pi=pi,
             non_sensitive=non_sensitive, force=force,
             researchers=[u for e, u in found.items() if not wanted[e]],
-            owners=[u for e, u in found.items() if wanted[e]])
+            owners=[u for e, u in found.items() if wanted[e]], ip=ip)
         invited: list[Invite] = []
         for email in unknown:
             # The RSA key pair of each invite is made while the unit's counter row is
@@ -233,7 +234,8 @@ def project_create_with_members(*, unit: Unit | None, by: User, by_kek: bytes | 
 
 @transaction.atomic
 def project_update(*, project: Project, by: User, title: str | None = None,
-                   description: str | None = None, pi: str | None = None) -> Project:
+                   description: str | None = None, pi: str | None = None,
+                   ip: str | None = None) -> Project:
     """Edit project info: unit staff edit everything, owners only the description."""
     # NO KEY UPDATE (docs/locking.md): inserts that reference the project (audit events,
     # status events) need only KEY SHARE on it, so they never wait for this lock.
@@ -251,6 +253,6 @@ def project_update(*, project: Project, by: User, title: str | None = None,
     if changed:
         project.full_clean()
         project.save(update_fields=[*changed, "updated_at"])
-        audit_record(action=AuditAction.PROJECT_UPDATE, actor=by, project=project,
+        audit_record(action=AuditAction.PROJECT_UPDATE, actor=by, project=project, ip=ip,
                      details={"fields": sorted(changed)})
     return project

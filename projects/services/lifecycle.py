@@ -118,7 +118,7 @@ def _release_deadline(project: Project, deadline_days: int | None,
 
 @transaction.atomic
 def project_release(*, project: Project, by: User, deadline_days: int | None = None,
-                    notify: bool = True) -> Project:
+                    notify: bool = True, ip: str | None = None) -> Project:
     """In Progress → Available (or re-release from Expired, at most twice).
 
     A project retracted to In Progress and released again keeps its deadline.
@@ -129,7 +129,7 @@ def project_release(*, project: Project, by: User, deadline_days: int | None = N
     project.released = True
     _set_status(project, S.AVAILABLE, by=by, deadline=deadline,
                 extra_fields=["released", *extra])
-    audit_record(action=action, actor=by, project=project,
+    audit_record(action=action, actor=by, project=project, ip=ip,
                  details={"deadline": deadline.isoformat(), "notify": notify})
     if notify:
         _release_notify(project)
@@ -137,17 +137,18 @@ def project_release(*, project: Project, by: User, deadline_days: int | None = N
 
 
 @transaction.atomic
-def project_retract(*, project: Project, by: User) -> Project:
+def project_retract(*, project: Project, by: User, ip: str | None = None) -> Project:
     """Available → In Progress (e.g. to add forgotten files); the deadline is kept."""
     project = project_lock(project)
     _refuse_unless(project, S.IN_PROGRESS, "retract")
     _set_status(project, S.IN_PROGRESS, by=by, deadline=project.deadline)
-    audit_record(action=AuditAction.PROJECT_RETRACT, actor=by, project=project)
+    audit_record(action=AuditAction.PROJECT_RETRACT, actor=by, project=project, ip=ip)
     return project
 
 
 @transaction.atomic
-def project_extend(*, project: Project, by: User, days: int) -> Project:
+def project_extend(*, project: Project, by: User, days: int,
+                   ip: str | None = None) -> Project:
     """Move an Available project's deadline later; counts as a re-release."""
     project = project_lock(project)
     if project.status != S.AVAILABLE:
@@ -165,19 +166,20 @@ def project_extend(*, project: Project, by: User, days: int) -> Project:
     project.rerelease_count += 1
     _set_status(project, S.AVAILABLE, by=by, deadline=new_deadline,
                 extra_fields=["rerelease_count"])
-    audit_record(action=AuditAction.PROJECT_EXTEND, actor=by, project=project,
+    audit_record(action=AuditAction.PROJECT_EXTEND, actor=by, project=project, ip=ip,
                  details={"days": days, "deadline": new_deadline.isoformat()})
     return project
 
 
 @transaction.atomic
-def project_expire(*, project: Project, by: User | None = None) -> Project:
+def project_expire(*, project: Project, by: User | None = None,
+                   ip: str | None = None) -> Project:
     """Available → Expired (normally by the scheduler at the deadline)."""
     project = project_lock(project)
     _refuse_unless(project, S.EXPIRED, "expire")
     deadline = timezone.now() + dt.timedelta(days=project.unit.days_in_expired)
     _set_status(project, S.EXPIRED, by=by, deadline=deadline)
-    audit_record(action=AuditAction.PROJECT_EXPIRE, actor=by, project=project,
+    audit_record(action=AuditAction.PROJECT_EXPIRE, actor=by, project=project, ip=ip,
                  details={"deadline": deadline.isoformat()})
     return project
 
@@ -189,7 +191,7 @@ def _keys_and_invites_remove(project: Project) -> None:
 
 
 @transaction.atomic
-def project_delete(*, project: Project, by: User) -> Project:
+def project_delete(*, project: Project, by: User, ip: str | None = None) -> Project:
     """In Progress and never released → Deleted: data, keys, members and metadata go."""
     project = project_lock(project)
     _refuse_unless(project, S.DELETED, "delete")
@@ -203,13 +205,14 @@ def project_delete(*, project: Project, by: User) -> Project:
     project.is_active = False
     _set_status(project, S.DELETED, by=by, deadline=None,
                 extra_fields=["title", "description", "pi", "is_active"])
-    audit_record(action=AuditAction.PROJECT_DELETE, actor=by, project=project)
+    audit_record(action=AuditAction.PROJECT_DELETE, actor=by, project=project, ip=ip)
     after_commit(PURGE_TASK, project.pk)
     return project
 
 
 @transaction.atomic
-def project_archive(*, project: Project, by: User | None, abort: bool = False) -> Project:
+def project_archive(*, project: Project, by: User | None, abort: bool = False,
+                    ip: str | None = None) -> Project:
     """Any non-final status → Archived: objects and keys go; metadata stays unless aborted.
 
     ``abort`` is for data released by mistake: it also clears the project's description.
@@ -225,7 +228,7 @@ def project_archive(*, project: Project, by: User | None, abort: bool = False) -
         project.pi = ""
         extra += ["title", "description", "pi"]
     _set_status(project, S.ARCHIVED, by=by, deadline=None, aborted=abort, extra_fields=extra)
-    audit_record(action=AuditAction.PROJECT_ARCHIVE, actor=by, project=project,
+    audit_record(action=AuditAction.PROJECT_ARCHIVE, actor=by, project=project, ip=ip,
                  details={"aborted": abort})
     after_commit(PURGE_TASK, project.pk)
     return project

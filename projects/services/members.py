@@ -46,7 +46,7 @@ def project_member_add(*, project: Project, by: User, kek: bytes, email: str,
 
 @transaction.atomic
 def project_member_set_owner(*, project: Project, by: User, username: str,
-                             owner: bool) -> ProjectMembership:
+                             owner: bool, ip: str | None = None) -> ProjectMembership:
     """Make a member an owner (or not); returns the membership, with ``has_key``."""
     _open_for_members(project)
     membership = _membership(project, username)
@@ -54,15 +54,16 @@ def project_member_set_owner(*, project: Project, by: User, username: str,
         membership.is_owner = owner
         membership.save(update_fields=["is_owner"])
         audit_record(action=AuditAction.PROJECT_MEMBER_OWNER, actor=by, project=project,
-                     target=username, details={"is_owner": owner})
+                     target=username, ip=ip, details={"is_owner": owner})
     return membership
 
 
 @transaction.atomic
-def project_member_revoke(*, project: Project, by: User, username: str) -> None:
+def project_member_revoke(*, project: Project, by: User, username: str,
+                          ip: str | None = None) -> None:
     """Remove a member and destroy their copy of the project key."""
     membership = _membership(project, username)
     project_access_revoke(project=project, user=membership.user)
     membership.delete()
     audit_record(action=AuditAction.PROJECT_MEMBER_REVOKE, actor=by, project=project,
-                 target=username)
+                 target=username, ip=ip)

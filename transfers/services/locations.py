@@ -35,7 +35,8 @@ def storage_location_validate_jurisdiction(*, region: str, endpoint: str) -> Non
 @transaction.atomic
 def storage_location_save(*, location: StorageLocation, by: User | None,
                           access_key: str | None = None,
-                          secret_key: str | None = None) -> StorageLocation:
+                          secret_key: str | None = None,
+                          ip: str | None = None) -> StorageLocation:
     """Validate and save a location; credentials given here are sealed, never stored plain.
 
     ``None`` for a credential keeps the stored one.
@@ -49,6 +50,7 @@ def storage_location_save(*, location: StorageLocation, by: User | None,
     location.full_clean()
     location.save()
     audit_record(action=AuditAction.STORAGE_LOCATION_SAVE, actor=by, target=str(location),
+                 ip=ip,
                  details={"unit": location.unit.name,
                           "credentials_changed": access_key is not None
                           or secret_key is not None})

@@ -46,7 +46,8 @@ def _present(value: bytes | memoryview | None, what: str) -> bytes:
     return bytes(value)
 
 
-def project_key_rotation_start(*, project: Project, by: User, kek: bytes) -> KeyRotation:
+def project_key_rotation_start(*, project: Project, by: User, kek: bytes,
+                               ip: str | None = None) -> KeyRotation:
     """Begin a rotation (the caller must hold the project key) and queue the task."""
     with transaction.atomic():
         locked = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
@@ -67,7 +68,8 @@ def project_key_rotation_start(*, project: Project, by: User, kek: bytes) -> Key
                 new_private_key_sealed=seal(new_sk, purpose=_purpose(locked.pk, "new")))
             # Busy: no upload may add a header for the old key while we rotate.
             Project.objects.filter(pk=locked.pk).update(busy=True)
-            audit_record(action=AuditAction.PROJECT_KEY_ROTATION_START, actor=by, project=locked)
+            audit_record(action=AuditAction.PROJECT_KEY_ROTATION_START, actor=by, project=locked,
+                         ip=ip)
         after_commit(ROTATE_TASK, rotation.pk)
     return rotation
 
