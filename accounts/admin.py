@@ -192,6 +192,7 @@ class MOTDAdmin(SuperAdminOnly):
     same validation and audit as ``dds motd``)."""
 
     form = MOTDForm
+    delete_via_service = True  # delete_model: motd_deactivate first
     list_display = ("message", "is_active", "created_at")
     list_filter = ("is_active",)
     readonly_fields = ("created_at",)
@@ -244,6 +245,7 @@ class MaintenanceAdmin(SuperAdminOnly):
     middleware's cached flag is refreshed at once."""
 
     form = MaintenanceForm
+    delete_via_service = True  # delete_model: maintenance_set(on=False) first
     list_display = ("__str__", "is_active", "changed_at")
     readonly_fields = ("changed_at",)
 

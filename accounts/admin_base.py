@@ -28,6 +28,12 @@ class ScopedAdmin(admin.ModelAdmin):
     change_roles: tuple[str, ...] = (Role.UNIT_ADMIN, Role.UNIT_PERSONNEL)
     add_roles: tuple[str, ...] = ()
     delete_roles: tuple[str, ...] = ()
+    #: Whether this admin's delete_model / delete_queryset go through a service. Deleting
+    #: a project, a user, a unit, an invite or a storage location has its own service
+    #: (audited; storage, keys and sessions cleaned up) that the API, `dds` and the
+    #: commands call; Django's plain cascade would skip all of it, so the admin offers no
+    #: delete unless the model admin routes it through its service.
+    delete_via_service = False
     #: Rows whose edits would break invariants (keys, files, audit) are read-only for all.
     read_only = False
     #: Global rows (no unit): visible to unit staff?
@@ -77,7 +83,8 @@ class ScopedAdmin(admin.ModelAdmin):
         return not self.read_only and self._role_allowed(request, self.add_roles)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return not self.read_only and self._role_allowed(request, self.delete_roles)
+        return (self.delete_via_service and not self.read_only
+                and self._role_allowed(request, self.delete_roles))
 
 
 class SuperAdminOnly(ScopedAdmin):

@@ -43,19 +43,22 @@ def policy(view=STAFF, add=(), change=(), delete=(), visible=A_STAFF):
 READ_ONLY = policy()
 SUPER_ONLY = policy(view={S}, add={S}, change={S}, delete={S}, visible={S})
 
+# The admin deletes nothing whose deletion has a service (projects, users, units, invites,
+# storage locations: audited, storage and keys cleaned up); MOTD and maintenance rows
+# are deleted through theirs (accounts.admin_base.ScopedAdmin.delete_via_service).
 POLICY = {
-    "accounts.unit": policy(add={S}, change={S, UA}, delete={S}),
-    "accounts.user": policy(add={S}, change={S, UA}, delete={S}),
-    "accounts.invite": policy(add={S}, change={S}, delete={S}),
+    "accounts.unit": policy(add={S}, change={S, UA}),
+    "accounts.user": policy(add={S}, change={S, UA}),
+    "accounts.invite": policy(add={S}, change={S}),
     "accounts.motd": SUPER_ONLY,
     "accounts.maintenance": SUPER_ONLY,
     # The operator holds no project keys, so cannot create a project (unit staff do).
-    "projects.project": policy(add={UA, UP, OB}, change={S, UA, UP}, delete={S}),
+    "projects.project": policy(add={UA, UP, OB}, change={S, UA, UP}),
     "projects.projectstatusevent": READ_ONLY,
     "audit.auditevent": READ_ONLY,
     "keys.projectuserkey": READ_ONLY,
     "keys.inviteprojectkey": READ_ONLY,
-    "transfers.storagelocation": policy(add={S}, change={S}, delete={S}),
+    "transfers.storagelocation": policy(add={S}, change={S}),
     "transfers.file": READ_ONLY,
     "transfers.fileversion": READ_ONLY,
     "transfers.upload": READ_ONLY,
