@@ -23,7 +23,38 @@ from jobs.schedule import SCHEDULE_TIME_ZONE, beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+class _Env(environ.Env):
+    """django-environ, with errors that name the variable.
+
+    A value that cannot be read as its type (``DDS_KDF_MEMORY_KIB=lots``) is refused
+    with the variable's name (django-environ raised a bare ``ValueError``), without
+    echoing the value; a boolean that is not one of the usual words
+    (``DEBUG=yes-please``) is refused instead of being read as false.
+    """
+
+    FALSE_WORDS = ("false", "off", "no", "n", "0", "")
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        try:
+            return super().get_value(var, cast=cast, default=default,
+                                     parse_default=parse_default)
+        except (ValueError, TypeError):
+            kind = getattr(cast, "__name__", None) or type(cast).__name__
+            raise ImproperlyConfigured(
+                f"{var}: its value cannot be read as {kind}; see README.md, Configuration."
+            ) from None
+
+    def bool(self, var, default=environ.Env.NOTSET):
+        raw = self.ENVIRON.get(var)
+        if raw is not None and raw.strip().lower() not in (*self.BOOLEAN_TRUE_STRINGS,
+                                                           *self.FALSE_WORDS):
+            raise ImproperlyConfigured(
+                f"{var}={raw.strip()[:20]!r} is not a boolean: use 1 or 0 (true/false, "
+                "yes/no, on/off).")
+        return super().bool(var, default=default)
+
+
+env = _Env()
 
 VAR_DIR = Path(env.str("DDS_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -56,25 +87,23 @@ for _proxy in DDS_TRUSTED_PROXIES:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 
 
-def _production_guard() -> None:
-    """Refuse to start production with settings that would make it unsafe."""
+def _production_problems() -> list[str]:
+    """What makes these settings unsafe for production (all of it, not the first)."""
+    problems = []
     if not SECRET_KEY:
-        raise ImproperlyConfigured(
+        problems.append(
             "SECRET_KEY is not set. With DEBUG off, set the SECRET_KEY environment variable "
             "to a long random value (e.g. python -c 'import secrets; "
-            "print(secrets.token_urlsafe(64))')."
-        )
-    if len(SECRET_KEY) < 50:
-        raise ImproperlyConfigured("SECRET_KEY is too short: use at least 50 random characters.")
+            "print(secrets.token_urlsafe(64))').")
+    elif len(SECRET_KEY) < 50:
+        problems.append("SECRET_KEY is too short: use at least 50 random characters.")
     if not ALLOWED_HOSTS:
-        raise ImproperlyConfigured(
+        problems.append(
             "ALLOWED_HOSTS is empty. With DEBUG off, set ALLOWED_HOSTS to the host names the "
-            "service is reached at (comma-separated)."
-        )
+            "service is reached at (comma-separated).")
     if any(host == "*" or host.startswith("*") for host in ALLOWED_HOSTS):
-        raise ImproperlyConfigured(
-            "ALLOWED_HOSTS contains a wildcard. With DEBUG off, list the exact host names."
-        )
+        problems.append(
+            "ALLOWED_HOSTS contains a wildcard. With DEBUG off, list the exact host names.")
     # No silent fallbacks in production: SQLite in the pod, login codes written to files
     # and tasks run in the web process are the embedded default's, never a deployment's.
     if not env.bool("DDS_ALLOW_EMBEDDED", default=False):
@@ -82,22 +111,31 @@ def _production_guard() -> None:
                                      "REDIS_URL")
                    if not env.str(name, default="")]
         if missing:
-            raise ImproperlyConfigured(
+            problems.append(
                 f"{', '.join(missing)} not set. With DEBUG off the database, the mail server, "
                 "the Celery broker and the shared cache must be configured explicitly (e.g. "
                 "DATABASE_URL=postgres://…, EMAIL_URL=smtp+tls://…, "
                 "CELERY_BROKER_URL=redis://…, REDIS_URL=redis://…); set "
                 "DDS_ALLOW_EMBEDDED=1 to run a single-host demo on SQLite, mail files, "
-                "in-process tasks and a per-process cache instead."
-            )
+                "in-process tasks and a per-process cache instead.")
     if env.bool("DDS_BEHIND_PROXY", default=True) and not DDS_TRUSTED_PROXIES:
-        raise ImproperlyConfigured(
+        problems.append(
             "DDS_TRUSTED_PROXIES is empty. Behind an ingress (DDS_BEHIND_PROXY=1, the "
             "default with DEBUG off) list the ingress's addresses or networks "
             "(comma-separated CIDRs, e.g. 10.42.0.0/16), so that client addresses come "
-            "from X-Forwarded-For; or set DDS_BEHIND_PROXY=0 when clients connect directly."
-        )
+            "from X-Forwarded-For; or set DDS_BEHIND_PROXY=0 when clients connect directly.")
+    return problems
 
+
+def _production_guard() -> None:
+    """Refuse to start production with settings that would make it unsafe."""
+    problems = _production_problems()
+    if len(problems) == 1:
+        raise ImproperlyConfigured(problems[0])
+    if problems:
+        raise ImproperlyConfigured(
+            f"{len(problems)} problems with these settings (DEBUG is off):\n"
+            + "\n".join(f"- {p}" for p in problems))
 
 if DEBUG:
     SECRET_KEY = SECRET_KEY or _dev_secret_key()
