@@ -61,7 +61,7 @@ def usage_report_send(*, month: dt.date, resend: bool = False,
         start = month_start(month)
         recorded_now = not Usage.objects.filter(period_start=start).exists()
         if recorded_now:
-            usage_record(period_start=start, period_end=month_end(month))
+            usage_record(period_start=start, period_end=month_end(month), now=now)
         report = usage_report(first=month, last=month, units=Unit.objects.all(), now=now)
         label = month_str(month)
         emailed = 0

@@ -44,11 +44,23 @@ def usage_compute(*, period_start: dt.datetime, period_end: dt.datetime,
     return {pk: total.quantize(Decimal("0.01")) for pk, total in totals.items()}
 
 
-def usage_record(*, period_start: dt.datetime, period_end: dt.datetime) -> int:
+def usage_record(*, period_start: dt.datetime, period_end: dt.datetime,
+                 now: dt.datetime | None = None) -> int:
     """Byte-hours of every project over [start, end) (:func:`usage_compute`), stored.
+
+    Only a period that has ended is recorded: the current month (or a later one) would
+    store a projection, as if every file stayed to the period's end, that the reports
+    would then take for the month's figures. Such a period is refused (BadInput); the
+    reports compute it live instead.
 
     Idempotent: re-running a period replaces its rows. Returns the number of projects.
     """
+    now = now or timezone.now()
+    if period_end > now:
+        raise BadInput(f"{timezone.localtime(period_start):%Y-%m} has not ended yet "
+                       f"(it ends {timezone.localtime(period_end):%Y-%m-%d %H:%M}): only "
+                       "a past month's usage can be recorded; the usage report computes "
+                       "the current month live.")
     totals = usage_compute(period_start=period_start, period_end=period_end)
     with transaction.atomic():
         for project_id, byte_hours in totals.items():
@@ -65,4 +77,4 @@ def usage_record_last_month(*, now: dt.datetime | None = None) -> int:
     now = timezone.localtime(now or timezone.now())
     this_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     last_month = (this_month - dt.timedelta(days=1)).replace(day=1)
-    return usage_record(period_start=last_month, period_end=this_month)
+    return usage_record(period_start=last_month, period_end=this_month, now=now)
