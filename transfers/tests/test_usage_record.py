@@ -5,18 +5,24 @@ caller, so no projection is ever stored as a month's figures."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import io
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.models import AuditEvent
 from core.errors import BadInput
 from projects.tests.factories import ProjectFactory
-from transfers.models import FileVersion, Usage
-from transfers.services.usage import usage_record, usage_record_last_month
+from transfers.models import FileVersion, Usage, UsagePeriodRecorded
+from transfers.services.usage import (
+    usage_periods_recorded,
+    usage_record,
+    usage_record_last_month,
+)
 
 TZ = ZoneInfo("Europe/Stockholm")
 GB = 10**9
@@ -74,3 +80,24 @@ def test_the_command_records_a_past_month_and_last_month_by_default(stored):
 def test_a_bad_month_is_a_command_error(stored):
     with pytest.raises(CommandError, match="2025-01"):
         call_command("usage_record", "--month", "12/2026")
+
+
+def test_a_period_is_marked_recorded_even_without_usage(stored):
+    aug, sep = local(2026, 8, 1), local(2026, 9, 1)
+    assert usage_periods_recorded([aug]) == set()
+    assert usage_record(period_start=aug, period_end=sep) == 0
+    assert usage_periods_recorded([aug, sep]) == {aug}
+    assert not Usage.objects.exists()
+
+
+def test_the_migration_marks_the_periods_recorded_before_it(stored):
+    """Months recorded before the marker existed stay recorded; rows of a month that had
+    not ended (a projection the old recorder stored) do not make it recorded."""
+    migration = importlib.import_module("transfers.migrations.0006_usage_period_recorded")
+    Usage.objects.create(project=stored, period_start=local(2026, 10, 1),
+                         period_end=local(2026, 11, 1), byte_hours=1)
+    Usage.objects.create(project=stored, period_start=local(2026, 12, 1),
+                         period_end=local(2027, 1, 1), byte_hours=1)
+    migration.mark_recorded_periods(apps, None)
+    assert list(UsagePeriodRecorded.objects.values_list("period_start", "projects")) == [
+        (local(2026, 10, 1), 1)]
