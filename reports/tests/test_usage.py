@@ -200,3 +200,26 @@ def test_rerecording_a_month_replaces_its_rows(november):
     usage_record(period_start=local(2026, 11, 1), period_end=local(2026, 12, 1))
     assert not Usage.objects.filter(project=november.idle).exists()
     assert Usage.objects.filter(period_start=local(2026, 11, 1)).count() == 3
+
+
+def test_usage_report_csv_to_a_path_that_cannot_be_written_is_a_command_error(
+        november, tmp_path, monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: november.now)
+    missing = tmp_path / "nonexistent" / "dir" / "x.csv"
+    with pytest.raises(CommandError, match=rf"{missing}: No such file or directory"):
+        call_command("usage_report", "--month", "2026-11", "--csv", str(missing))
+    with pytest.raises(CommandError, match=rf"{tmp_path}: Is a directory"):
+        call_command("usage_report", "--month", "2026-11", "--csv", str(tmp_path))
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+    # A failure half-way leaves the file that was there whole, and no temporary file.
+    target = tmp_path / "u.csv"
+    target.write_text("the previous report")
+
+    def fail(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", fail)
+    with pytest.raises(CommandError, match="No space left on device"):
+        call_command("usage_report", "--month", "2026-11", "--csv", str(target))
+    assert target.read_text() == "the previous report"
+    assert list(tmp_path.iterdir()) == [target]
