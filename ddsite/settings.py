@@ -59,6 +59,10 @@ env = _Env()
 VAR_DIR = Path(env.str("DDS_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
+#: The embedded default (SQLite, mail files, in-process tasks) allowed with DEBUG off: a
+#: single-host demo, never a deployment. Read once, here (the production guard below, and
+#: demo_data, which refuses to run in a deployment).
+DDS_ALLOW_EMBEDDED = env.bool("DDS_ALLOW_EMBEDDED", default=False)
 
 
 def _dev_secret_key() -> str:
@@ -106,7 +110,7 @@ def _production_problems() -> list[str]:
             "ALLOWED_HOSTS contains a wildcard. With DEBUG off, list the exact host names.")
     # No silent fallbacks in production: SQLite in the pod, login codes written to files
     # and tasks run in the web process are the embedded default's, never a deployment's.
-    if not env.bool("DDS_ALLOW_EMBEDDED", default=False):
+    if not DDS_ALLOW_EMBEDDED:
         missing = [name for name in ("DATABASE_URL", "EMAIL_URL", "CELERY_BROKER_URL",
                                      "REDIS_URL")
                    if not env.str(name, default="")]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 
@@ -193,3 +194,26 @@ class Usage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id} {self.period_start:%Y-%m}"
+
+
+class UsagePeriodRecorded(models.Model):
+    """The recorder stored the period starting ``period_start`` (its ``Usage`` rows, none
+    when nothing was stored then). One row per period: what "the month is recorded" means
+    (``transfers.services.usage.usage_periods_recorded``), so a month with no usage is
+    recorded too, and reports read it from the rows instead of computing it live."""
+
+    period_start = models.DateTimeField(unique=True)
+    period_end = models.DateTimeField()
+    projects = models.PositiveIntegerField(default=0, db_default=0,
+                                           help_text="Projects with a Usage row.")
+    recorded_at = models.DateTimeField(default=timezone.now, db_default=Now())
+
+    class Meta:
+        verbose_name = "recorded usage period"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(period_end__gt=models.F("period_start")),
+                                   name="usage_period_recorded_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Usage recorded {self.period_start:%Y-%m}"

@@ -137,7 +137,8 @@ class MotdSendApi(APIView):
 class MaintenanceOut(serializers.Serializer):
     active = serializers.BooleanField()
     message = serializers.CharField(allow_blank=True)
-    changed_at = serializers.DateTimeField()
+    changed_at = serializers.DateTimeField(
+        allow_null=True, help_text="When it was last switched; null if never.")
 
 
 class MaintenanceApi(APIView):

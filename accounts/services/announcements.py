@@ -58,7 +58,8 @@ class MaintenanceFlag(TypedDict):
 class MaintenanceState:
     active: bool
     message: str
-    changed_at: datetime
+    #: When it was last switched; None if maintenance mode was never switched on.
+    changed_at: datetime | None
 
 
 def _require_operator(by: User) -> None:
@@ -226,10 +227,11 @@ def maintenance_message() -> str | None:
 
 
 def maintenance_status() -> MaintenanceState:
-    """The current state, from the database (not the cache)."""
+    """The current state, from the database (not the cache). No row: never switched on,
+    so no change time (``changed_at`` None, not "now")."""
     row = Maintenance.objects.filter(pk=1).first()
     if row is None:
-        return MaintenanceState(active=False, message="", changed_at=timezone.now())
+        return MaintenanceState(active=False, message="", changed_at=None)
     return MaintenanceState(active=row.is_active,
                             message=row.message if row.is_active else "",
                             changed_at=row.changed_at)

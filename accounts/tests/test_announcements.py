@@ -249,6 +249,20 @@ def test_api_maintenance_read_for_every_signed_in_actor(world):
     assert _as(world, "researcher").get("/api/v1/maintenance").json()["active"] is False
 
 
+def test_maintenance_never_switched_on_has_no_change_time(world):
+    assert not Maintenance.objects.exists()
+    state = maintenance_status()
+    assert not state.active and state.changed_at is None
+    body = _as(world, "researcher").get("/api/v1/maintenance").json()
+    assert body == {"active": False, "message": "", "changed_at": None}
+    admin = _as(world, "super_admin")
+    admin.put("/api/v1/maintenance", {"active": True}, format="json")
+    admin.put("/api/v1/maintenance", {"active": False}, format="json")
+    row = Maintenance.objects.get()
+    assert maintenance_status().changed_at == row.changed_at
+    assert admin.get("/api/v1/maintenance").json()["changed_at"] is not None
+
+
 def test_api_motd_flow(world):
     admin = _as(world, "super_admin")
     r = admin.post("/api/v1/motd", {"message": "Storage upgrade"}, format="json")

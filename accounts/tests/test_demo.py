@@ -1,8 +1,10 @@
+import io
 import json
 import stat
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from accounts.models import Role, Unit, User
 from accounts.tests.helpers import PortalClient, last_code
@@ -54,3 +56,24 @@ def test_demo_unit_admin_logs_into_the_admin_with_a_second_factor(settings, tmp_
     assert response.status_code == 302 and response.url == "/admin/"
     page = client.get("/admin/projects/project/").content.decode()
     assert "demo-00001" in page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("debug", "embedded"), [(True, False), (False, True)])
+def test_demo_data_runs_with_debug_or_the_embedded_default(settings, tmp_path, debug,
+                                                           embedded):
+    settings.VAR_DIR, settings.DEBUG, settings.DDS_ALLOW_EMBEDDED = tmp_path, debug, embedded
+    call_command("demo_data", stdout=io.StringIO())
+    assert Unit.objects.filter(internal_ref="demo").exists()
+
+
+@pytest.mark.django_db
+def test_demo_data_is_refused_in_a_deployment(settings, tmp_path):
+    """DEBUG off and no DDS_ALLOW_EMBEDDED: no demo Super Admin, no password in the logs."""
+    settings.VAR_DIR, settings.DEBUG, settings.DDS_ALLOW_EMBEDDED = tmp_path, False, False
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="DEBUG=1.*DDS_ALLOW_EMBEDDED=1"):
+        call_command("demo_data", stdout=out)
+    assert out.getvalue() == ""
+    assert not Unit.objects.exists() and not User.objects.exists()
+    assert not (tmp_path / "demo-credentials.json").exists()

@@ -46,7 +46,8 @@ def _show(state: dict[str, Any]) -> None:
     if state["active"]:
         pairs += [("Message", state.get("message")), ("Since", when(state.get("changed_at")))]
     else:
-        pairs.append(("Changed", when(state.get("changed_at"))))
+        changed = state.get("changed_at")
+        pairs.append(("Changed", when(changed) if changed else "never"))
     fields(pairs)
 
 

@@ -23,8 +23,7 @@ from reports.services.usage import (
     usage_report_filename,
     usage_report_unit,
 )
-from transfers.models import Usage
-from transfers.services.usage import usage_record
+from transfers.services.usage import usage_periods_recorded, usage_record
 
 
 @dataclass(frozen=True)
@@ -59,9 +58,9 @@ def usage_report_send(*, month: dt.date, resend: bool = False,
         if existing is not None:
             existing.delete()
         start = month_start(month)
-        recorded_now = not Usage.objects.filter(period_start=start).exists()
+        recorded_now = not usage_periods_recorded([start])
         if recorded_now:
-            usage_record(period_start=start, period_end=month_end(month))
+            usage_record(period_start=start, period_end=month_end(month), now=now)
         report = usage_report(first=month, last=month, units=Unit.objects.all(), now=now)
         label = month_str(month)
         emailed = 0

@@ -45,7 +45,7 @@ from reports.services.months import (
     month_str,
 )
 from transfers.models import Usage
-from transfers.services.usage import usage_compute
+from transfers.services.usage import usage_compute, usage_periods_recorded
 
 GB = Decimal(10) ** 9
 GB_MONTHS_PLACES = Decimal("0.000001")
@@ -120,8 +120,7 @@ def _per_project(months: Sequence[dt.date], project_ids: Iterable[int], *,
     totals: dict[int, Decimal] = defaultdict(Decimal)
     states: list[MonthState] = []
     starts = [month_start(m) for m in months]
-    recorded_starts = set(Usage.objects.filter(period_start__in=starts)
-                          .values_list("period_start", flat=True).distinct())
+    recorded_starts = usage_periods_recorded(starts)
     rows = (Usage.objects.filter(period_start__in=starts, project_id__in=ids)
             .values_list("project_id", "byte_hours", "period_start", "period_end"))
     for project_id, byte_hours, start, end in rows:

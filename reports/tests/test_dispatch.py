@@ -90,3 +90,15 @@ def test_the_command_sends_once(november, operators, monkeypatch):
     assert "was sent already" in out.getvalue() and len(mail.outbox) == 3
     with pytest.raises(CommandError, match="has not ended"):
         call_command("usage_report_send", "--month", "2026-12")
+
+
+def test_an_empty_month_is_recorded_once(november, operators):
+    # August 2026: nothing stored. Recorded by the first run, found recorded after.
+    aug = dt.date(2026, 8, 1)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        first = usage_report_send(month=aug, now=november.now)
+    assert first.sent and first.recorded_now and first.units_emailed == 0
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        again = usage_report_send(month=aug, now=november.now, resend=True)
+    assert again.sent and not again.recorded_now
+    assert not Usage.objects.exists()

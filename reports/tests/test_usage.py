@@ -173,3 +173,53 @@ def test_the_report_takes_the_same_queries_for_more_projects(november):
         version(ProjectFactory(unit=november.nbis), GB, local(2026, 10, 2))
     usage_record(period_start=local(2026, 10, 1), period_end=local(2026, 11, 1))
     assert count() <= before  # a recorded month needs no live computation
+
+
+def test_a_recorded_month_with_nothing_stored_is_recorded(november, monkeypatch):
+    # August 2026: nothing was stored (the first version is from September).
+    aug = dt.date(2026, 8, 1)
+    assert not _report(november, first=aug, last=aug).recorded
+    assert usage_record(period_start=local(2026, 8, 1), period_end=local(2026, 9, 1)) == 0
+    assert not Usage.objects.exists()
+    report = _report(november, first=aug, last=aug)
+    assert report.recorded and report.gb_months == 0
+    monkeypatch.setattr("django.utils.timezone.now", lambda: november.now)
+    out = io.StringIO()
+    call_command("usage_report", "--month", "2026-08", stdout=out)
+    assert "not all months recorded yet" not in out.getvalue()
+    out = io.StringIO()
+    call_command("usage_report", "--month", "2026-08", "--csv", "-", stdout=out)
+    assert all(line.endswith(",yes") for line in out.getvalue().splitlines()[1:])
+
+
+def test_rerecording_a_month_replaces_its_rows(november):
+    usage_record(period_start=local(2026, 11, 1), period_end=local(2026, 12, 1))
+    # A row of a project with no usage in the month (left by an earlier run) goes.
+    Usage.objects.create(project=november.idle, period_start=local(2026, 11, 1),
+                         period_end=local(2026, 12, 1), byte_hours=5)
+    usage_record(period_start=local(2026, 11, 1), period_end=local(2026, 12, 1))
+    assert not Usage.objects.filter(project=november.idle).exists()
+    assert Usage.objects.filter(period_start=local(2026, 11, 1)).count() == 3
+
+
+def test_usage_report_csv_to_a_path_that_cannot_be_written_is_a_command_error(
+        november, tmp_path, monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: november.now)
+    missing = tmp_path / "nonexistent" / "dir" / "x.csv"
+    with pytest.raises(CommandError, match=rf"{missing}: No such file or directory"):
+        call_command("usage_report", "--month", "2026-11", "--csv", str(missing))
+    with pytest.raises(CommandError, match=rf"{tmp_path}: Is a directory"):
+        call_command("usage_report", "--month", "2026-11", "--csv", str(tmp_path))
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+    # A failure half-way leaves the file that was there whole, and no temporary file.
+    target = tmp_path / "u.csv"
+    target.write_text("the previous report")
+
+    def fail(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", fail)
+    with pytest.raises(CommandError, match="No space left on device"):
+        call_command("usage_report", "--month", "2026-11", "--csv", str(target))
+    assert target.read_text() == "the previous report"
+    assert list(tmp_path.iterdir()) == [target]

@@ -2,6 +2,10 @@
 
 Passwords are generated at random on first creation and kept in var/ (mode 0600), so a
 rerun prints the same credentials instead of resetting them; none is written in code.
+
+Only for the demo: it refuses to run unless DEBUG is on or the embedded default is allowed
+(DDS_ALLOW_EMBEDDED), so a deployment never gets a demo Super Admin whose password is in
+its logs.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import os
 import secrets
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import Role, Unit, User
@@ -38,7 +42,8 @@ def _new_password() -> str:
 
 
 class Command(BaseCommand):
-    help = "Create the demo unit, users and project (idempotent) and print the credentials."
+    help = ("Create the demo unit, users and project (idempotent) and print the credentials. "
+            "Demo only: refused unless DEBUG=1 or DDS_ALLOW_EMBEDDED=1.")
 
     def _credentials_path(self):
         return settings.VAR_DIR / "demo-credentials.json"
@@ -55,6 +60,12 @@ class Command(BaseCommand):
             json.dump(creds, fh, indent=2)
 
     def handle(self, *args, **options):
+        if not (settings.DEBUG or settings.DDS_ALLOW_EMBEDDED):
+            raise CommandError(
+                "demo_data is for the demo only: it creates a demo unit, a Super Admin and "
+                "demo accounts and prints their passwords. It runs with DEBUG=1 or on the "
+                "embedded default (DDS_ALLOW_EMBEDDED=1), never in a deployment; nothing "
+                "was created.")
         creds = self._load_credentials()
         with transaction.atomic():
             unit = Unit.objects.filter(internal_ref=DEMO_UNIT["internal_ref"]).first()

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -9,6 +12,27 @@ from accounts.selectors import unit_find
 from core.errors import DDSError
 from reports.management.commands._month import month_option
 from reports.services.usage import usage_report, usage_report_csv
+
+
+def _write_atomically(target: str, text: str) -> None:
+    """``text`` to ``target``, whole or not at all: written to a temporary file beside it
+    and renamed over it; an OS error is a CommandError that names the path and why."""
+    path = Path(target)
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise CommandError(f"Cannot write the CSV to {target}: "
+                           f"{exc.strerror or exc}.") from None
 
 
 class Command(BaseCommand):
@@ -36,7 +60,7 @@ class Command(BaseCommand):
             if csv == "-":
                 self.stdout.write(text, ending="")
             else:
-                Path(csv).write_text(text, encoding="utf-8", newline="")
+                _write_atomically(csv, text)
                 self.stderr.write(f"wrote {csv}")
             return
         span = f"{first:%Y-%m}" + ("" if last == first else f" to {last:%Y-%m}")
