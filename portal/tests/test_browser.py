@@ -164,7 +164,7 @@ def test_researcher_journey_in_chromium(chromium, released, live_server, tmp_pat
         page.get_by_label("Code", exact=True).fill(code)
         page.get_by_role("button", name="Log in").click()
         expect(page.get_by_role("heading", name="Your projects")).to_be_visible()
-        expect(page.get_by_text("expires in 29 days")).to_be_visible()
+        expect(page.get_by_text("expires in 30 days")).to_be_visible()
         expect(page.get_by_role("cell", name="Project Owner")).to_be_visible()
         j.check("projects")
 

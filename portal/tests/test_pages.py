@@ -25,7 +25,7 @@ def test_root_is_the_project_list_and_needs_login(delivery):
     body = page.content.decode()
     assert page.status_code == 200
     assert delivery.project.title in body and delivery.project.public_id in body
-    assert "Available" in body and "expires in 29 days" in body
+    assert "Available" in body and "expires in 30 days" in body
     assert "Project Owner" in body and "5 files" in body
 
 
