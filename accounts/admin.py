@@ -104,15 +104,30 @@ class UnitAdmin(ScopedAdmin):
         obj._state.adding = False
 
 
+ROLE_CHANGE_HELP = (
+    "A role or unit is not changed in place: it decides the project keys held and the "
+    "unit's admins, and live sessions carry it. To give someone another role or unit, "
+    "delete this account (dds user delete; a unit's last two admins are refused) and "
+    "invite the address anew with the new role and unit; project access is then granted "
+    "to the new account. Deactivate instead to keep the account without access.")
+
+
 @admin.register(User)
 class UserAdmin(ScopedAdmin):
     change_roles = (Role.UNIT_ADMIN,)
     list_display = ("username", "name", "email", "role", "unit", "is_active", "last_login")
     list_filter = ("role", "is_active")
     search_fields = ("username", "name", "email")
-    fields = ("username", "name", "email", "role", "unit", "is_active", "date_joined",
-              "last_login", "has_keys")
-    readonly_fields = ("username", "date_joined", "last_login", "has_keys")
+    fieldsets = (
+        (None, {"fields": ("username", "name", "email", "is_active", "date_joined",
+                           "last_login", "has_keys")}),
+        ("Role", {"fields": ("role", "unit"), "description": ROLE_CHANGE_HELP}),
+    )
+    # Role and unit never change in place, not even by the operator: a role decides the
+    # project keys held (a Super Admin holds none), a unit keeps two admins, and live
+    # sessions carry the old role. No service re-checks all that, so the one way is a
+    # new account from an invite, whose services do (see ROLE_CHANGE_HELP).
+    readonly_fields = ("username", "role", "unit", "date_joined", "last_login", "has_keys")
 
     def scope_filter(self, user):
         return None  # the rule is accounts.selectors.users_visible_to (same as the API)
@@ -128,7 +143,7 @@ class UserAdmin(ScopedAdmin):
         # address is where login codes and reset links go: only the operator changes it.
         fields.append("is_active")
         if not is_operator(request.user):
-            fields += ["email", "role", "unit"]
+            fields.append("email")
         return fields
 
     def has_change_permission(self, request, obj=None) -> bool:
