@@ -1,3 +1,5 @@
+from typing import Any, ClassVar
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -14,17 +16,56 @@ from accounts.selectors import (
     users_visible_to,
 )
 from accounts.services import announcements
+from accounts.services.units import UNIT_EDITABLE_FIELDS
 from audit.actions import AuditAction
 from audit.services import audit_record
 from core.client_ip import client_ip
 from core.errors import DDSError
+from core.input_guard import names_check
 from transfers.annotations import with_unit_storage
+
+
+class UnitForm(forms.ModelForm):
+    """Checks a change with the service's rule (accounts.services.units), so a refusal
+    shows on the form instead of failing the save."""
+
+    #: The user editing (set on a per-request subclass: UnitAdmin.get_form).
+    actor: ClassVar[User | None] = None
+
+    class Meta:
+        model = Unit
+        fields = UNIT_EDITABLE_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        changes = {f: data[f] for f in UNIT_EDITABLE_FIELDS if f in data}
+        try:
+            if self.actor is None:
+                raise PermissionDenied("No user is editing this unit.")
+            if self.instance.pk is None:
+                names_check(name=changes.get("name"), display_name=changes.get("display_name"))
+            else:
+                # The instance still holds the stored values here (the form's values are
+                # copied onto it after clean()).
+                services.unit_update_check(unit=self.instance, by=self.actor, changes=changes)
+        except PermissionDenied as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        except ValidationError as exc:
+            if not hasattr(exc, "error_dict"):
+                raise
+            for field, messages in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
+        return data
 
 
 @admin.register(Unit)
 class UnitAdmin(ScopedAdmin):
+    """Adding and changing go through accounts.services.units (unit_create, unit_update:
+    who may set which field, audited with the old and new values)."""
+
     unit_lookup = "pk"
     change_roles = (Role.UNIT_ADMIN,)
+    form = UnitForm
     list_display = ("name", "display_name", "internal_ref", "contact_email", "storage_used",
                     "days_in_available", "days_in_expired")
 
@@ -42,10 +83,33 @@ class UnitAdmin(ScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
-        if not is_operator(request.user):
-            # Identity and quota are the operator's decision, not the unit's.
-            fields += ["name", "internal_ref", "quota_bytes"]
-        return fields
+        # Identity, quota, the days data stays, the price and where invoices go are the
+        # operator's decision, not the unit's (the rule: services.unit_fields_editable).
+        editable = services.unit_fields_editable(unit=obj, by=request.user)
+        return fields + [f for f in UNIT_EDITABLE_FIELDS if f not in editable]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
+    def save_model(self, request, obj, form, change):
+        values = {f: form.cleaned_data[f] for f in UNIT_EDITABLE_FIELDS
+                  if f in form.cleaned_data}
+        if change:
+            saved = services.unit_update(unit=obj, by=request.user, ip=client_ip(request),
+                                         **values)
+        else:
+            saved = services.unit_create(by=request.user, ip=client_ip(request), **values)
+        obj.__dict__.update({k: v for k, v in saved.__dict__.items() if k != "_state"})
+        obj._state.adding = False
+
+
+ROLE_CHANGE_HELP = (
+    "A role or unit is not changed in place: it decides the project keys held and the "
+    "unit's admins, and live sessions carry it. To give someone another role or unit, "
+    "delete this account (dds user delete; a unit's last two admins are refused) and "
+    "invite the address anew with the new role and unit; project access is then granted "
+    "to the new account. Deactivate instead to keep the account without access.")
 
 
 @admin.register(User)
@@ -54,9 +118,16 @@ class UserAdmin(ScopedAdmin):
     list_display = ("username", "name", "email", "role", "unit", "is_active", "last_login")
     list_filter = ("role", "is_active")
     search_fields = ("username", "name", "email")
-    fields = ("username", "name", "email", "role", "unit", "is_active", "date_joined",
-              "last_login", "has_keys")
-    readonly_fields = ("username", "date_joined", "last_login", "has_keys")
+    fieldsets = (
+        (None, {"fields": ("username", "name", "email", "is_active", "date_joined",
+                           "last_login", "has_keys")}),
+        ("Role", {"fields": ("role", "unit"), "description": ROLE_CHANGE_HELP}),
+    )
+    # Role and unit never change in place, not even by the operator: a role decides the
+    # project keys held (a Super Admin holds none), a unit keeps two admins, and live
+    # sessions carry the old role. No service re-checks all that, so the one way is a
+    # new account from an invite, whose services do (see ROLE_CHANGE_HELP).
+    readonly_fields = ("username", "role", "unit", "date_joined", "last_login", "has_keys")
 
     def scope_filter(self, user):
         return None  # the rule is accounts.selectors.users_visible_to (same as the API)
@@ -72,7 +143,7 @@ class UserAdmin(ScopedAdmin):
         # address is where login codes and reset links go: only the operator changes it.
         fields.append("is_active")
         if not is_operator(request.user):
-            fields += ["email", "role", "unit"]
+            fields.append("email")
         return fields
 
     def has_change_permission(self, request, obj=None) -> bool:

@@ -16,12 +16,29 @@ from accounts.models import AuthSessionState
 from accounts.sessions import PendingToken, live_session
 
 SESSION_ENDED = "Your session has ended: log in again."
+#: One answer for every unusable token (garbage, expired, the wrong kind, a bad
+#: signature): simplejwt's own detail lists each token class it tried, flattened into an
+#: unreadable sentence by the one error body (docs/api-errors.md).
+ACCESS_REFUSED = "Your access token is not valid or has expired: log in again."
+PENDING_REFUSED = "The login token is not valid or has expired: log in again."
+
+
+def token_invalid(message: str) -> InvalidToken:
+    """The 401 for a token that cannot be used: a sentence and ``token_not_valid``, never
+    the token or simplejwt's per-class messages."""
+    return InvalidToken({"detail": message, "code": "token_not_valid"})
 
 
 class SessionJWTAuthentication(JWTAuthentication):
     """Access tokens of a live, fully authenticated session (the project-wide default)."""
 
     session_state = AuthSessionState.ACTIVE
+
+    def get_validated_token(self, raw_token):
+        try:
+            return super().get_validated_token(raw_token)
+        except (InvalidToken, TokenError) as exc:
+            raise token_invalid(ACCESS_REFUSED) from exc
 
     def authenticate(self, request):
         result = super().authenticate(request)
@@ -44,8 +61,7 @@ class PendingTokenAuthentication(SessionJWTAuthentication):
         try:
             return PendingToken(raw_token)
         except TokenError as exc:
-            raise InvalidToken({"detail": "The login token is not valid or has expired: "
-                                          "log in again.", "code": "token_not_valid"}) from exc
+            raise token_invalid(PENDING_REFUSED) from exc
 
 
 class SessionJWTScheme(OpenApiAuthenticationExtension):

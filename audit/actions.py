@@ -27,6 +27,7 @@ class AuditAction(models.TextChoices):
     AUTH_SECOND_FACTOR_RESET = "auth.second_factor_reset", "Second factor reset by an admin"
     # Units, users and invites (accounts).
     UNIT_CREATE = "unit.create", "Unit created"
+    UNIT_UPDATE = "unit.update", "Unit changed"
     USER_CREATE = "user.create", "User created"
     USER_REGISTER = "user.register", "User registered"
     USER_ADMIN_EDIT = "user.admin_edit", "User edited in the admin"

@@ -50,7 +50,15 @@ from accounts.services.totp import (
     totp_setup_start,
     user_second_factor_reset,
 )
-from accounts.services.units import unit_create
+from accounts.services.units import (
+    UNIT_EDITABLE_FIELDS,
+    UNIT_OPERATOR_FIELDS,
+    UNIT_STAFF_FIELDS,
+    unit_create,
+    unit_fields_editable,
+    unit_update,
+    unit_update_check,
+)
 from accounts.services.users import (
     MIN_UNIT_ADMINS,
     unit_admins_keep_check,
@@ -62,7 +70,8 @@ from accounts.services.users import (
 )
 
 __all__ = [
-    "MIN_UNIT_ADMINS", "InviteResult", "LoginChallenge", "ProjectGrant", "Refreshed",
+    "MIN_UNIT_ADMINS", "UNIT_EDITABLE_FIELDS", "UNIT_OPERATOR_FIELDS", "UNIT_STAFF_FIELDS",
+    "InviteResult", "LoginChallenge", "ProjectGrant", "Refreshed",
     "auth_logout", "auth_session_end", "auth_session_refresh", "auth_sessions_end",
     "confirmation_check", "confirmation_token", "email_code_minutes", "invite_create",
     "invite_issue", "invite_scope", "invites_delete_expired", "login_code_resend",
@@ -70,6 +79,7 @@ __all__ = [
     "password_reset_link", "password_reset_user", "second_factor_device",
     "second_factor_method", "throttle_keys", "totp_disable", "totp_disable_request",
     "totp_setup_confirm", "totp_setup_start", "unit_admins_keep_check", "unit_create",
+    "unit_fields_editable", "unit_update", "unit_update_check",
     "user_create", "user_deactivate", "user_delete", "user_manage_check",
     "user_password_change", "user_password_reset", "user_password_reset_request",
     "user_reactivate", "user_register", "user_second_factor_reset", "user_self_delete",

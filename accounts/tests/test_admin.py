@@ -219,3 +219,28 @@ def test_ending_the_session_elsewhere_ends_admin_access(client, admin_a):
     auth_sessions_end(user=admin_a, reason="logout everywhere")
     response = client.get("/admin/")
     assert response.status_code == 302 and "login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_role_and_unit_never_change_in_the_admin_not_even_by_the_operator(client, superadmin,
+                                                                          staffed):
+    """No service changes a role in place (the two-admin minimum, the project keys a role
+    may hold, the sessions under the old role): the admin shows role and unit read-only
+    and says how to change them."""
+    from keys.models import ProjectUserKey
+
+    admin, personnel = staffed["admin"], staffed["personnel"]
+    keys_before = ProjectUserKey.objects.filter(user__in=[admin, personnel]).count()
+    assert keys_before >= 2
+    portal_login(client, superadmin)
+    page = client.get(_change_url(admin)).content.decode()
+    assert 'name="role"' not in page and 'name="unit"' not in page
+    assert "invite the address anew" in page
+    for user, role in ((admin, Role.RESEARCHER), (personnel, Role.SUPER_ADMIN)):
+        response = client.post(_change_url(user), {
+            "name": "Edited name", "email": user.email, "role": role, "unit": ""})
+        assert response.status_code == 302, response.content.decode()[:2000]
+        user.refresh_from_db()
+        assert user.name == "Edited name"  # the rest of the form is saved
+        assert user.role != role and user.unit == staffed["unit"]
+    assert ProjectUserKey.objects.filter(user__in=[admin, personnel]).count() == keys_before
