@@ -157,6 +157,12 @@ class UserAdmin(ScopedAdmin):
             return False  # e.g. researchers of the unit's projects: view only
         return True
 
+    def has_add_permission(self, request) -> bool:
+        # Accounts come from invites (`dds user add`, the portal, POST /invites): they
+        # register with their own password and keys. The admin's add form would make an
+        # account with neither (username, role and unit are read-only here).
+        return False
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         audit_record(action=AuditAction.USER_ADMIN_EDIT, actor=request.user, target=obj.username,
@@ -233,6 +239,11 @@ class InviteAdmin(ScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("project", "created_by")
+
+    def has_add_permission(self, request) -> bool:
+        # Invites are made by the invite service (`dds user add`, POST /invites, the
+        # portal): token, expiry, project keys, email. Every field here is read-only.
+        return False
 
     def scope_filter(self, user):
         # The API's rule (GET /invites): the unit's invites and those carrying one of its

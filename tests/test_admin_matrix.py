@@ -46,10 +46,11 @@ SUPER_ONLY = policy(view={S}, add={S}, change={S}, delete={S}, visible={S})
 # The admin deletes nothing whose deletion has a service (projects, users, units, invites,
 # storage locations: audited, storage and keys cleaned up); MOTD and maintenance rows
 # are deleted through theirs (accounts.admin_base.ScopedAdmin.delete_via_service).
+# Users and invites are not added in the admin either: the invite service makes them.
 POLICY = {
     "accounts.unit": policy(add={S}, change={S, UA}),
-    "accounts.user": policy(add={S}, change={S, UA}),
-    "accounts.invite": policy(add={S}, change={S}),
+    "accounts.user": policy(change={S, UA}),
+    "accounts.invite": policy(change={S}),
     "accounts.motd": SUPER_ONLY,
     "accounts.maintenance": SUPER_ONLY,
     # The operator holds no project keys, so cannot create a project (unit staff do).
