@@ -1,0 +1,84 @@
+"""Usability defects a reviewer reproduced against the demo server, in-process against the
+fake API: rerun hints only where a rerun helps, ``project ls --status``, times and labels
+(the "Times" rule of docs/cli.md), ``--url`` without a scheme, non-interactive and
+interactive login codes, and messages that name the CLI's options."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli.errors import Exit
+from cli.output import err
+from cli.transfer import Summary
+
+# ------------------------------------------------------------ rerun hints (defect 1)
+
+
+def test_a_missing_source_is_a_usage_error_before_any_request(logged_in, dds, tmp_path):
+    r = dds("data", "put", "-p", "demo-00001", "-s", str(tmp_path / "nonexistent"))
+    assert r.exit_code == Exit.USAGE
+    assert "no such file or directory" in r.stderr and "nothing was uploaded" in r.stderr
+    assert "To retry" not in r.stderr and "same command again" not in r.stderr
+    assert logged_in.seen == []
+    r = dds("data", "put", "-p", "demo-00001", "-s", str(tmp_path / "nonexistent"), "--json")
+    assert r.exit_code == Exit.USAGE
+    assert json.loads(r.stdout)["error"]["code"] == "usage"
+
+
+def test_a_link_loop_in_a_folder_is_not_worth_a_rerun(logged_in, dds, tmp_path):
+    (tmp_path / "run" / "a").mkdir(parents=True)
+    (tmp_path / "run" / "a" / "up").symlink_to(tmp_path / "run")
+    r = dds("data", "put", "-p", "demo-00001", "-s", str(tmp_path / "run"))
+    assert r.exit_code == Exit.PARTIAL
+    assert "symbolic link loop" in r.stderr
+    assert "To retry" not in r.stderr
+    assert "will not help: fix the paths shown first" in r.stderr
+
+
+def test_a_project_path_that_does_not_exist_is_not_worth_a_rerun(logged_in, dds, tmp_path):
+    logged_in.on("POST", "projects/demo-00002/files/download",
+                 {"files": [], "missing": ["nothere"], "next": None})
+    r = dds("data", "get", "-p", "demo-00002", "-s", "nothere", "-d", str(tmp_path / "o"))
+    assert r.exit_code == Exit.PARTIAL
+    assert "no such file or folder in the project" in r.stderr
+    assert "dds data ls -p demo-00002" in r.stderr
+    assert "To retry" not in r.stderr and "will not help" in r.stderr
+
+
+def _report(summary: Summary) -> str:
+    with err.capture() as captured:
+        summary.report(err, "uploaded", "run the same command again")
+    return captured.get()
+
+
+def test_the_hint_counts_what_a_rerun_cannot_fix():
+    summary = Summary()
+    summary.fail("a", "connection reset")  # worth a rerun
+    summary.fail("b", "symbolic link loop", unusable=True)
+    summary.fail("c", "only while In Progress", status=400)
+    text = _report(summary)
+    assert "To retry: run the same command again" in text
+    assert "1 of them were refused by the server and 1 of them is a path that cannot be " \
+           "used as given: fix the reason shown first" in text
+
+    only_paths = Summary()
+    only_paths.fail("b", "symbolic link loop", unusable=True)
+    assert "To retry" not in _report(only_paths)
+    only_paths.fail("c", "refused", status=403)
+    text = _report(only_paths)
+    assert "To retry" not in text and "will not help until the reasons shown are fixed" in text
+
+    refused = Summary()
+    refused.fail("c", "refused", status=403)
+    assert "The server refused them" in _report(refused)
+    busy = Summary()
+    busy.fail("d", "throttled", status=429)  # passes on its own
+    assert "To retry" in _report(busy)
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch):
+    for name in ("DDS_TOKEN_PATH", "DDS_URL"):
+        monkeypatch.delenv(name, raising=False)
