@@ -61,8 +61,29 @@ def _show_projects_usage(rows: list[dict[str, Any]]) -> None:
                   markup=False)
 
 
+#: The project statuses (the server's codes) and the labels tables show for them.
+STATUSES = {"in_progress": "In Progress", "available": "Available", "expired": "Expired",
+            "archived": "Archived", "deleted": "Deleted"}
+
+
+class StatusChoice(click.Choice):  # type: ignore[type-arg]  # click's Choice is generic
+    """A project status, as its code (``in_progress``) or its label (``"In Progress"``),
+    in any case; given to the command as the code."""
+
+    def __init__(self) -> None:
+        super().__init__(list(STATUSES), case_sensitive=False)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower().replace(" ", "_").replace("-", "_")
+        return super().convert(value, param, ctx)
+
+
 @project.command("ls")
-@click.option("--status", help="Only projects in this status (e.g. available).")
+@click.option("--status", type=StatusChoice(),
+              help="Only projects in this status: its code or its label, e.g. available or "
+                   "\"In Progress\".")
 @click.option("--usage", is_flag=True,
               help="Add each project's storage use in GB-months and its cost (unit staff).")
 @click.option("--month", metavar="YYYY-MM",

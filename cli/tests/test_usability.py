@@ -82,3 +82,24 @@ def test_the_hint_counts_what_a_rerun_cannot_fix():
 def _no_env(monkeypatch):
     for name in ("DDS_TOKEN_PATH", "DDS_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+# ---------------------------------------------------------- project ls --status (defect 2)
+
+
+@pytest.mark.parametrize(("given", "sent"), [
+    ("in_progress", "in_progress"), ("In Progress", "in_progress"),
+    ("in progress", "in_progress"), ("IN-PROGRESS", "in_progress"),
+    ("Available", "available"), ("expired", "expired")])
+def test_project_ls_status_takes_the_code_or_the_label(logged_in, dds, given, sent):
+    logged_in.on("GET", "projects", [])
+    r = dds("project", "ls", "--status", given, "--json")
+    assert r.exit_code == 0, r.output
+    assert logged_in.seen[-1].query == f"status={sent}"
+
+
+def test_project_ls_refuses_an_unknown_status(logged_in, dds):
+    r = dds("project", "ls", "--status", "bogus")
+    assert r.exit_code == Exit.USAGE
+    assert "'bogus' is not one of" in r.stderr and "in_progress" in r.stderr
+    assert logged_in.seen == []
