@@ -12,7 +12,7 @@ from rich.markup import escape
 from cli import config
 from cli.app import Ctx, DdsGroup, pass_ctx
 from cli.errors import CliError, Refused, UsageError
-from cli.output import done, emit, err, fields, secret, show_qr, table
+from cli.output import done, emit, err, fields, secret, show_qr, table, when
 
 
 @click.group(cls=DdsGroup)
@@ -81,9 +81,11 @@ def me(ctx: Ctx) -> dict[str, Any]:
 
 
 def _show_me(user: dict[str, Any]) -> None:
-    fields([(key.replace("_label", "").replace("_", " "), user.get(key))
+    times = ("date_joined", "last_login")
+    fields([(key.replace("_label", "").replace("_", " "),
+             when(user.get(key)) if key in times else user.get(key))
             for key in ("username", "name", "email", "role_label", "unit", "second_factor",
-                        "has_keys", "date_joined", "last_login")])
+                        "has_keys", *times)])
     if user.get("projects"):
         table(user["projects"], [("project", "Project"), ("title", "Title"),
                                  ("is_owner", "Owner")], title="Projects")

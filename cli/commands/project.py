@@ -12,7 +12,7 @@ from rich.markup import escape
 from cli.app import Ctx, DdsGroup, confirm, pass_ctx, project_option, yes_option
 from cli.commands.user import show_members
 from cli.errors import CliError, Refused, UsageError
-from cli.output import done, emit, err, fields, human, out, print_json, table, when
+from cli.output import done, emit, err, fields, human, label, out, print_json, table, when
 
 
 @click.group(cls=DdsGroup)
@@ -61,9 +61,8 @@ def _show_projects_usage(rows: list[dict[str, Any]]) -> None:
                   markup=False)
 
 
-#: The project statuses (the server's codes) and the labels tables show for them.
-STATUSES = {"in_progress": "In Progress", "available": "Available", "expired": "Expired",
-            "archived": "Archived", "deleted": "Deleted"}
+#: The project statuses (the server's codes; tables show them by :func:`label`).
+STATUSES = ("in_progress", "available", "expired", "archived", "deleted")
 
 
 class StatusChoice(click.Choice):  # type: ignore[type-arg]  # click's Choice is generic
@@ -208,10 +207,10 @@ def status_display(ctx: Ctx, project: str, history: bool) -> None:
     data = ctx.api.get(f"projects/{project}/status")
 
     def render(d: dict[str, Any]) -> None:
-        out.print(f"{project}: [bold]{d['status']}[/]"
+        out.print(f"{project}: [bold]{label(d['status'])}[/]"
                   + (f", deadline {when(d['deadline'])}" if d.get("deadline") else ""))
         if history:
-            rows = [{**e, "at": when(e.get("at")),
+            rows = [{**e, "at": when(e.get("at")), "status": label(e.get("status")),
                      "deadline": when(e["deadline"]) if e.get("deadline") else None}
                     for e in d["history"]]
             table(rows, [("at", "When"), ("status", "Status"), ("by", "By"),
@@ -301,7 +300,8 @@ def show_busy(rows: list[dict[str, Any]]) -> None:
         err.print("No project has work in flight: no uploads, key rotations or storage "
                   "purges are running.")
         return
-    table([{**r, "work": _in_flight(r), "since": when(r["since"]) if r.get("since") else None}
+    table([{**r, "work": _in_flight(r), "status": label(r.get("status")),
+            "since": when(r["since"]) if r.get("since") else None}
            for r in rows], BUSY_COLUMNS)
 
 

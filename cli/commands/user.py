@@ -13,7 +13,7 @@ import click
 from cli.app import Ctx, DdsGroup, Outcome, confirm, pass_ctx, yes_option
 from cli.commands.auth import auth_info
 from cli.errors import CliError, Exit, UsageError
-from cli.output import done, emit, err, table, when
+from cli.output import done, emit, err, label, table, when
 
 
 @click.group(cls=DdsGroup)
@@ -35,18 +35,20 @@ def show_members(data: dict[str, Any]) -> None:
     table(data["members"], [("username", "Username"), ("name", "Name"), ("email", "Email"),
                             ("owner", "Owner"), ("has_key", "Has key")], title="Members")
     if data.get("invites"):
-        table(data["invites"], [("email", "Email"), ("owner", "Owner"),
-                                ("expires_at", "Invite expires")], title="Pending invites")
+        table([{**row, "expires_at": when(row.get("expires_at"))} for row in data["invites"]],
+              [("email", "Email"), ("owner", "Owner"), ("expires_at", "Invite expires")],
+              title="Pending invites")
 
 
 def _show_users(rows: list[dict[str, Any]]) -> None:
-    table(rows, [
+    table([{**row, "role": label(row.get("role"))} for row in rows], [
         ("username", "Username"), ("name", "Name"), ("email", "Email"), ("role", "Role"),
         ("is_active", "Active")])
 
 
 def _show_found(rows: list[dict[str, Any]]) -> None:
-    table([{**row, "last_login": when(row.get("last_login"))} for row in rows], [
+    table([{**row, "last_login": when(row.get("last_login")), "role": label(row.get("role"))}
+           for row in rows], [
         ("username", "Username"), ("name", "Name"), ("email", "Email"), ("role", "Role"),
         ("unit", "Unit"), ("is_active", "Active"), ("second_factor", "Second factor"),
         ("last_login", "Last login")])
@@ -54,6 +56,7 @@ def _show_found(rows: list[dict[str, Any]]) -> None:
 
 def _show_invites(rows: list[dict[str, Any]]) -> None:
     table([{**row, "projects": ", ".join(row["projects"]) or None,
+            "role": label(row.get("role")),
             "expires_at": when(row["expires_at"]) + (" (expired)" if row["is_expired"] else "")}
            for row in rows],
           [("email", "Email"), ("role", "Role"), ("unit", "Unit"), ("projects", "Projects"),

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from cli.errors import Exit
-from cli.output import err
+from cli.output import err, label, when
 from cli.transfer import Summary
 
 # ------------------------------------------------------------ rerun hints (defect 1)
@@ -103,3 +103,72 @@ def test_project_ls_refuses_an_unknown_status(logged_in, dds):
     assert r.exit_code == Exit.USAGE
     assert "'bogus' is not one of" in r.stderr and "in_progress" in r.stderr
     assert logged_in.seen == []
+
+
+# ------------------------------------------------------------ times and labels (defect 3)
+
+JOINED = "2026-12-02T07:19:21.919005+01:00"
+EXPIRES = "2026-12-09T10:00:00.123456Z"
+
+
+def test_auth_info_shows_times_in_the_local_zone(logged_in, dds):
+    me = {"username": "alice", "name": "Alice", "email": "a@uni.se",
+          "role_label": "Unit Admin", "unit": "NGI", "second_factor": "email",
+          "has_keys": True, "date_joined": JOINED, "last_login": EXPIRES, "projects": []}
+    logged_in.on("GET", "me", me)
+    r = dds("auth", "info")
+    assert r.exit_code == 0, r.output
+    assert JOINED not in r.stdout and EXPIRES not in r.stdout
+    assert when(JOINED) in r.stdout and when(EXPIRES) in r.stdout
+    assert json.loads(dds("user", "info", "--json").stdout)["date_joined"] == JOINED
+
+
+@pytest.mark.parametrize("command", [("user", "ls", "-p", "demo-00001"),
+                                     ("project", "access", "ls", "-p", "demo-00001")])
+def test_pending_invites_expire_in_the_local_zone(logged_in, dds, command):
+    logged_in.on("GET", "projects/demo-00001/members", {
+        "members": [], "invites": [{"email": "new@uni.se", "owner": False,
+                                    "expires_at": EXPIRES}]})
+    r = dds(*command)
+    assert r.exit_code == 0, r.output
+    assert EXPIRES not in r.stdout and when(EXPIRES) in r.stdout
+    r = dds(*command, "--json")
+    assert json.loads(r.stdout)["invites"][0]["expires_at"] == EXPIRES
+
+
+def test_status_display_shows_labels_like_the_other_commands(logged_in, dds):
+    logged_in.on("GET", "projects/demo-00001/status", {
+        "status": "in_progress", "deadline": None, "history": [
+            {"at": JOINED, "status": "available", "by": "alice", "deadline": EXPIRES,
+             "aborted": False},
+            {"at": EXPIRES, "status": "in_progress", "by": "alice", "deadline": None,
+             "aborted": False}]})
+    r = dds("project", "status", "display", "-p", "demo-00001", "--history")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[0] == "demo-00001: In Progress"
+    assert "in_progress" not in r.stdout and "available" not in r.stdout
+    assert "Available" in r.stdout
+    r = dds("project", "status", "display", "-p", "demo-00001", "--json")
+    assert json.loads(r.stdout) == {"status": "in_progress", "deadline": None}
+
+
+def test_user_ls_shows_role_labels(logged_in, dds):
+    users = [{"username": "eve", "name": "Eve", "email": "eve@f.se", "role": "unit_personnel",
+              "unit": "NGI", "is_active": True, "second_factor": "email",
+              "date_joined": JOINED, "last_login": None},
+             {"username": "bob", "name": "Bob", "email": "bob@uni.se", "role": "researcher",
+              "unit": None, "is_active": True, "second_factor": "totp",
+              "date_joined": JOINED, "last_login": None}]
+    logged_in.on("GET", "users", users)
+    r = dds("user", "ls")
+    assert r.exit_code == 0, r.output
+    assert "Unit Personnel" in r.stdout and "Researcher" in r.stdout
+    assert "unit_personnel" not in r.stdout
+    assert json.loads(dds("user", "ls", "--json").stdout)[0]["role"] == "unit_personnel"
+
+
+def test_label_is_the_one_rule_for_codes():
+    assert label("in_progress") == "In Progress"
+    assert label("unit_personnel") == "Unit Personnel"
+    assert label("super_admin") == "Super Admin"
+    assert label(None) == "–"
