@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -84,13 +85,25 @@ def _log_answer(method: str, response: httpx.Response, started: float) -> None:
 
 
 def server_url(explicit: str | None) -> str:
-    url = explicit or os.environ.get("DDS_URL")
-    if not url:
+    """The server this command talks to: ``--url``, else ``DDS_URL``, else the one of the
+    stored login. An address without ``https://`` (or ``http://``) and a host is a usage
+    error here, before any request."""
+    url: str | None
+    if explicit:
+        url, where = explicit, "--url"
+    elif os.environ.get("DDS_URL"):
+        url, where = os.environ["DDS_URL"], "DDS_URL"
+    else:
         token = config.load_token()
-        url = token.get("url") if token else None
+        url, where = (token.get("url") if token else None), f"the login in {config.token_path()}"
     if not url:
         raise UsageError("No DDS server given: use --url or set DDS_URL.")
-    return url.rstrip("/")
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("https", "http") or not parts.hostname:
+        raise UsageError(f"{where} {url!r} is not a server address: give it with https:// "
+                         "(or http:// for a local test server), e.g. "
+                         "https://dds.example.org or http://127.0.0.1:8000.")
+    return url.strip().rstrip("/")
 
 
 class Api:

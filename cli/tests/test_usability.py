@@ -172,3 +172,28 @@ def test_label_is_the_one_rule_for_codes():
     assert label("unit_personnel") == "Unit Personnel"
     assert label("super_admin") == "Super Admin"
     assert label(None) == "–"
+
+
+# --------------------------------------------------------- --url without a scheme (defect 4)
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8000", "localhost:8000", "dds.example.org",
+                                 "ftp://dds.example.org", "https://"])
+def test_a_url_without_its_scheme_is_a_usage_error(api, dds, url, monkeypatch):
+    r = dds("--url", url, "auth", "login", "-u", "alice")
+    assert r.exit_code == Exit.USAGE, r.output
+    assert f"--url {url!r} is not a server address" in r.stderr
+    assert "https://" in r.stderr and "http:// for a local test server" in r.stderr
+    assert "Cannot reach" not in r.stderr
+    monkeypatch.setenv("DDS_URL", url)
+    r = dds("project", "ls", "--json")
+    assert r.exit_code == Exit.USAGE
+    assert json.loads(r.stdout)["error"]["message"].startswith(f"DDS_URL {url!r}")
+    assert api.seen == []
+
+
+def test_http_and_https_urls_are_taken(logged_in, dds):
+    logged_in.on("GET", "projects", [])
+    assert dds("--url", logged_in.url + "/", "project", "ls").exit_code == 0
+    assert dds("--url", "HTTPS://dds.example.org", "project", "ls").exit_code \
+        == Exit.NOT_LOGGED_IN  # a login for another server: the address itself was fine
