@@ -197,3 +197,98 @@ def test_http_and_https_urls_are_taken(logged_in, dds):
     assert dds("--url", logged_in.url + "/", "project", "ls").exit_code == 0
     assert dds("--url", "HTTPS://dds.example.org", "project", "ls").exit_code \
         == Exit.NOT_LOGGED_IN  # a login for another server: the address itself was fine
+
+
+# ------------------------------------------------------------ login codes (defects 5, 6)
+
+PENDING = "pending-token-value"
+TOKENS = {"access": "new-access", "refresh": "new-refresh", "token_type": "Bearer",
+          "access_expires_at": None, "refresh_expires_at": None}
+WRONG = {"detail": "The code is wrong, expired or already used.", "code": "invalid_code"}
+
+
+def _serve_login(api, second_factor: str) -> None:
+    api.on("POST", "auth/login", {"pending_token": PENDING, "second_factor": second_factor,
+                                  "detail": "Enter the code."})
+    api.on("POST", "auth/2fa", TOKENS)
+
+
+def test_an_emailed_code_cannot_come_before_the_login(api, dds, monkeypatch):
+    _serve_login(api, "email")
+    monkeypatch.setenv("DDS_PASSWORD", "pw")
+    r = dds("--url", api.url, "auth", "login", "-u", "alice", input="")
+    assert r.exit_code == Exit.USAGE
+    assert "nothing on standard input, and the code was emailed just now" in r.stderr
+    assert "keep standard input open until you type it" in r.stderr
+    assert "--code or DDS_2FA_CODE only take an authenticator app's code" in r.stderr
+    # A code given in advance is an earlier login's: not sent (it would count as a wrong
+    # one); the code this login emailed is read instead.
+    r = dds("--url", api.url, "auth", "login", "-u", "alice", "--code", "11112222",
+            input="33334444\n")
+    assert r.exit_code == 0, r.output
+    assert "yours are emailed" in r.stderr
+    assert [s.body for s in api.seen if s.path == "auth/2fa"][-1] == {"code": "33334444"}
+    assert "11112222" not in str([s.body for s in api.seen])
+
+
+def test_an_app_code_by_option_environment_or_stdin(api, dds, monkeypatch):
+    _serve_login(api, "totp")
+    monkeypatch.setenv("DDS_PASSWORD", "pw")
+    assert dds("--url", api.url, "auth", "login", "-u", "alice", "--code", "123456",
+               input="").exit_code == 0
+    monkeypatch.setenv("DDS_2FA_CODE", "234567")
+    assert dds("--url", api.url, "auth", "login", "-u", "alice", input="").exit_code == 0
+    monkeypatch.delenv("DDS_2FA_CODE")
+    r = dds("--url", api.url, "auth", "login", "-u", "alice", input="")
+    assert r.exit_code == Exit.USAGE
+    assert "Give your authenticator app's code with --code or DDS_2FA_CODE" in r.stderr
+    assert [s.body["code"] for s in api.seen if s.path == "auth/2fa"] == ["123456", "234567"]
+
+
+def test_a_wrong_code_without_a_terminal_says_to_log_in_again(api, dds, monkeypatch):
+    _serve_login(api, "email")
+    api.on("POST", "auth/2fa", WRONG, status=401)
+    monkeypatch.setenv("DDS_PASSWORD", "pw")
+    r = dds("--url", api.url, "auth", "login", "-u", "alice", input="99998888\n")
+    assert r.exit_code == Exit.REFUSED
+    assert ("The code is wrong, expired or already used. Run `dds auth login` again: it "
+            "emails a new code.") in r.stderr
+    assert [s.path for s in api.seen].count("auth/2fa") == 1
+
+
+def test_a_wrong_code_at_the_terminal_can_be_typed_again(api, dds, monkeypatch):
+    """The server keeps a pending login open after a wrong code (its lockout counts
+    them): a terminal gets LOGIN_CODE_TRIES tries within the same pending login."""
+    from cli.commands import auth
+
+    monkeypatch.setattr(auth, "_on_terminal", lambda: True)
+    monkeypatch.setenv("DDS_PASSWORD", "pw")
+    _serve_login(api, "email")
+    answers = iter([(401, WRONG), (200, TOKENS)])
+
+    def answer(seen):
+        if seen.path == "auth/2fa":
+            api.on("POST", "auth/2fa", *reversed(next(answers)))
+
+    api.before_answer = answer
+    r = dds("--url", api.url, "auth", "login", "-u", "alice", input="11111111\n22222222\n")
+    assert r.exit_code == 0, r.output
+    assert "Try again (2 more)" in r.stderr and "Logged in" in r.stderr
+    sent = [s for s in api.seen if s.path == "auth/2fa"]
+    assert [s.body["code"] for s in sent] == ["11111111", "22222222"]
+    assert {s.headers["Authorization"] for s in sent} == {f"Bearer {PENDING}"}
+    assert [s.path for s in api.seen].count("auth/login") == 1  # the same pending login
+
+    # Every try wrong: the last one ends it, saying what to do.
+    api.before_answer = None
+    api.on("POST", "auth/2fa", WRONG, status=401)
+    r = dds("--url", api.url, "auth", "login", "-u", "alice", input="1\n2\n3\n4\n")
+    assert r.exit_code == Exit.REFUSED
+    assert r.stderr.count("Try again") == 2 and "Run `dds auth login` again" in r.stderr
+    # A lockout ends the pending login at once: no more tries.
+    api.on("POST", "auth/2fa", {"detail": "Too many failed attempts. Try again in 15 "
+                                          "minutes.", "code": "locked"}, status=429)
+    before = len(api.seen)
+    r = dds("--url", api.url, "auth", "login", "-u", "alice", input="1\n2\n")
+    assert r.exit_code == Exit.REFUSED and "Too many failed attempts" in r.stderr
+    assert [s.path for s in api.seen[before:]].count("auth/2fa") == 1
