@@ -101,7 +101,7 @@ def test_project_ls_status_takes_the_code_or_the_label(logged_in, dds, given, se
 def test_project_ls_refuses_an_unknown_status(logged_in, dds):
     r = dds("project", "ls", "--status", "bogus")
     assert r.exit_code == Exit.USAGE
-    assert "'bogus' is not one of" in r.stderr and "in_progress" in r.stderr
+    assert "'bogus' is not one of In Progress (in_progress), Available (available)" in r.stderr
     assert logged_in.seen == []
 
 
@@ -292,3 +292,73 @@ def test_a_wrong_code_at_the_terminal_can_be_typed_again(api, dds, monkeypatch):
     r = dds("--url", api.url, "auth", "login", "-u", "alice", input="1\n2\n")
     assert r.exit_code == Exit.REFUSED and "Too many failed attempts" in r.stderr
     assert [s.path for s in api.seen[before:]].count("auth/2fa") == 1
+
+
+# ------------------------------------------------------------------- wording (defect 7)
+
+DEADLINE_400 = {"detail": "deadline_days: Ensure this value is less than or equal to 90.",
+                "code": "invalid",
+                "errors": {"deadline_days": ["Ensure this value is less than or equal to 90."]}}
+
+
+def test_a_field_error_names_the_option(logged_in, dds):
+    logged_in.on("POST", "projects/demo-00001/release", DEADLINE_400, status=400)
+    r = dds("project", "status", "release", "-p", "demo-00001", "--deadline", "200")
+    assert r.exit_code == Exit.REFUSED
+    assert "--deadline: Ensure this value is less than or equal to 90." in r.stderr
+    assert "deadline_days" not in r.stderr
+    r = dds("project", "release", "-p", "demo-00001", "--deadline", "200", "--json")
+    error = json.loads(r.stdout)["error"]
+    assert error == {"code": "invalid",
+                     "message": "--deadline: Ensure this value is less than or equal to 90."}
+
+    logged_in.on("POST", "invites", {
+        "detail": "email: Enter a valid email address.", "code": "invalid",
+        "errors": {"email": ["Enter a valid email address."]}}, status=400)
+    r = dds("user", "add", "not-an-address", "-r", "Researcher")
+    assert r.exit_code == Exit.REFUSED and "EMAIL: Enter a valid email address." in r.stderr
+    logged_in.on("POST", "projects", {
+        "detail": "title: This field may not be blank.", "code": "invalid",
+        "errors": {"title": ["This field may not be blank."], "other": ["Kept."]}}, status=400)
+    r = dds("project", "create", "-t", "")
+    assert "--title: This field may not be blank.; other: Kept." in r.stderr
+    # An error that is no field's keeps the server's sentence.
+    logged_in.on("POST", "projects/demo-00001/release",
+                 {"detail": "cannot release: project is Available", "code": "conflict"},
+                 status=409)
+    r = dds("project", "release", "-p", "demo-00001")
+    assert "Error: cannot release: project is Available" in r.stderr
+
+
+def test_a_wrong_role_lists_the_roles(logged_in, dds):
+    r = dds("user", "add", "bob@uni.se", "-r", "Wizard")
+    assert r.exit_code == Exit.USAGE
+    assert ("'Wizard' is not one of Researcher (researcher), Unit Personnel "
+            "(unit_personnel), Unit Admin (unit_admin), Super Admin (super_admin).") in r.stderr
+    assert logged_in.seen == []
+    logged_in.on("POST", "invites", {"kind": "invited", "email": "eve@f.se",
+                                     "expires_at": EXPIRES}, status=201)
+    for given in ("Unit Personnel", "unit_personnel", "UNIT-PERSONNEL"):
+        assert dds("user", "add", "eve@f.se", "-r", given).exit_code == 0
+        assert logged_in.seen[-1].body["role"] == "unit_personnel"
+
+
+def test_not_logged_in_says_it_once(api, dds):
+    r = dds("--url", api.url, "project", "ls")
+    assert r.exit_code == Exit.NOT_LOGGED_IN
+    assert r.stderr.startswith("Not logged in: no login is kept in ")
+    assert r.stderr.lower().count("logged in") == 1 and "dds auth login" in r.stderr
+
+
+def test_access_fix_with_nothing_to_fix_says_so(logged_in, dds):
+    logged_in.on("POST", "users/newbie/access-fix", {"projects": []})
+    r = dds("project", "access", "fix", "-u", "newbie")
+    assert r.exit_code == 0
+    assert "No project needed an access fix for newbie" in r.stderr
+    assert "in: no project" not in r.stderr
+    logged_in.on("POST", "projects/demo-00001/access-fix", {"fixed": []})
+    r = dds("project", "access", "fix", "-u", "newbie", "-p", "demo-00001")
+    assert "newbie's access to demo-00001 needed no fix" in r.stderr
+    logged_in.on("POST", "users/newbie/access-fix", {"projects": ["demo-00001", "demo-00002"]})
+    r = dds("project", "access", "fix", "-u", "newbie")
+    assert "Access fixed for newbie in demo-00001, demo-00002." in r.stderr
