@@ -249,21 +249,22 @@ def collect_sources(paths: list[str], destination: str, summary: Summary, *,
 
 
 def _collect(paths: list[str], destination: str, summary: Summary) -> list[Source]:
-    """The files under ``paths``. A path given that cannot be used at all (it does not
-    exist, is a broken link, is not a file or folder) is a usage error naming every such
-    path, before anything is sent: running the command again would meet it again."""
+    """The files under ``paths``. A path given that cannot be used (it does not exist, is a
+    broken link or a loop, is not a file or folder) fails alone, as not worth a rerun; when
+    no path given can be used there is nothing to upload: a usage error naming them,
+    before anything is sent."""
     out: list[Source] = []
-    unusable: list[str] = []
+    unusable: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw)
         try:
             st = path.stat()
         except FileNotFoundError:
-            unusable.append(f"{raw}: " + ("broken symbolic link" if path.is_symlink()
-                                          else "no such file or directory"))
+            unusable.append((raw, "broken symbolic link" if path.is_symlink()
+                             else "no such file or directory"))
             continue
         except OSError as exc:
-            unusable.append(f"{raw}: {_os_reason(exc)}")
+            unusable.append((raw, _os_reason(exc)))
             continue
         name = path.resolve().name if raw in (".", "..") or raw.endswith("/.") else path.name
         if stat.S_ISDIR(st.st_mode):
@@ -272,11 +273,12 @@ def _collect(paths: list[str], destination: str, summary: Summary) -> list[Sourc
         elif stat.S_ISREG(st.st_mode):
             out.append(Source(path, _remote_join(destination, name), st.st_size))
         else:
-            unusable.append(f"{raw}: not a regular file or folder")
-    if unusable:
-        raise UsageError("Cannot upload " + "; ".join(unusable) + ". Correct or leave out "
-                         f"{'this source' if len(unusable) == 1 else 'these sources'}; "
-                         "nothing was uploaded.")
+            unusable.append((raw, "not a regular file or folder"))
+    if unusable and len(unusable) == len(paths):
+        raise UsageError("Nothing to upload: " + "; ".join(f"{raw}: {why}" for raw, why
+                                                          in unusable) + ".")
+    for raw, why in unusable:
+        summary.fail(raw, why, unusable=True)
     return out
 
 

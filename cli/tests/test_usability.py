@@ -19,7 +19,7 @@ from cli.transfer import Summary
 def test_a_missing_source_is_a_usage_error_before_any_request(logged_in, dds, tmp_path):
     r = dds("data", "put", "-p", "demo-00001", "-s", str(tmp_path / "nonexistent"))
     assert r.exit_code == Exit.USAGE
-    assert "no such file or directory" in r.stderr and "nothing was uploaded" in r.stderr
+    assert "Nothing to upload: " in r.stderr and "no such file or directory" in r.stderr
     assert "To retry" not in r.stderr and "same command again" not in r.stderr
     assert logged_in.seen == []
     r = dds("data", "put", "-p", "demo-00001", "-s", str(tmp_path / "nonexistent"), "--json")
@@ -30,7 +30,9 @@ def test_a_missing_source_is_a_usage_error_before_any_request(logged_in, dds, tm
 def test_a_link_loop_in_a_folder_is_not_worth_a_rerun(logged_in, dds, tmp_path):
     (tmp_path / "run" / "a").mkdir(parents=True)
     (tmp_path / "run" / "a" / "up").symlink_to(tmp_path / "run")
-    r = dds("data", "put", "-p", "demo-00001", "-s", str(tmp_path / "run"))
+    r = dds("data", "put", "-p", "demo-00001", "-s", str(tmp_path / "run"),
+            "-s", str(tmp_path / "nonexistent"))
+    assert "nonexistent: no such file or directory" in r.stderr
     assert r.exit_code == Exit.PARTIAL
     assert "symbolic link loop" in r.stderr
     assert "To retry" not in r.stderr

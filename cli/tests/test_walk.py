@@ -33,18 +33,27 @@ def test_folders_files_links_and_loops(tmp_path):
     assert summary.unusable == {name for name, _ in summary.failed}  # not worth a rerun
 
 
-def test_sources_that_cannot_be_used_are_a_usage_error(tmp_path):
+def test_sources_that_cannot_be_used(tmp_path):
     (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
     (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
     (tmp_path / "ok.txt").write_text("ok")
+    bad = [str(tmp_path / "nope"), str(tmp_path / "loop-a"), str(tmp_path / "dangling")]
+    # With a usable source, each fails alone (not worth a rerun) and the rest continues.
+    summary = Summary()
+    found = collect_sources([str(tmp_path / "ok.txt"), *bad], "", summary)
+    assert [s.remote for s in found] == ["ok.txt"]
+    assert dict(summary.failed) == {bad[0]: "no such file or directory",
+                                    bad[1]: "symbolic link loop",
+                                    bad[2]: "broken symbolic link"}
+    assert summary.unusable == set(bad)
+    # None usable: nothing to upload, a usage error naming them all.
     summary = Summary()
     with pytest.raises(UsageError) as caught:
-        collect_sources([str(tmp_path / "ok.txt"), str(tmp_path / "nope"),
-                         str(tmp_path / "loop-a"), str(tmp_path / "dangling")], "", summary)
+        collect_sources(bad, "", summary)
     message = caught.value.message
-    assert f"{tmp_path / 'nope'}: no such file or directory" in message
-    assert f"{tmp_path / 'loop-a'}: symbolic link loop" in message
-    assert f"{tmp_path / 'dangling'}: broken symbolic link" in message
-    assert "ok.txt" not in message and "nothing was uploaded" in message
+    assert message.startswith("Nothing to upload: ")
+    assert f"{bad[0]}: no such file or directory" in message
+    assert f"{bad[1]}: symbolic link loop" in message
+    assert f"{bad[2]}: broken symbolic link" in message
     assert summary.failed == []
