@@ -30,7 +30,7 @@ import click
 
 from cli import config
 from cli.errors import Cancelled, CliError, Exit, UsageError
-from cli.output import err, error_json, logging_start, logging_stop, show_error
+from cli.output import err, error_json, label, logging_start, logging_stop, show_error
 
 if TYPE_CHECKING:
     from cli.client import Api
@@ -262,6 +262,26 @@ def confirm(question: str, *, yes: bool) -> None:
         raise UsageError(f"{question} `{command}` cannot ask: standard input is not a "
                          "terminal. Add --yes to confirm.")
     click.confirm(question, abort=True, err=True)
+
+
+class CodeChoice(click.Choice):  # type: ignore[type-arg]  # click's Choice is generic
+    """One of the server's codes (a project status, a role), given as the code
+    (``unit_personnel``) or as the label the tables show (``"Unit Personnel"``), in any
+    case; the command gets the code. A wrong value is refused listing the labels."""
+
+    def __init__(self, codes: Sequence[str]) -> None:
+        super().__init__(list(codes), case_sensitive=False)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return super().convert(value, param, ctx)
+        code = value.strip().lower().replace(" ", "_").replace("-", "_")
+        if code in self.choices:
+            return code
+        self.fail(f"{value!r} is not one of "
+                  + ", ".join(f"{label(c)} ({c})" for c in map(str, self.choices)) + ".",
+                  param, ctx)
 
 
 def project_option(fn: F) -> F:

@@ -14,7 +14,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -52,14 +54,22 @@ def _not_json(response: httpx.Response) -> str:
     return f"HTTP {status} {reason}: {where} without an API answer (see the server's log)."
 
 
-def error_from(response: httpx.Response) -> Refused:
-    """The server's error answer as an exception, with its own message and code."""
+def error_from(response: httpx.Response, options: Mapping[str, str] | None = None) -> Refused:
+    """The server's error answer as an exception, with its own message and code.
+
+    ``options``: the API fields of the request by the command-line option that gave them
+    (``{"deadline_days": "--deadline"}``): field errors then name the option the user
+    typed, not the API's field."""
     try:
         body = response.json()
     except ValueError:
         body = _not_json(response)
     code = body.get("code") if isinstance(body, dict) else None
-    message = _message(body) or f"HTTP {response.status_code}"
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if options and isinstance(errors, dict):
+        message = _message({options.get(k, k): v for k, v in errors.items()})
+    else:
+        message = _message(body) or f"HTTP {response.status_code}"
     if response.status_code == 404 and message.lower() in ("not found", "not found."):
         message = f"{response.request.url.path}: not found on this server."
     return Refused(message, status=response.status_code, code=code,
@@ -84,13 +94,25 @@ def _log_answer(method: str, response: httpx.Response, started: float) -> None:
 
 
 def server_url(explicit: str | None) -> str:
-    url = explicit or os.environ.get("DDS_URL")
-    if not url:
+    """The server this command talks to: ``--url``, else ``DDS_URL``, else the one of the
+    stored login. An address without ``https://`` (or ``http://``) and a host is a usage
+    error here, before any request."""
+    url: str | None
+    if explicit:
+        url, where = explicit, "--url"
+    elif os.environ.get("DDS_URL"):
+        url, where = os.environ["DDS_URL"], "DDS_URL"
+    else:
         token = config.load_token()
-        url = token.get("url") if token else None
+        url, where = (token.get("url") if token else None), f"the login in {config.token_path()}"
     if not url:
         raise UsageError("No DDS server given: use --url or set DDS_URL.")
-    return url.rstrip("/")
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("https", "http") or not parts.hostname:
+        raise UsageError(f"{where} {url!r} is not a server address: give it with https:// "
+                         "(or http:// for a local test server), e.g. "
+                         "https://dds.example.org or http://127.0.0.1:8000.")
+    return url.strip().rstrip("/")
 
 
 class Api:
@@ -103,7 +125,9 @@ class Api:
         if authenticated:
             token = config.load_token()
             if not token or not token.get("access"):
-                raise LoginRequired("You are not logged in: run `dds auth login`.")
+                # Shown after "Not logged in:" (cli.output.show_error): the reason only.
+                raise LoginRequired(f"no login is kept in {config.token_path()}: run "
+                                    "`dds auth login`.")
             if token.get("url", "").rstrip("/") != self.url:
                 raise LoginRequired(f"Your login is for {token.get('url')}, not {self.url}: "
                                     "run `dds auth login` for this server.")
@@ -152,7 +176,9 @@ class Api:
     # ---------------------------------------------------------------- requests
 
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 202, 204),
-                headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+                headers: dict[str, str] | None = None,
+                options: Mapping[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+        """``options``: see :func:`error_from` (API field → the option that set it)."""
         for attempt in range(2):
             used = self._token["access"] if self._token else None
             started = time.monotonic()
@@ -174,7 +200,7 @@ class Api:
             if r.status_code == 401 and self._token:
                 raise LoginRequired(LOGIN_HINT)
             if r.status_code not in ok:
-                raise error_from(r)
+                raise error_from(r, options)
             return r
         raise AssertionError("unreachable")
 

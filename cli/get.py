@@ -98,10 +98,11 @@ class Downloader:
             try:
                 found = self._folder(name)
             except CliError as exc:
-                self.summary.fail(name, exc.message)
+                self.summary.fail(name, exc.message, status=exc.status)
                 continue
             if not found:
-                self.summary.fail(name, "no such file or folder in the project")
+                self.summary.fail(name, "no such file or folder in the project (see `dds "
+                                  f"data ls -p {self.project}`)", unusable=True)
             items += found
         unique = {it.path: it for it in items}
         return [unique[p] for p in sorted(unique)]

@@ -7,7 +7,8 @@
 * Tables are drawn with rich on a terminal; piped (stdout not a terminal) they are plain
   columns (a header line, values padded with spaces, nothing wrapped or folded), for
   ``grep``, ``cut`` and ``awk``.
-* Times are shown in this machine's time zone, the same way everywhere.
+* Times are shown in this machine's time zone, the same way everywhere (:func:`when`),
+  and codes the server sends (statuses, roles) by their labels (:func:`label`).
 * The debug log (``--log-file FILE``, ``-v``): the stdlib ``logging`` module, a logger per
   module under ``cli``; every line passes :class:`Redact`, so that no password, token,
   code, key or presigned URL signature reaches a log, even inside a traceback.
@@ -174,6 +175,15 @@ def when(value: Any) -> str:
         parsed = parsed.replace(tzinfo=dt.UTC)
     local = parsed.astimezone()
     return f"{local:%Y-%m-%d %H:%M} {local.tzname() or local.strftime('%z')}"
+
+
+def label(code: Any) -> str:
+    """A server code (a project status, a role) as the tables show it, the same way
+    everywhere: ``in_progress`` → ``In Progress``, ``unit_personnel`` → ``Unit Personnel``
+    (``--json`` keeps the code)."""
+    if not code:
+        return "–"
+    return " ".join(word.capitalize() for word in str(code).split("_"))
 
 
 def human(n: int) -> str:

@@ -12,6 +12,7 @@ thread and buffers cost more than sealing a few KiB.
 from __future__ import annotations
 
 import base64
+import errno
 import logging
 import os
 import stat
@@ -31,7 +32,7 @@ from rich.progress import TaskID
 
 import c4gh
 from cli.client import Api
-from cli.errors import Cancelled, CliError, LoginRequired
+from cli.errors import Cancelled, CliError, LoginRequired, UsageError
 from cli.journal import Journal
 from cli.transfer import (
     RECORDED,
@@ -248,18 +249,22 @@ def collect_sources(paths: list[str], destination: str, summary: Summary, *,
 
 
 def _collect(paths: list[str], destination: str, summary: Summary) -> list[Source]:
+    """The files under ``paths``. A path given that cannot be used (it does not exist, is a
+    broken link or a loop, is not a file or folder) fails alone, as not worth a rerun; when
+    no path given can be used there is nothing to upload: a usage error naming them,
+    before anything is sent."""
     out: list[Source] = []
+    unusable: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw)
         try:
             st = path.stat()
         except FileNotFoundError:
-            why = ("broken symbolic link" if path.is_symlink()
-                   else "no such file or directory")
-            summary.fail(raw, why)
+            unusable.append((raw, "broken symbolic link" if path.is_symlink()
+                             else "no such file or directory"))
             continue
         except OSError as exc:
-            summary.fail(raw, exc.strerror or str(exc))
+            unusable.append((raw, _os_reason(exc)))
             continue
         name = path.resolve().name if raw in (".", "..") or raw.endswith("/.") else path.name
         if stat.S_ISDIR(st.st_mode):
@@ -268,8 +273,17 @@ def _collect(paths: list[str], destination: str, summary: Summary) -> list[Sourc
         elif stat.S_ISREG(st.st_mode):
             out.append(Source(path, _remote_join(destination, name), st.st_size))
         else:
-            summary.fail(raw, "not a regular file or folder")
+            unusable.append((raw, "not a regular file or folder"))
+    if unusable and len(unusable) == len(paths):
+        raise UsageError("Nothing to upload: " + "; ".join(f"{raw}: {why}" for raw, why
+                                                          in unusable) + ".")
+    for raw, why in unusable:
+        summary.fail(raw, why, unusable=True)
     return out
+
+
+def _os_reason(exc: OSError) -> str:
+    return "symbolic link loop" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
 
 
 def _walk(folder: Path, remote: str, ancestors: set[tuple[int, int]], out: list[Source],
@@ -277,29 +291,32 @@ def _walk(folder: Path, remote: str, ancestors: set[tuple[int, int]], out: list[
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        summary.fail(str(folder), f"cannot list folder: {exc.strerror or exc}")
+        summary.fail(str(folder), f"cannot list folder: {exc.strerror or exc}",
+                     unusable=True)
         return
     for entry in entries:
         path = Path(entry.path)
         try:
             st = os.stat(entry.path)  # follows symlinks
         except OSError as exc:
-            summary.fail(entry.path, "symbolic link loop" if exc.errno == 40 else
-                         "broken symbolic link" if entry.is_symlink() else
-                         exc.strerror or str(exc))
+            summary.fail(entry.path, "broken symbolic link" if (
+                exc.errno == errno.ENOENT and entry.is_symlink()) else _os_reason(exc),
+                unusable=True)
             continue
         child = _remote_join(remote, entry.name)
         if stat.S_ISDIR(st.st_mode):
             ident = (st.st_dev, st.st_ino)
             if ident in ancestors:
                 # A link back to a folder we are inside would make the walk endless.
-                summary.fail(entry.path, "symbolic link loop (points to a parent folder)")
+                summary.fail(entry.path, "symbolic link loop (points to a parent folder)",
+                             unusable=True)
                 continue
             _walk(path, child, ancestors | {ident}, out, summary)
         elif stat.S_ISREG(st.st_mode):
             out.append(Source(path, child, st.st_size))
         else:
-            summary.fail(entry.path, "not a regular file (device, socket or pipe)")
+            summary.fail(entry.path, "not a regular file (device, socket or pipe)",
+                         unusable=True)
 
 
 # --------------------------------------------------------------------------- uploading

@@ -126,6 +126,10 @@ class Summary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     #: Names among ``failed`` that were refused for good (see :func:`permanent`).
     refused: set[str] = field(default_factory=set)
+    #: Names among ``failed`` that a rerun meets again for a reason on this side: a path
+    #: that does not exist (here or in the project), a symbolic link loop, a file that
+    #: cannot be read. The summary says to fix them rather than to run the command again.
+    unusable: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ok(self, name: str) -> None:
@@ -138,28 +142,48 @@ class Summary:
         with self.lock:
             self.skipped.append((name, why))
 
-    def fail(self, name: str, why: str, *, status: int | None = None) -> None:
-        log.debug("failed: %s: %s (status %s)", name, why, status)
+    def fail(self, name: str, why: str, *, status: int | None = None,
+             unusable: bool = False) -> None:
+        """Record a failed file. ``status``: the server's answer, if it refused it;
+        ``unusable``: the path itself is the problem (a rerun will fail the same way)."""
+        log.debug("failed: %s: %s (status %s%s)", name, why, status,
+                  ", not retryable" if unusable else "")
         with self.lock:
             self.failed.append((name, why))
-            if permanent(status):
+            if unusable:
+                self.unusable.add(name)
+            elif permanent(status):
                 self.refused.add(name)
+
+    def _hint(self, retry_hint: str) -> str:
+        """What to do about the failures: run the command again only when that can help."""
+        refused, unusable = len(self.refused), len(self.unusable)
+        if len(self.failed) > refused + unusable:
+            fix = []
+            if refused:
+                fix.append(f"{refused} of them were refused by the server")
+            if unusable:
+                fix.append(f"{unusable} of them {'is a path' if unusable == 1 else 'are paths'}"
+                           " that cannot be used as given")
+            return (f"To retry: {retry_hint}"
+                    + (f" ({' and '.join(fix)}: fix the reason shown first)" if fix else ""))
+        if not unusable:
+            return ("The server refused them: running the same command again will not help "
+                    "until the reason shown is fixed.")
+        if not refused:
+            return ("Running the same command again will not help: fix the paths shown "
+                    "first (each reason says what is wrong with it).")
+        return ("Running the same command again will not help until the reasons shown are "
+                "fixed (the server refused some files; others are paths that cannot be used "
+                "as given).")
 
     def report(self, console: Console, verb: str, retry_hint: str) -> None:
         for name, why in sorted(self.skipped):
             console.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
         if self.failed:
-            retryable = len(self.failed) - len(self.refused)
-            if retryable:
-                hint = f"To retry: {retry_hint}"
-                if self.refused:
-                    hint += (f" ({len(self.refused)} of them were refused by the server: "
-                             "fix the reason shown first)")
-            else:
-                hint = ("The server refused them: running the same command again will not "
-                        "help until the reason shown is fixed.")
             console.print(f"[bold red]{len(self.failed)} file(s) failed[/]; "
-                          f"{len(self.done)} {verb}. {hint}", highlight=False)
+                          f"{len(self.done)} {verb}. {self._hint(retry_hint)}",
+                          highlight=False)
             for name, why in sorted(self.failed):
                 console.print(f"  [red]✗[/] {name}: {why}", highlight=False)
         else:

@@ -19,7 +19,7 @@ from accounts.sessions import request_kek
 from core.client_ip import client_ip
 from core.throttling import throttle_check
 from projects import services
-from projects.models import Project, ProjectMembership
+from projects.models import Project, ProjectMembership, ProjectStatus
 from projects.selectors import (
     Need,
     project_get_for_user,
@@ -114,10 +114,17 @@ class ProjectListCreate(APIView):
             required=False, default=True,
             help_text="Email the invitations (false: held until re-sent).")
 
-    @extend_schema(responses=ProjectOut(many=True), summary="Projects you can see")
+    class ProjectListQuery(serializers.Serializer):
+        status = serializers.ChoiceField(choices=ProjectStatus.choices, required=False,
+                                         help_text="Only projects in this status (its code).")
+
+    @extend_schema(parameters=[ProjectListQuery], responses=ProjectOut(many=True),
+                   summary="Projects you can see")
     def get(self, request):
+        query = self.ProjectListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)  # an unknown status is a 400, not an empty list
         rows = with_file_totals(projects_list_for(request.user,
-                                                  status=request.query_params.get("status")))
+                                                  status=query.validated_data.get("status")))
         return Response(ProjectOut(rows, many=True, context={"request": request}).data)
 
     @extend_schema(request=ProjectCreateIn, responses={201: ProjectCreateOut},

@@ -12,7 +12,7 @@ from rich.markup import escape
 from cli import config
 from cli.app import Ctx, DdsGroup, pass_ctx
 from cli.errors import CliError, Refused, UsageError
-from cli.output import done, emit, err, fields, secret, show_qr, table
+from cli.output import done, emit, err, fields, secret, show_qr, table, when
 
 
 @click.group(cls=DdsGroup)
@@ -20,24 +20,48 @@ def auth() -> None:
     """Log in and out."""
 
 
-def _read_secret(prompt: str, env: str | None, hide: bool = True) -> str:
+def _on_terminal() -> bool:
+    """Whether someone can be asked: standard input is a terminal."""
+    return sys.stdin.isatty()
+
+
+def _read_secret(prompt: str, env: str | None, hide: bool = True,
+                 missing: str | None = None) -> str:
+    """A secret from ``env``, else typed at the terminal, else a line of standard input.
+    ``missing``: what to say when standard input has nothing (default: name ``env``)."""
     value = os.environ.get(env) if env else None
     if value:
         return secret(value)
-    if sys.stdin.isatty():
+    if _on_terminal():
         answer: str = click.prompt(prompt, hide_input=hide, err=True)
         return secret(answer)
     # Scripts and tests feed answers on stdin, one per line.
     line = sys.stdin.readline()
     if not line:
         where = f" (or set {env})" if env else ""
-        raise UsageError(f"{prompt}: nothing on standard input{where}.")
+        raise UsageError(missing or f"{prompt}: nothing on standard input{where}.")
     return secret(line.rstrip("\r\n"))
+
+
+#: Tries of a login code on a terminal: the pending login takes several (the server's
+#: lockout counts every wrong one, and ends the pending login when it locks).
+LOGIN_CODE_TRIES = 3
+LOGIN_AGAIN = "Run `dds auth login` again"
+#: Standard input ended before the code came.
+NO_EMAILED_CODE = (
+    "Code: nothing on standard input, and the code was emailed just now. An emailed code "
+    "is sent by each login, so it cannot be given in advance (--code or DDS_2FA_CODE only "
+    "take an authenticator app's code): keep standard input open until you type it, or "
+    "set up an authenticator app (`dds auth twofactor configure`).")
+NO_APP_CODE = ("Code: nothing on standard input. Give your authenticator app's code with "
+               "--code or DDS_2FA_CODE, or on the line after the password.")
 
 
 @auth.command("login")
 @click.option("-u", "--username", envvar="DDS_USERNAME", help="Your username.")
-@click.option("--code", envvar="DDS_2FA_CODE", help="Second-factor code (non-interactive).")
+@click.option("--code", envvar="DDS_2FA_CODE",
+              help="Authenticator app code (non-interactive; an emailed code is typed when "
+                   "asked, as each login sends a new one).")
 @pass_ctx
 def auth_login(ctx: Ctx, username: str | None, code: str | None) -> None:
     """Log in with password and second factor; keeps a token (0600) for later commands."""
@@ -47,9 +71,32 @@ def auth_login(ctx: Ctx, username: str | None, code: str | None) -> None:
     first = api.post("auth/login", {"username": username, "password": password})
     err.print(first.get("detail", "Enter your code."))
     secret(str(first.get("pending_token") or ""))
-    code = secret(code) if code else _read_secret("Code", "DDS_2FA_CODE", hide=False)
-    tokens = api.post("auth/2fa", {"code": code.strip()},
-                      headers={"Authorization": f"Bearer {first['pending_token']}"})
+    emailed = first.get("second_factor") == "email"
+    if code and emailed:
+        # This login has just emailed a new code: the one given cannot be it.
+        err.print("--code / DDS_2FA_CODE is for an authenticator app's code; yours are "
+                  "emailed: type the code this login just sent.", markup=False)
+        code = None
+    missing = NO_EMAILED_CODE if emailed else NO_APP_CODE
+    for attempt in range(1, LOGIN_CODE_TRIES + 1):
+        if not code:
+            code = _read_secret("Code", None, hide=False, missing=missing)
+        try:
+            tokens = api.post("auth/2fa", {"code": secret(code).strip()},
+                              headers={"Authorization": f"Bearer {first['pending_token']}"})
+            break
+        except Refused as exc:
+            if exc.code != "invalid_code":
+                raise  # locked (429: the pending login is over), expired, ...
+            if attempt < LOGIN_CODE_TRIES and _on_terminal():
+                err.print(f"[red]{escape(exc.message)}[/] Try again "
+                          f"({LOGIN_CODE_TRIES - attempt} more).")
+                code = None
+                continue
+            again = (": it emails a new code." if emailed else
+                     " with the code your app shows now.")
+            raise Refused(f"{exc.message.rstrip('.')}. {LOGIN_AGAIN}{again}",
+                          status=exc.status, code=exc.code, body=exc.body) from None
     for key in ("access", "refresh"):
         secret(str(tokens.get(key) or ""))
     config.save_token(config.tokens_to_store(ctx.url, username, tokens))
@@ -81,9 +128,11 @@ def me(ctx: Ctx) -> dict[str, Any]:
 
 
 def _show_me(user: dict[str, Any]) -> None:
-    fields([(key.replace("_label", "").replace("_", " "), user.get(key))
+    times = ("date_joined", "last_login")
+    fields([(key.replace("_label", "").replace("_", " "),
+             when(user.get(key)) if key in times else user.get(key))
             for key in ("username", "name", "email", "role_label", "unit", "second_factor",
-                        "has_keys", "date_joined", "last_login")])
+                        "has_keys", *times)])
     if user.get("projects"):
         table(user["projects"], [("project", "Project"), ("title", "Title"),
                                  ("is_owner", "Owner")], title="Projects")
@@ -133,7 +182,7 @@ def _app_setup(ctx: Ctx, current: str | None) -> None:
             answer = ctx.api.post("me/totp/confirm", {"code": code})
             break
         except Refused as exc:
-            if exc.status != 400 or attempt == CODE_TRIES or not sys.stdin.isatty():
+            if exc.status != 400 or attempt == CODE_TRIES or not _on_terminal():
                 raise
             err.print(f"[red]{escape(exc.message)}[/] Try again.")
     done(ctx.json, {"second_factor": answer.get("second_factor", "totp"), "changed": True},

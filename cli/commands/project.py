@@ -9,10 +9,10 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from cli.app import Ctx, DdsGroup, confirm, pass_ctx, project_option, yes_option
+from cli.app import CodeChoice, Ctx, DdsGroup, confirm, pass_ctx, project_option, yes_option
 from cli.commands.user import show_members
 from cli.errors import CliError, Refused, UsageError
-from cli.output import done, emit, err, fields, human, out, print_json, table, when
+from cli.output import done, emit, err, fields, human, label, out, print_json, table, when
 
 
 @click.group(cls=DdsGroup)
@@ -61,8 +61,14 @@ def _show_projects_usage(rows: list[dict[str, Any]]) -> None:
                   markup=False)
 
 
+#: The project statuses (the server's codes; tables show them by :func:`label`).
+STATUSES = ("in_progress", "available", "expired", "archived", "deleted")
+
+
 @project.command("ls")
-@click.option("--status", help="Only projects in this status (e.g. available).")
+@click.option("--status", type=CodeChoice(STATUSES),
+              help="Only projects in this status: its code or its label, e.g. available or "
+                   "\"In Progress\".")
 @click.option("--usage", is_flag=True,
               help="Add each project's storage use in GB-months and its cost (unit staff).")
 @click.option("--month", metavar="YYYY-MM",
@@ -77,6 +83,13 @@ def project_ls(ctx: Ctx, status: str | None, usage: bool, month: str | None) -> 
         emit(ctx.json, _with_usage(ctx, rows, month), _show_projects_usage)
     else:
         emit(ctx.json, rows, show_projects)
+
+
+#: The API fields of project creation and info change by their options (field errors).
+CREATE_OPTIONS = {"title": "--title", "description": "--description",
+                  "pi": "--principal-investigator", "non_sensitive": "--non-sensitive",
+                  "owners": "--owner", "researchers": "--researcher", "force": "--force",
+                  "notify": "--no-mail"}
 
 
 @project.command("create")
@@ -102,7 +115,8 @@ def project_create(ctx: Ctx, title: str, description: str, pi: str, non_sensitiv
                                         "pi": pi, "non_sensitive": non_sensitive,
                                         "force": force, "owners": list(owners),
                                         "researchers": list(researchers),
-                                        "notify": not no_mail})
+                                        "notify": not no_mail},
+                           options=CREATE_OPTIONS)
     except Refused as exc:
         if exc.code != "needs_force":
             raise
@@ -167,7 +181,8 @@ def project_info_change(ctx: Ctx, project: str, title: str | None,
     if not body:
         raise UsageError("Nothing to change: give --title, --description or "
                          "--principal-investigator.")
-    emit(ctx.json, ctx.api.patch(f"projects/{project}", body), _show_project)
+    emit(ctx.json, ctx.api.patch(f"projects/{project}", body, options=CREATE_OPTIONS),
+         _show_project)
 
 
 # --------------------------------------------------------------------------- status
@@ -187,10 +202,10 @@ def status_display(ctx: Ctx, project: str, history: bool) -> None:
     data = ctx.api.get(f"projects/{project}/status")
 
     def render(d: dict[str, Any]) -> None:
-        out.print(f"{project}: [bold]{d['status']}[/]"
+        out.print(f"{project}: [bold]{label(d['status'])}[/]"
                   + (f", deadline {when(d['deadline'])}" if d.get("deadline") else ""))
         if history:
-            rows = [{**e, "at": when(e.get("at")),
+            rows = [{**e, "at": when(e.get("at")), "status": label(e.get("status")),
                      "deadline": when(e["deadline"]) if e.get("deadline") else None}
                     for e in d["history"]]
             table(rows, [("at", "When"), ("status", "Status"), ("by", "By"),
@@ -199,9 +214,15 @@ def status_display(ctx: Ctx, project: str, history: bool) -> None:
     emit(ctx.json, data if history else {k: data[k] for k in ("status", "deadline")}, render)
 
 
+#: The API fields of the transitions by the option that gives them (for field errors).
+TRANSITION_OPTIONS = {"deadline_days": "--deadline", "days": "--days", "abort": "--abort",
+                      "notify": "--no-mail"}
+
+
 def _transition(ctx: Ctx, project: str, action: str, body: dict[str, Any] | None = None,
                 ) -> None:
-    got = ctx.api.post(f"projects/{project}/{action}", body or {})
+    got = ctx.api.post(f"projects/{project}/{action}", body or {},
+                       options=TRANSITION_OPTIONS)
     done(ctx.json, got,
          f"{project} is now [bold]{got['status_display']}[/]"
          + (f" (deadline {when(got['deadline'])})" if got.get("deadline") else "") + ".")
@@ -280,7 +301,8 @@ def show_busy(rows: list[dict[str, Any]]) -> None:
         err.print("No project has work in flight: no uploads, key rotations or storage "
                   "purges are running.")
         return
-    table([{**r, "work": _in_flight(r), "since": when(r["since"]) if r.get("since") else None}
+    table([{**r, "work": _in_flight(r), "status": label(r.get("status")),
+            "since": when(r["since"]) if r.get("since") else None}
            for r in rows], BUSY_COLUMNS)
 
 
@@ -358,7 +380,9 @@ def access_ls(ctx: Ctx, project: str) -> None:
 def access_grant(ctx: Ctx, project: str, email: str, owner: bool, no_mail: bool) -> None:
     """Give a researcher access (invites them if they have no account)."""
     got = ctx.api.post(f"projects/{project}/members",
-                       {"email": email, "owner": owner, "notify": not no_mail})
+                       {"email": email, "owner": owner, "notify": not no_mail},
+                       options={"email": "--email", "owner": "--owner",
+                                "notify": "--no-mail"})
     quiet = " No email was sent." if no_mail else ""
     done(ctx.json, got,
          f"{got['username']} ({got['email']}) now has access to {project}.{quiet}"
@@ -390,5 +414,11 @@ def access_fix(ctx: Ctx, username: str, project: str | None) -> None:
         fixed = ctx.api.post(f"projects/{project}/access-fix", {"username": username})["fixed"]
     else:
         fixed = ctx.api.post(f"users/{username}/access-fix", {})["projects"]
-    done(ctx.json, {"username": username, "fixed": fixed},
-         f"Access fixed for {username} in: {', '.join(fixed) or 'no project'}.")
+    if fixed:
+        message = f"Access fixed for {username} in {', '.join(fixed)}."
+    elif project:
+        message = f"{username}'s access to {project} needed no fix: nothing was changed."
+    else:
+        message = (f"No project needed an access fix for {username} (among the projects "
+                   "you can fix): nothing was changed.")
+    done(ctx.json, {"username": username, "fixed": fixed}, message)

@@ -10,10 +10,10 @@ from urllib.parse import quote
 
 import click
 
-from cli.app import Ctx, DdsGroup, Outcome, confirm, pass_ctx, yes_option
+from cli.app import CodeChoice, Ctx, DdsGroup, Outcome, confirm, pass_ctx, yes_option
 from cli.commands.auth import auth_info
 from cli.errors import CliError, Exit, UsageError
-from cli.output import done, emit, err, table, when
+from cli.output import done, emit, err, label, table, when
 
 
 @click.group(cls=DdsGroup)
@@ -21,13 +21,8 @@ def user() -> None:
     """Invite and manage users."""
 
 
-ROLES = {"researcher": "researcher", "unit personnel": "unit_personnel",
-         "unit admin": "unit_admin", "super admin": "super_admin"}
-
-
-def _role(value: str) -> str:
-    key = value.strip().lower().replace("_", " ").replace("-", " ")
-    return ROLES.get(key, value)
+#: The roles (the server's codes; tables show them by :func:`~cli.output.label`).
+ROLES = ("researcher", "unit_personnel", "unit_admin", "super_admin")
 
 
 def show_members(data: dict[str, Any]) -> None:
@@ -35,18 +30,20 @@ def show_members(data: dict[str, Any]) -> None:
     table(data["members"], [("username", "Username"), ("name", "Name"), ("email", "Email"),
                             ("owner", "Owner"), ("has_key", "Has key")], title="Members")
     if data.get("invites"):
-        table(data["invites"], [("email", "Email"), ("owner", "Owner"),
-                                ("expires_at", "Invite expires")], title="Pending invites")
+        table([{**row, "expires_at": when(row.get("expires_at"))} for row in data["invites"]],
+              [("email", "Email"), ("owner", "Owner"), ("expires_at", "Invite expires")],
+              title="Pending invites")
 
 
 def _show_users(rows: list[dict[str, Any]]) -> None:
-    table(rows, [
+    table([{**row, "role": label(row.get("role"))} for row in rows], [
         ("username", "Username"), ("name", "Name"), ("email", "Email"), ("role", "Role"),
         ("is_active", "Active")])
 
 
 def _show_found(rows: list[dict[str, Any]]) -> None:
-    table([{**row, "last_login": when(row.get("last_login"))} for row in rows], [
+    table([{**row, "last_login": when(row.get("last_login")), "role": label(row.get("role"))}
+           for row in rows], [
         ("username", "Username"), ("name", "Name"), ("email", "Email"), ("role", "Role"),
         ("unit", "Unit"), ("is_active", "Active"), ("second_factor", "Second factor"),
         ("last_login", "Last login")])
@@ -54,6 +51,7 @@ def _show_found(rows: list[dict[str, Any]]) -> None:
 
 def _show_invites(rows: list[dict[str, Any]]) -> None:
     table([{**row, "projects": ", ".join(row["projects"]) or None,
+            "role": label(row.get("role")),
             "expires_at": when(row["expires_at"]) + (" (expired)" if row["is_expired"] else "")}
            for row in rows],
           [("email", "Email"), ("role", "Role"), ("unit", "Unit"), ("projects", "Projects"),
@@ -142,8 +140,9 @@ def user_find(ctx: Ctx, term: str) -> Outcome:
 
 @user.command("add")
 @click.argument("email")
-@click.option("-r", "--role", required=True,
-              help="Researcher, Unit Personnel, Unit Admin or Super Admin.")
+@click.option("-r", "--role", required=True, type=CodeChoice(ROLES),
+              help="Researcher, Unit Personnel, Unit Admin or Super Admin (the label or "
+                   "the code, any case).")
 @click.option("-p", "--project", help="Give access to this project.")
 @click.option("--owner", is_flag=True, help="Make the researcher a project owner.")
 @click.option("--unit", help="The unit (name, internal ref or public id) of the staff invited "
@@ -154,13 +153,15 @@ def user_find(ctx: Ctx, term: str) -> Outcome:
 def user_add(ctx: Ctx, email: str, role: str, project: str | None, owner: bool,
              unit: str | None, no_mail: bool) -> None:
     """Invite a user by email (or add an existing researcher to a project)."""
-    body: dict[str, Any] = {"email": email, "role": _role(role), "is_owner": owner,
+    body: dict[str, Any] = {"email": email, "role": role, "is_owner": owner,
                             "notify": not no_mail}
     if project:
         body["project"] = project
     if unit:
         body["unit"] = unit
-    got = ctx.api.post("invites", body)
+    got = ctx.api.post("invites", body, options={
+        "email": "EMAIL", "role": "--role", "is_owner": "--owner", "project": "--project",
+        "unit": "--unit", "notify": "--no-mail"})
     if got["kind"] == "held":
         message = (f"{got['email']} has an invitation another unit holds back: no email was "
                    "sent; your grant waits with that invitation.")

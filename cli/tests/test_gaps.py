@@ -52,8 +52,9 @@ def _no_token_path_env(monkeypatch):
 
 
 def _serve_login(api) -> None:
-    api.on("POST", "auth/login", {"pending_token": PENDING, "second_factor": "email",
-                                  "detail": "Enter the code we emailed you."})
+    # An authenticator app: --code takes its code (an emailed one is typed when asked).
+    api.on("POST", "auth/login", {"pending_token": PENDING, "second_factor": "totp",
+                                  "detail": "Enter the code from your authenticator app."})
     api.on("POST", "auth/2fa", {"access": ACCESS, "refresh": REFRESH, "token_type": "Bearer",
                                 "access_expires_at": None, "refresh_expires_at": None})
 
