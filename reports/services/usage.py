@@ -121,7 +121,10 @@ def _per_project(months: Sequence[dt.date], project_ids: Iterable[int], *,
     states: list[MonthState] = []
     starts = [month_start(m) for m in months]
     recorded_starts = usage_periods_recorded(starts)
-    rows = (Usage.objects.filter(period_start__in=starts, project_id__in=ids)
+    # Only the rows of months marked recorded: an unmarked month's rows (a projection the
+    # old usage_record stored for a month not ended, or rows a previous release wrote
+    # during a roll-out) would otherwise count next to the live figure computed below.
+    rows = (Usage.objects.filter(period_start__in=sorted(recorded_starts), project_id__in=ids)
             .values_list("project_id", "byte_hours", "period_start", "period_end"))
     for project_id, byte_hours, start, end in rows:
         totals[project_id] += gb_months(byte_hours=byte_hours, period_start=start,

@@ -223,3 +223,18 @@ def test_usage_report_csv_to_a_path_that_cannot_be_written_is_a_command_error(
         call_command("usage_report", "--month", "2026-11", "--csv", str(target))
     assert target.read_text() == "the previous report"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_rows_of_a_month_not_marked_recorded_do_not_count_twice(november):
+    """Rows without their month's marker (a projection the old usage_record stored for a
+    month not ended, which migration 0006 leaves unmarked; or rows the previous release
+    wrote during a roll-out) are not added to the live figure of that month."""
+    from transfers.models import UsagePeriodRecorded
+
+    live = usage_report_data(_report(november))["total"]
+    usage_record(period_start=local(2026, 11, 1), period_end=local(2026, 12, 1))
+    UsagePeriodRecorded.objects.all().delete()
+    assert Usage.objects.exists()
+    data = usage_report_data(_report(november))
+    assert data["months"] == [{"month": "2026-11", "recorded": False}]
+    assert data["total"] == live == {"gb_months": "3.500000", "cost": None}
