@@ -311,12 +311,19 @@ def project_totals(*, project: Project) -> ProjectTotals:
 # --------------------------------------------------------------------------- in flight
 
 
+def uploads_open_for_object(object_key: str) -> QuerySet[Upload]:
+    """The in-progress upload that writes ``object_key`` (none once it is completed or
+    aborted): a signed single-PUT URL writes only while there is one."""
+    return Upload.objects.filter(object_key=object_key, status=UploadStatus.IN_PROGRESS)
+
+
 def upload_takes_object(*, object_key: str) -> bool:
     """Whether a signed single-PUT URL may still write ``object_key``: only while its
     upload is in progress (a retry of the PUT is fine then). Replayed after the complete
-    or the abort, within its lifetime, it would replace the bytes of a stored file."""
-    return Upload.objects.filter(object_key=object_key,
-                                 status=UploadStatus.IN_PROGRESS).exists()
+    or the abort, within its lifetime, it would replace the bytes of a stored file. (The
+    early check of the PUT view; ``single_put_publish`` checks again, under the row
+    lock, when the body is in.)"""
+    return uploads_open_for_object(object_key).exists()
 
 
 def upload_stale_cutoff(older_than: dt.timedelta | None = None) -> dt.datetime:

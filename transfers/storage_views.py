@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from core.errors import DDSError
 from transfers.selectors import upload_takes_object
+from transfers.services.uploads import single_put_publish
 from transfers.storage import LocalBackend
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -137,9 +138,10 @@ def storage_put(request, token: str):
         return HttpResponse("This upload is finished or was aborted: its URL writes "
                             "nothing any more.", status=409, content_type="text/plain")
     try:
-        etag = LocalBackend().write_object(payload["b"], payload["k"], size,
-                                           _chunks(request, limit=size),
-                                           crc32=payload.get("c"))
+        etag = LocalBackend().write_object(
+            payload["b"], payload["k"], size, _chunks(request, limit=size),
+            crc32=payload.get("c"),
+            publish=lambda rename: single_put_publish(object_key=payload["k"], rename=rename))
     except PartTooLarge:
         return HttpResponse(f"This URL takes exactly {size} bytes.", status=400,
                             content_type="text/plain")

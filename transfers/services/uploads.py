@@ -15,7 +15,7 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -39,6 +39,7 @@ from transfers.selectors import (
     transfer_check,
     unit_bytes_used,
     upload_stale_cutoff,
+    uploads_open_for_object,
 )
 from transfers.services.headers import (
     ProjectKeyOnce,
@@ -467,6 +468,19 @@ def upload_finish(upload: Upload, status: UploadStatus) -> None:
     upload.status = status
     upload.finished_at = timezone.now()
     upload.save(update_fields=["status", "finished_at"])
+
+
+def single_put_publish(*, object_key: str, rename: Callable[[], None]) -> None:
+    """Put a single PUT's body in place (``rename``) only if its upload is still in
+    progress, deciding under the upload row's lock: the complete and the abort lock the
+    same row, so a PUT whose body arrives after either of them writes nothing (409),
+    even one that started before. The no-op UPDATE takes the lock on PostgreSQL (row)
+    and on SQLite (the database's write lock) alike."""
+    with transaction.atomic():
+        if not uploads_open_for_object(object_key).update(status=UploadStatus.IN_PROGRESS):
+            raise Conflict("This upload is finished or was aborted: its URL writes nothing "
+                           "any more.")
+        rename()
 
 
 @transaction.atomic

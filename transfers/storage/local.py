@@ -484,12 +484,14 @@ class LocalBackend:
         os.replace(tmp, target)
 
     def write_object(self, bucket: str, key: str, size: int,
-                     chunks: Iterable[bytes], crc32: str | None = None) -> str:
+                     chunks: Iterable[bytes], crc32: str | None = None,
+                     publish: Callable[[Callable[[], None]], None] | None = None) -> str:
         """Create an object from exactly ``size`` bytes (the signed single-PUT view);
         returns its ETag (MD5, as S3's PutObject). Written to ``<key>.assembling`` and
         renamed: the object is the previous one or the new one, and a body of another
         length (or a broken one, or with ``crc32`` one of another CRC32) leaves
-        nothing."""
+        nothing. ``publish``, when given, is called with the rename once the body is in
+        and runs it (or raises: then nothing is written)."""
         target = self.object_path(bucket, key)
         if not target.parent.is_dir():
             raise StorageRejected("No such bucket.", storage_code="NoSuchBucket")
@@ -529,7 +531,10 @@ class LocalBackend:
                         raise StorageRejected(f"The body must be exactly {size} bytes, "
                                               f"not {done}.", storage_code="IncompleteBody")
                     _crc32_verify(crc32, crc)
-                    os.replace(tmp, target)
+                    if publish is None:
+                        os.replace(tmp, target)
+                    else:
+                        publish(lambda: os.replace(tmp, target))
                 except BaseException:
                     tmp.unlink(missing_ok=True)
                     raise

@@ -3,6 +3,9 @@ length signed into the URL), completed without ListParts/CompleteMultipart/HEAD.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import httpx
 import pytest
 
@@ -249,3 +252,42 @@ def test_a_single_put_url_writes_nothing_once_its_upload_is_finished(world, loca
     backend = storage_for_project(world.project)
     assert backend.head_size(world.project.bucket, Upload.objects.get(
         public_id=aborted["upload"]["upload_id"]).object_key) is None
+
+
+def test_a_put_that_started_before_the_complete_and_ends_after_it_writes_nothing(
+        world, local_storage):
+    """The check before the body is read is not enough: a slow (or replayed) PUT that is
+    still sending when the complete commits must not land on the delivered file. The
+    rename is decided under the upload row's lock (``single_put_publish``)."""
+    client = world.client()
+    enc = encrypt(b"kept\n" * 3000, world.project.public_key)
+    [item] = _start(client, world.project, [
+        {"path": "race/kept.txt", "size_original": enc.size_original,
+         "size_stored": len(enc.body)}])
+    url = item["put"]["url"]
+    etag = put_part(url, enc.body)
+    evil = b"\xff" * len(enc.body)
+    sent_first, go, result = threading.Event(), threading.Event(), {}
+
+    def body():
+        yield evil[:1000]
+        sent_first.set()
+        go.wait(30)
+        yield evil[1000:]
+
+    def replay():
+        result["r"] = httpx.put(url, content=body(),
+                                headers={"Content-Length": str(len(evil))}, timeout=60)
+
+    thread = threading.Thread(target=replay)
+    thread.start()
+    assert sent_first.wait(30)
+    time.sleep(0.5)  # the view is reading the body: past its early check
+    r = complete_batch(client, world.project, [
+        {"upload_id": item["upload"]["upload_id"], **complete_payload(enc, {1: etag})}])
+    assert r.json()["uploads"][0]["error"] is None
+    go.set()
+    thread.join(60)
+    assert result["r"].status_code == 409 and "finished" in result["r"].text
+    key = File.objects.get(path="race/kept.txt").object_key
+    assert _object(world.project, key) == enc.body
