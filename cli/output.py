@@ -217,6 +217,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # The query of any full URL: presigned storage URLs carry their signature there.
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"]*)\?[^\s'\"]*", re.IGNORECASE),
      r"\1?" + MASK),
+    # The local store's signed URLs carry their token in the path: /storage/<route>/<token>
+    # (the server's core.log_redaction masks the same segment).
+    (re.compile(r"(/storage/[A-Za-z0-9_-]+/)[^/\s?#'\"]+"), r"\1" + MASK),
     # What a storage error answer may echo of a signed request.
     (re.compile(r"<(SignatureProvided|StringToSign|StringToSignBytes|CanonicalRequest|"
                 r"CanonicalRequestBytes|AWSAccessKeyId|Credential)>.*?</\1>", re.DOTALL),

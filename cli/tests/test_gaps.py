@@ -219,6 +219,10 @@ def test_redaction_of_what_looks_like_a_secret():
             "c2VjcmV0",
         "the passphrase is Known-Secret-Value.": "Known-Secret-Value",
         "HTTP 403: <Error><SignatureProvided>a1b2c3</SignatureProvided></Error>": "a1b2c3",
+        # the local store's signed URLs: the token is the path's last segment
+        "storage PUT http://h:8000/storage/puts/.eJyrVkpU:1vQk3p:Xh7Q -> 200": ".eJyrVkpU",
+        "storage PUT http://h/storage/parts/eJxTOKEN:1vQ:ab -> 200 in 3 ms": "eJxTOKEN",
+        "storage GET http://h/storage/objects/OBJTOKEN -> 206": "OBJTOKEN",
     }
     for text, hidden in cases.items():
         assert hidden not in redact(text), text
