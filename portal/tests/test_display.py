@@ -10,24 +10,30 @@ from django.utils import timezone
 from cli.output import human
 from portal.templatetags.portal import expires_in, size
 
+NOON = dt.datetime(2026, 6, 10, 10, 0, tzinfo=dt.UTC)  # 12:00 in Stockholm (summer)
+
+
+@pytest.fixture
+def at_noon(settings, monkeypatch):
+    """A fixed "now" at midday, so that no case crosses midnight or a DST change."""
+    settings.TIME_ZONE = "Europe/Stockholm"
+    monkeypatch.setattr(timezone, "now", lambda: NOON)
+    return NOON
+
 
 @pytest.mark.parametrize("delta, words", [
     (dt.timedelta(days=30), "expires in 30 days"),       # right after a 30-day release
     (dt.timedelta(days=2, minutes=1), "expires in 2 days"),
+    (dt.timedelta(hours=21), "expires tomorrow"),        # 09:00 the next morning
     (dt.timedelta(seconds=1), "expires today"),
+    (dt.timedelta(hours=11, minutes=59), "expires today"),
     (dt.timedelta(seconds=-1), "deadline passed"),
 ])
-def test_a_deadline_is_counted_in_calendar_days(delta, words):
-    assert expires_in(timezone.now() + delta) == words
+def test_a_deadline_is_counted_in_calendar_days(at_noon, delta, words):
+    assert expires_in(at_noon + delta) == words
 
 
-def test_a_deadline_tomorrow_morning_is_tomorrow_not_today(settings):
-    settings.TIME_ZONE = "Europe/Stockholm"
-    now = timezone.now()
-    local_midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0,
-                                                     microsecond=0)
-    tomorrow_morning = local_midnight + dt.timedelta(days=1, hours=9)
-    assert expires_in(tomorrow_morning) == "expires tomorrow"
+def test_no_deadline_shows_nothing():
     assert expires_in(None) == ""
 
 
