@@ -327,7 +327,6 @@ class MaintenanceAdmin(SuperAdminOnly):
     middleware's cached flag is refreshed at once."""
 
     form = MaintenanceForm
-    delete_via_service = True  # delete_model: maintenance_set(on=False) first
     list_display = ("__str__", "is_active", "changed_at")
     readonly_fields = ("changed_at",)
 
@@ -339,11 +338,5 @@ class MaintenanceAdmin(SuperAdminOnly):
         obj.pk, obj.is_active, obj.changed_at = 1, state.active, state.changed_at
         obj.message = Maintenance.objects.values_list("message", flat=True).get(pk=1)
 
-    def delete_model(self, request, obj):
-        # No row means off: switch off first (audited, cache refreshed), then delete.
-        announcements.maintenance_set(by=request.user, on=False, ip=client_ip(request))
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        for row in queryset:
-            self.delete_model(request, row)
+    # No delete (delete_via_service is off): the one row keeps when maintenance was last
+    # switched; switching off is unticking "is active" and saving.

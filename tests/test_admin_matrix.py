@@ -44,15 +44,16 @@ READ_ONLY = policy()
 SUPER_ONLY = policy(view={S}, add={S}, change={S}, delete={S}, visible={S})
 
 # The admin deletes nothing whose deletion has a service (projects, users, units, invites,
-# storage locations: audited, storage and keys cleaned up); MOTD and maintenance rows
-# are deleted through theirs (accounts.admin_base.ScopedAdmin.delete_via_service).
+# storage locations: audited, storage and keys cleaned up); MOTDs are deleted through
+# theirs (accounts.admin_base.ScopedAdmin.delete_via_service); the maintenance row is not
+# deleted (it keeps when maintenance was last switched).
 # Users and invites are not added in the admin either: the invite service makes them.
 POLICY = {
     "accounts.unit": policy(add={S}, change={S, UA}),
     "accounts.user": policy(change={S, UA}),
     "accounts.invite": policy(change={S}),
     "accounts.motd": SUPER_ONLY,
-    "accounts.maintenance": SUPER_ONLY,
+    "accounts.maintenance": policy(view={S}, add={S}, change={S}, visible={S}),
     # The operator holds no project keys, so cannot create a project (unit staff do).
     "projects.project": policy(add={UA, UP, OB}, change={S, UA, UP}),
     "projects.projectstatusevent": READ_ONLY,

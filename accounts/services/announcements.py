@@ -247,6 +247,9 @@ def maintenance_set(*, by: User, on: bool, message: str | None = None,
     """
     _require_operator(by)
     text = maintenance_message_clean(message)
+    if not on and not Maintenance.objects.filter(pk=1).exists():
+        # Never switched on: off already, and no row (so no change time) is made.
+        return MaintenanceState(active=False, message="", changed_at=None)
     Maintenance.objects.get_or_create(pk=1, defaults={"is_active": False})
     row = Maintenance.objects.select_for_update().get(pk=1)
     new_message = (text or MAINTENANCE_DEFAULT_MESSAGE) if on else row.message

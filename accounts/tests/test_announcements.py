@@ -256,6 +256,10 @@ def test_maintenance_never_switched_on_has_no_change_time(world):
     body = _as(world, "researcher").get("/api/v1/maintenance").json()
     assert body == {"active": False, "message": "", "changed_at": None}
     admin = _as(world, "super_admin")
+    # Switching off what was never on changes nothing: still no change time.
+    off = admin.put("/api/v1/maintenance", {"active": False}, format="json")
+    assert off.status_code == 200 and off.json()["changed_at"] is None
+    assert not Maintenance.objects.exists() and maintenance_status().changed_at is None
     admin.put("/api/v1/maintenance", {"active": True}, format="json")
     admin.put("/api/v1/maintenance", {"active": False}, format="json")
     row = Maintenance.objects.get()
@@ -418,14 +422,14 @@ def test_admin_saves_go_through_the_services(db, django_capture_on_commit_callba
     assert maintenance_message() is None and len(_events("maintenance.off")) == 1
     assert Maintenance.objects.count() == 1
 
-    # Deleting is switching off (audited, the cache refreshed) and a deactivation.
+    # The maintenance row is not deleted (it keeps when maintenance was last switched);
+    # deleting a message of the day is a deactivation.
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/admin/accounts/maintenance/add/", {"is_active": "on", "message": "On"})
     assert maintenance_message() == "On"
-    with django_capture_on_commit_callbacks(execute=True):
-        r = client.post("/admin/accounts/maintenance/1/delete/", {"post": "yes"})
-    assert r.status_code == 302 and not Maintenance.objects.exists()
-    assert maintenance_message() is None and len(_events("maintenance.off")) == 2
+    r = client.post("/admin/accounts/maintenance/1/delete/", {"post": "yes"})
+    assert r.status_code == 403 and Maintenance.objects.get().is_active
+    assert maintenance_message() == "On"
     other = motd_add(by=operator, message="To delete")
     with django_capture_on_commit_callbacks(execute=True):
         r = client.post(f"/admin/accounts/motd/{other.pk}/delete/", {"post": "yes"})
