@@ -22,7 +22,7 @@ def project() -> None:
 
 PROJECT_COLUMNS = [("id", "Project"), ("title", "Title"), ("pi", "PI"),
                    ("status_display", "Status"), ("deadline", "Deadline"),
-                   ("role", "Your role"), ("files", "Files"), ("size", "Size")]
+                   ("role", "Your role"), ("files", "Files"), ("size", "Stored")]
 
 
 def show_projects(rows: list[dict[str, Any]]) -> None:
